@@ -1,0 +1,17 @@
+//! The sans-IO domain of moat.
+//!
+//! Everything here takes data (and, where it matters, time) in and returns decisions out: no
+//! tokio, no HTTP, no SQL. That keeps the rules a company relies on (who may call what, how
+//! usage is counted, which error a client sees) testable in milliseconds and identical across
+//! every transport and store that builds on them.
+
+pub mod error_code;
+pub mod estimate;
+pub mod principal;
+pub mod routing;
+pub mod usage;
+
+pub use error_code::ErrorCode;
+pub use principal::{ModelAccess, Principal, Role};
+pub use routing::{DeploymentId, ModelCatalog, RoutePlan};
+pub use usage::{MeteredUsage, Usage};

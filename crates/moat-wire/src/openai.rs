@@ -1,0 +1,340 @@
+//! OpenAI-dialect bodies: the few fields the gateway reads, and the one rewrite it makes.
+//!
+//! Same-dialect requests are forwarded as the client wrote them: every top-level member is kept
+//! as raw JSON text, in order, and only `model` (the upstream's name) and, for streams,
+//! `stream_options.include_usage` (so usage is always metered) are replaced.
+
+use indexmap::IndexMap;
+use moat_core::Usage;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Why a request body could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    /// The body is not JSON, or not a JSON object.
+    #[error("the request body is not a valid JSON object: {0}")]
+    InvalidJson(String),
+    /// A field is missing or has the wrong type.
+    #[error("{0}")]
+    InvalidField(String),
+}
+
+/// A parsed OpenAI request body that borrows every member it does not need to understand.
+#[derive(Debug)]
+pub struct OpenAiRequest<'a> {
+    members: IndexMap<String, &'a RawValue>,
+    /// The public model name the client asked for.
+    pub model: String,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// Whether the client itself asked for the usage chunk at the end of a stream.
+    pub client_wants_stream_usage: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+impl<'a> OpenAiRequest<'a> {
+    /// Parses `body`, checking only the fields the gateway relies on.
+    pub fn parse(body: &'a [u8]) -> Result<Self, RequestError> {
+        let members: IndexMap<String, &'a RawValue> =
+            serde_json::from_slice(body).map_err(|e| RequestError::InvalidJson(e.to_string()))?;
+        let model = match members.get("model") {
+            None => return Err(RequestError::InvalidField("the `model` field is required".into())),
+            Some(raw) => serde_json::from_str::<String>(raw.get())
+                .map_err(|_| RequestError::InvalidField("`model` must be a string".into()))?,
+        };
+        let stream = match members.get("stream") {
+            None => false,
+            Some(raw) => serde_json::from_str::<Option<bool>>(raw.get())
+                .map_err(|_| RequestError::InvalidField("`stream` must be a boolean".into()))?
+                .unwrap_or(false),
+        };
+        let client_wants_stream_usage = match members.get("stream_options") {
+            None => false,
+            Some(raw) => serde_json::from_str::<Option<StreamOptions>>(raw.get())
+                .map_err(|_| RequestError::InvalidField("`stream_options` must be an object".into()))?
+                .unwrap_or_default()
+                .include_usage
+                .unwrap_or(false),
+        };
+        Ok(OpenAiRequest { members, model, stream, client_wants_stream_usage })
+    }
+
+    /// The body to send upstream: `model` replaced by `upstream_model`, and on streams
+    /// `stream_options.include_usage` forced on, every other member byte for byte as received.
+    pub fn to_upstream_body(&self, upstream_model: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.members.values().map(|v| v.get().len() + 16).sum());
+        out.push(b'{');
+        let mut first = true;
+        let mut push_member = |out: &mut Vec<u8>, key: &str, value: &str| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            // Keys came from valid JSON, so re-encoding them as JSON strings cannot fail.
+            out.extend_from_slice(json_string(key).as_bytes());
+            out.push(b':');
+            out.extend_from_slice(value.as_bytes());
+        };
+        let stream_options = self.stream.then(|| self.stream_options_with_usage());
+        for (key, value) in &self.members {
+            match key.as_str() {
+                "model" => push_member(&mut out, key, &json_string(upstream_model)),
+                "stream_options" if stream_options.is_some() => {}
+                _ => push_member(&mut out, key, value.get()),
+            }
+        }
+        if let Some(options) = stream_options {
+            push_member(&mut out, "stream_options", &options);
+        }
+        out.push(b'}');
+        out
+    }
+
+    fn stream_options_with_usage(&self) -> String {
+        let mut options: serde_json::Map<String, serde_json::Value> = self
+            .members
+            .get("stream_options")
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or_default();
+        options.insert("include_usage".into(), serde_json::Value::Bool(true));
+        serde_json::Value::Object(options).to_string()
+    }
+
+    /// The prompt text, concatenated, for counting or estimating input tokens when the upstream
+    /// reports none. Reads chat `messages`, completion `prompt` and embedding `input`.
+    pub fn prompt_text(&self) -> String {
+        let mut text = String::new();
+        for field in ["messages", "prompt", "input"] {
+            if let Some(raw) = self.members.get(field)
+                && let Ok(value) = serde_json::from_str::<serde_json::Value>(raw.get())
+            {
+                collect_text(&value, &mut text);
+            }
+        }
+        text
+    }
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+/// Appends every string found under text-bearing keys (or bare strings in arrays).
+fn collect_text(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::String(s) => {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(s);
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
+        serde_json::Value::Object(map) => {
+            for key in ["content", "text", "arguments", "name"] {
+                if let Some(v) = map.get(key) {
+                    collect_text(v, out);
+                }
+            }
+            if let Some(calls) = map.get("tool_calls") {
+                collect_text(calls, out);
+            }
+            if let Some(function) = map.get("function") {
+                collect_text(function, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[derive(Deserialize)]
+struct UsageJson {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl From<UsageJson> for Usage {
+    fn from(u: UsageJson) -> Self {
+        Usage {
+            input: u.prompt_tokens,
+            output: u.completion_tokens,
+            cached: u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            reasoning: u.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
+        }
+    }
+}
+
+/// What the gateway needs from a response body or stream chunk.
+#[derive(Deserialize)]
+struct BodyView {
+    #[serde(default)]
+    usage: Option<UsageJson>,
+    #[serde(default)]
+    choices: Option<Vec<ChoiceView>>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceView {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    message: Option<serde_json::Value>,
+    #[serde(default)]
+    delta: Option<serde_json::Value>,
+}
+
+/// The usage and generated text found in one response body or one stream chunk.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ResponseView {
+    /// Usage, when the upstream reported it here.
+    pub usage: Option<Usage>,
+    /// Generated text (content, reasoning, tool-call arguments), for counting when no usage
+    /// is reported.
+    pub generated_text: String,
+    /// Whether the body had a `choices` array with at least one entry. A stream chunk with
+    /// usage and no choices is the usage-only chunk that `include_usage` adds.
+    pub has_choices: bool,
+}
+
+/// Reads a response body or stream chunk; `None` when it is not a JSON object.
+pub fn read_response(json: &[u8]) -> Option<ResponseView> {
+    let body: BodyView = serde_json::from_slice(json).ok()?;
+    let mut view = ResponseView {
+        usage: body.usage.map(Usage::from),
+        ..ResponseView::default()
+    };
+    for choice in body.choices.unwrap_or_default() {
+        view.has_choices = true;
+        if let Some(text) = choice.text {
+            view.generated_text.push_str(&text);
+        }
+        for part in [&choice.message, &choice.delta].into_iter().flatten() {
+            collect_generated(part, &mut view.generated_text);
+        }
+    }
+    Some(view)
+}
+
+fn collect_generated(message: &serde_json::Value, out: &mut String) {
+    for key in ["content", "reasoning_content", "reasoning"] {
+        if let Some(serde_json::Value::String(s)) = message.get(key) {
+            out.push_str(s);
+        }
+    }
+    if let Some(serde_json::Value::Array(calls)) = message.get("tool_calls") {
+        for call in calls {
+            if let Some(function) = call.get("function") {
+                for key in ["name", "arguments"] {
+                    if let Some(serde_json::Value::String(s)) = function.get(key) {
+                        out.push_str(s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `data` payload that ends an OpenAI stream.
+pub const STREAM_DONE: &str = "[DONE]";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expect_test::expect;
+
+    fn upstream(body: &str, model: &str) -> String {
+        let req = OpenAiRequest::parse(body.as_bytes()).expect("valid body");
+        String::from_utf8(req.to_upstream_body(model)).expect("utf-8")
+    }
+
+    #[test]
+    fn rewrites_model_and_keeps_everything_else_verbatim() {
+        let out = upstream(r#"{"messages":[{"role":"user","content":"hi \u00e9"}], "model" : "pub",  "temperature":0.70,"x":{"k":[1, 2]}}"#, "up\"stream");
+        expect![[r#"{"messages":[{"role":"user","content":"hi \u00e9"}],"model":"up\"stream","temperature":0.70,"x":{"k":[1, 2]}}"#]].assert_eq(&out);
+    }
+
+    #[test]
+    fn streams_always_ask_for_usage() {
+        let out = upstream(r#"{"model":"m","stream":true}"#, "u");
+        expect![[r#"{"model":"u","stream":true,"stream_options":{"include_usage":true}}"#]].assert_eq(&out);
+        let out = upstream(r#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"other":1}}"#, "u");
+        expect![[r#"{"model":"u","stream":true,"stream_options":{"include_usage":true,"other":1}}"#]].assert_eq(&out);
+        let req = OpenAiRequest::parse(br#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#).expect("valid");
+        assert!(req.client_wants_stream_usage);
+    }
+
+    #[test]
+    fn non_streams_are_left_alone() {
+        let out = upstream(r#"{"model":"m","stream":false,"stream_options":null}"#, "u");
+        expect![[r#"{"model":"u","stream":false,"stream_options":null}"#]].assert_eq(&out);
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_route() {
+        let err = |body: &str| OpenAiRequest::parse(body.as_bytes()).err();
+        assert!(matches!(err("{not json"), Some(RequestError::InvalidJson(_))));
+        assert!(matches!(err("[1,2]"), Some(RequestError::InvalidJson(_))));
+        assert_eq!(err("{}"), Some(RequestError::InvalidField("the `model` field is required".into())));
+        assert_eq!(err(r#"{"model":3}"#), Some(RequestError::InvalidField("`model` must be a string".into())));
+        assert_eq!(err(r#"{"model":"m","stream":"yes"}"#), Some(RequestError::InvalidField("`stream` must be a boolean".into())));
+    }
+
+    #[test]
+    fn reads_usage_in_every_shape() {
+        let full = read_response(br#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}"#);
+        assert_eq!(
+            full,
+            Some(ResponseView {
+                usage: Some(Usage { input: 10, output: 5, cached: 4, reasoning: 2 }),
+                generated_text: String::new(),
+                has_choices: false,
+            })
+        );
+        let embeddings = read_response(br#"{"object":"list","data":[],"usage":{"prompt_tokens":7,"total_tokens":7}}"#);
+        assert_eq!(embeddings.and_then(|v| v.usage), Some(Usage { input: 7, ..Usage::default() }));
+        let none = read_response(br#"{"choices":[{"delta":{"content":"Hel"}}],"usage":null}"#).expect("object");
+        assert_eq!(none.usage, None);
+        assert_eq!(none.generated_text, "Hel");
+        assert!(none.has_choices);
+        assert_eq!(read_response(b"[DONE]"), None);
+    }
+
+    #[test]
+    fn collects_generated_text_from_messages_tool_calls_and_completions() {
+        let chat = read_response(br#"{"choices":[{"message":{"content":"a","reasoning_content":"b","tool_calls":[{"function":{"name":"f","arguments":"{}"}}]}}]}"#).expect("object");
+        assert_eq!(chat.generated_text, "abf{}");
+        let completion = read_response(br#"{"choices":[{"text":"xyz"}]}"#).expect("object");
+        assert_eq!(completion.generated_text, "xyz");
+    }
+
+    #[test]
+    fn prompt_text_reads_messages_prompts_and_inputs() {
+        let chat = OpenAiRequest::parse(br#"{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hi"}]}]}"#).expect("valid");
+        assert_eq!(chat.prompt_text(), "be brief\nhi");
+        let emb = OpenAiRequest::parse(br#"{"model":"m","input":["a","b"]}"#).expect("valid");
+        assert_eq!(emb.prompt_text(), "a\nb");
+    }
+}
