@@ -10,8 +10,10 @@ pub mod estimate;
 pub mod principal;
 pub mod routing;
 pub mod usage;
+pub mod usage_record;
 
 pub use error_code::ErrorCode;
 pub use principal::{ModelAccess, Principal, Role};
 pub use routing::{DeploymentId, ModelCatalog, RoutePlan};
 pub use usage::{MeteredUsage, Usage};
+pub use usage_record::UsageRecord;

@@ -1,0 +1,41 @@
+//! The usage record: one per request that reached the gateway with a valid key.
+
+use crate::Usage;
+
+/// What one request consumed and how it went.
+///
+/// The record id is the request id (`x-request-id` on the response), so a person can go from a
+/// response they received to its record and its log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// Request id: a UUIDv7, so ids sort by time.
+    pub id: String,
+    /// When the request arrived, in Unix milliseconds.
+    pub created_at_ms: i64,
+    /// The key that made the request; `None` for the bootstrap admin key.
+    pub key_id: Option<String>,
+    /// The public model name the client asked for.
+    pub model: String,
+    /// The deployment that served it, if one was reached.
+    pub deployment: Option<String>,
+    /// Which API was called, e.g. `chat.completions`.
+    pub endpoint: String,
+    /// The HTTP status sent to the client, or 499 when the client went away mid-stream.
+    pub status: u16,
+    /// The error code, when the request failed.
+    pub error_code: Option<String>,
+    /// Token counts.
+    pub usage: Usage,
+    /// Whether any count is an estimate rather than the upstream's figure.
+    pub estimated: bool,
+    /// Whether the response was streamed.
+    pub streamed: bool,
+    /// From arrival to the last byte sent, in milliseconds.
+    pub latency_ms: u64,
+    /// From arrival to the first byte of the upstream's response body, in milliseconds.
+    pub ttft_ms: Option<u64>,
+}
+
+/// The status recorded when the client disconnected before the response was complete
+/// (nginx's "client closed request").
+pub const STATUS_CLIENT_CLOSED: u16 = 499;

@@ -1,0 +1,49 @@
+//! Virtual key rows.
+
+use moat_core::{ModelAccess, Role};
+
+/// A key to insert. The caller generates the secret and passes only its hash.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// Key id, e.g. `key_01J...`.
+    pub id: String,
+    /// A label for people.
+    pub name: String,
+    /// Who the key belongs to (free text until users exist).
+    pub owner: Option<String>,
+    /// What the key may do.
+    pub role: Role,
+    /// SHA-256 of the secret.
+    pub secret_hash: Vec<u8>,
+    /// The first characters of the secret, so people can tell keys apart.
+    pub prefix: String,
+    /// Which models it may call.
+    pub models: ModelAccess,
+    /// Creation time, Unix milliseconds.
+    pub created_at_ms: i64,
+    /// Expiry, Unix milliseconds.
+    pub expires_at_ms: Option<i64>,
+}
+
+/// A stored key (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Key id.
+    pub id: String,
+    /// A label for people.
+    pub name: String,
+    /// Who the key belongs to.
+    pub owner: Option<String>,
+    /// What the key may do.
+    pub role: Role,
+    /// The first characters of the secret.
+    pub prefix: String,
+    /// Which models it may call.
+    pub models: ModelAccess,
+    /// Creation time, Unix milliseconds.
+    pub created_at_ms: i64,
+    /// Expiry, Unix milliseconds.
+    pub expires_at_ms: Option<i64>,
+    /// Revocation time, Unix milliseconds.
+    pub revoked_at_ms: Option<i64>,
+}

@@ -1,0 +1,153 @@
+//! The batched usage writer: usage records leave the request path through a bounded channel
+//! and reach the database in multi-row inserts.
+//!
+//! Requests never wait on the database: finishing a request hands its record to a
+//! [`UsageSink`], which only waits when the channel is full (back-pressure, not IO). One task
+//! drains the channel, taking whatever has queued up since its last write as the next batch, so
+//! batches grow with load and a lone record is written at once. A failed write is retried with
+//! backoff and the batch is kept; ids make retries idempotent. [`UsageWriter::drain`] closes the
+//! channel and flushes what is queued before shutdown.
+
+use std::time::Duration;
+
+use moat_core::UsageRecord;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::Store;
+
+/// Sizes of the writer's channel and batches.
+#[derive(Debug, Clone, Copy)]
+pub struct UsageWriterConfig {
+    /// Records that may wait in the channel before senders wait.
+    pub capacity: usize,
+    /// Most records per insert.
+    pub max_batch: usize,
+    /// Longest pause between retries of a failed write.
+    pub max_backoff: Duration,
+}
+
+impl Default for UsageWriterConfig {
+    fn default() -> Self {
+        UsageWriterConfig { capacity: 10_000, max_batch: 500, max_backoff: Duration::from_secs(5) }
+    }
+}
+
+/// The sending side, cloned into every request.
+#[derive(Debug, Clone)]
+pub struct UsageSink {
+    tx: mpsc::Sender<UsageRecord>,
+}
+
+impl UsageSink {
+    /// Queues a record. Waits only while the channel is full. After [`UsageWriter::drain`] the
+    /// record cannot be stored; that is logged as an error, since it means a request outlived
+    /// shutdown.
+    pub async fn record(&self, record: UsageRecord) {
+        if let Err(mpsc::error::SendError(record)) = self.tx.send(record).await {
+            tracing::error!(record_id = %record.id, "usage record arrived after the usage writer stopped; it was not stored");
+        }
+    }
+}
+
+/// The writer task's handle.
+#[derive(Debug)]
+pub struct UsageWriter {
+    task: JoinHandle<()>,
+    persisted: watch::Receiver<u64>,
+    drain_by: watch::Sender<Option<Instant>>,
+}
+
+impl UsageWriter {
+    /// Starts the writer on the current tokio runtime.
+    pub fn spawn(store: Store, config: UsageWriterConfig) -> (UsageSink, UsageWriter) {
+        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let (persisted_tx, persisted) = watch::channel(0);
+        let (drain_by, drain_rx) = watch::channel(None);
+        let task = tokio::spawn(run(store, config, rx, persisted_tx, drain_rx));
+        (UsageSink { tx }, UsageWriter { task, persisted, drain_by })
+    }
+
+    /// The count of records stored so far; tests and shutdown wait on it.
+    pub fn persisted(&self) -> watch::Receiver<u64> {
+        self.persisted.clone()
+    }
+
+    /// Stops accepting records, writes every queued one, and returns when done. If the database
+    /// stays unreachable past `deadline`, the remaining records are reported lost in the log.
+    pub async fn drain(self, deadline: Duration) {
+        self.drain_by.send_replace(Some(Instant::now() + deadline));
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "usage writer task failed");
+        }
+    }
+}
+
+async fn run(
+    store: Store,
+    config: UsageWriterConfig,
+    mut rx: mpsc::Receiver<UsageRecord>,
+    persisted: watch::Sender<u64>,
+    mut drain_by: watch::Receiver<Option<Instant>>,
+) {
+    let mut batch = Vec::with_capacity(config.max_batch);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            biased;
+            changed = drain_by.changed(), if !draining => {
+                // Closing lets queued records still be received while new sends fail.
+                rx.close();
+                draining = true;
+                if changed.is_err() {
+                    // The handle was dropped without drain: finish what is queued anyway.
+                    tracing::debug!("usage writer handle dropped; draining");
+                }
+            }
+            record = rx.recv() => {
+                let Some(record) = record else { break };
+                batch.push(record);
+                while batch.len() < config.max_batch {
+                    match rx.try_recv() {
+                        Ok(record) => batch.push(record),
+                        Err(_) => break,
+                    }
+                }
+                write_batch(&store, &config, &mut batch, &persisted, &drain_by).await;
+            }
+        }
+    }
+}
+
+/// Writes `batch`, retrying until it succeeds or a drain deadline passes; empties `batch`.
+async fn write_batch(
+    store: &Store,
+    config: &UsageWriterConfig,
+    batch: &mut Vec<UsageRecord>,
+    persisted: &watch::Sender<u64>,
+    drain_by: &watch::Receiver<Option<Instant>>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match store.insert_usage(batch).await {
+            Ok(()) => {
+                let n = batch.len() as u64;
+                persisted.send_modify(|count| *count += n);
+                batch.clear();
+                return;
+            }
+            Err(error) => {
+                let deadline = *drain_by.borrow();
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    tracing::error!(%error, lost = batch.len(), "usage records could not be stored before shutdown");
+                    batch.clear();
+                    return;
+                }
+                tracing::warn!(%error, records = batch.len(), retry_in_ms = backoff.as_millis() as u64, "usage batch not stored; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(config.max_backoff);
+            }
+        }
+    }
+}
