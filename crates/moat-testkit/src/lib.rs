@@ -1,1 +1,369 @@
-//! placeholder
+//! Test support: a programmable fake upstream for fault injection.
+//!
+//! [`FakeUpstream`] is a real HTTP server on `127.0.0.1:0` that answers OpenAI-dialect requests
+//! from a script of [`Reply`]s (falling back to a well-formed default), records every request it
+//! receives, and notices when a client abandons a stream. The real upstream for end-to-end tests
+//! is llama.cpp's `llama-server`; this fake exists for what a real server cannot be made to do
+//! on demand: fail, stall, or report no usage.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::post;
+use futures_util::Stream;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+/// Token counts a scripted reply reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FakeUsage {
+    /// `prompt_tokens`.
+    pub prompt: u64,
+    /// `completion_tokens`.
+    pub completion: u64,
+    /// `prompt_tokens_details.cached_tokens`.
+    pub cached: u64,
+}
+
+impl FakeUsage {
+    fn json(self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "total_tokens": self.prompt + self.completion,
+            "prompt_tokens_details": { "cached_tokens": self.cached },
+        })
+    }
+}
+
+/// How a scripted stream ends after its frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// `data: [DONE]` and close.
+    Done,
+    /// Keep the connection open and send nothing more.
+    Hang,
+}
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A JSON body with a status and extra headers.
+    Json {
+        /// HTTP status.
+        status: u16,
+        /// Body.
+        body: Value,
+        /// Extra response headers.
+        headers: Vec<(String, String)>,
+    },
+    /// An SSE stream of `data:` payloads sent `gap` apart.
+    Stream {
+        /// The `data:` payloads, one frame each.
+        payloads: Vec<String>,
+        /// Pause before each frame.
+        gap: Duration,
+        /// What follows the payloads.
+        end: StreamEnd,
+    },
+    /// Never answer.
+    Hang,
+}
+
+impl Reply {
+    /// A chat completion saying `content`, reporting `usage` when given.
+    pub fn chat(content: &str, usage: Option<FakeUsage>) -> Self {
+        let mut body = json!({
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "fake-upstream-model",
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": "stop" }],
+        });
+        if let Some(usage) = usage {
+            body["usage"] = usage.json();
+        }
+        Reply::Json { status: 200, body, headers: Vec::new() }
+    }
+
+    /// A chat stream of `pieces`, then a usage-only chunk when `usage` is given, then `[DONE]`.
+    pub fn chat_stream(pieces: &[&str], usage: Option<FakeUsage>) -> Self {
+        let mut payloads: Vec<String> = pieces
+            .iter()
+            .map(|piece| chunk(json!([{ "index": 0, "delta": { "content": piece }, "finish_reason": null }]), None))
+            .collect();
+        payloads.push(chunk(json!([{ "index": 0, "delta": {}, "finish_reason": "stop" }]), None));
+        if let Some(usage) = usage {
+            payloads.push(chunk(json!([]), Some(usage)));
+        }
+        Reply::Stream { payloads, gap: Duration::ZERO, end: StreamEnd::Done }
+    }
+
+    /// An error in OpenAI shape.
+    pub fn error(status: u16, message: &str) -> Self {
+        Reply::Json {
+            status,
+            body: json!({ "error": { "message": message, "type": "fake_error", "code": null } }),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Sets the pause before each frame of a stream (no effect on other replies).
+    pub fn with_gap(self, gap: Duration) -> Self {
+        match self {
+            Reply::Stream { payloads, end, .. } => Reply::Stream { payloads, gap, end },
+            other => other,
+        }
+    }
+
+    /// Replaces how a stream ends (no effect on other replies).
+    pub fn ending(self, end: StreamEnd) -> Self {
+        match self {
+            Reply::Stream { payloads, gap, .. } => Reply::Stream { payloads, gap, end },
+            other => other,
+        }
+    }
+
+    /// Adds a response header (JSON replies only).
+    pub fn with_header(self, name: &str, value: &str) -> Self {
+        match self {
+            Reply::Json { status, body, mut headers } => {
+                headers.push((name.to_owned(), value.to_owned()));
+                Reply::Json { status, body, headers }
+            }
+            other => other,
+        }
+    }
+}
+
+fn chunk(choices: Value, usage: Option<FakeUsage>) -> String {
+    let mut body = json!({
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "fake-upstream-model",
+        "choices": choices,
+    });
+    if let Some(usage) = usage {
+        body["usage"] = usage.json();
+    }
+    body.to_string()
+}
+
+/// A request the fake received.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// Path after `/v1/`, e.g. `chat/completions`.
+    pub path: String,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// The body as received.
+    pub body: Bytes,
+}
+
+impl RecordedRequest {
+    /// The body parsed as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    script: Mutex<VecDeque<Reply>>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    tokenize_calls: AtomicUsize,
+    streams_dropped: Mutex<Option<watch::Sender<usize>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking test thread poisons the lock; the data is still what the test wants to see.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The fake upstream server; it stops when dropped.
+pub struct FakeUpstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    streams_dropped: watch::Receiver<usize>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeUpstream {
+    /// Starts the server on an ephemeral loopback port.
+    pub async fn start() -> Self {
+        let shared = Arc::new(Shared::default());
+        let (dropped_tx, streams_dropped) = watch::channel(0);
+        *lock(&shared.streams_dropped) = Some(dropped_tx);
+        let app = axum::Router::new()
+            .route("/v1/{*path}", post(answer))
+            .route("/tokenize", post(tokenize))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind fake upstream: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("fake upstream address: {e}"));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeUpstream { addr, shared, streams_dropped, _server: server }
+    }
+
+    /// The OpenAI-compatible base URL, ending in `/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The tokenize endpoint's URL (llama.cpp shape: counts whitespace-separated words).
+    pub fn tokenize_url(&self) -> String {
+        format!("http://{}/tokenize", self.addr)
+    }
+
+    /// Queues replies, answered in order; when the queue is empty a default reply is used.
+    pub fn push(&self, reply: Reply) {
+        lock(&self.shared.script).push_back(reply);
+    }
+
+    /// Every request received so far (tokenize calls excluded).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// How many model requests were received.
+    pub fn calls(&self) -> usize {
+        lock(&self.shared.requests).len()
+    }
+
+    /// How many tokenize requests were received.
+    pub fn tokenize_calls(&self) -> usize {
+        self.shared.tokenize_calls.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `n` streams were abandoned by their reader before they ended.
+    pub async fn wait_streams_dropped(&self, n: usize, within: Duration) -> bool {
+        let mut rx = self.streams_dropped.clone();
+        tokio::time::timeout(within, rx.wait_for(|count| *count >= n)).await.is_ok()
+    }
+}
+
+async fn tokenize(State(shared): State<Arc<Shared>>, body: Bytes) -> axum::Json<Value> {
+    shared.tokenize_calls.fetch_add(1, Ordering::SeqCst);
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let words = value.get("content").and_then(Value::as_str).map_or(0, |s| s.split_whitespace().count());
+    axum::Json(json!({ "tokens": vec![1; words] }))
+}
+
+async fn answer(State(shared): State<Arc<Shared>>, Path(path): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    lock(&shared.requests).push(RecordedRequest { path: path.clone(), headers, body });
+    let scripted = lock(&shared.script).pop_front();
+    let reply = scripted.unwrap_or_else(|| default_reply(&path));
+    match reply {
+        Reply::Json { status, body, headers } => {
+            let mut builder = Response::builder()
+                .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+                .header("content-type", "application/json");
+            for (name, value) in headers {
+                builder = builder.header(name, value);
+            }
+            builder.body(Body::from(body.to_string())).unwrap_or_else(|e| panic!("fake reply: {e}"))
+        }
+        Reply::Stream { payloads, gap, end } => {
+            let dropped = lock(&shared.streams_dropped).clone();
+            let stream = ScriptedStream::new(payloads, gap, end, dropped);
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(stream))
+                .unwrap_or_else(|e| panic!("fake reply: {e}"))
+        }
+        Reply::Hang => {
+            std::future::pending::<()>().await;
+            Response::new(Body::empty())
+        }
+    }
+}
+
+fn default_reply(path: &str) -> Reply {
+    match path {
+        "embeddings" => Reply::Json {
+            status: 200,
+            body: json!({
+                "object": "list",
+                "data": [{ "object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3] }],
+                "model": "fake-upstream-model",
+                "usage": { "prompt_tokens": 4, "total_tokens": 4 },
+            }),
+            headers: Vec::new(),
+        },
+        "completions" => Reply::Json {
+            status: 200,
+            body: json!({
+                "id": "cmpl-fake",
+                "object": "text_completion",
+                "choices": [{ "index": 0, "text": "fake text", "finish_reason": "stop" }],
+                "usage": { "prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5 },
+            }),
+            headers: Vec::new(),
+        },
+        _ => Reply::chat("Hello from the fake upstream.", Some(FakeUsage { prompt: 12, completion: 7, cached: 0 })),
+    }
+}
+
+/// Emits scripted frames with pauses; counts itself as dropped if abandoned before the end.
+struct ScriptedStream {
+    frames: VecDeque<Bytes>,
+    gap: Duration,
+    end: StreamEnd,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    finished: bool,
+    dropped: Option<watch::Sender<usize>>,
+}
+
+impl ScriptedStream {
+    fn new(payloads: Vec<String>, gap: Duration, end: StreamEnd, dropped: Option<watch::Sender<usize>>) -> Self {
+        let mut frames: VecDeque<Bytes> = payloads.into_iter().map(|p| Bytes::from(format!("data: {p}\n\n"))).collect();
+        if end == StreamEnd::Done {
+            frames.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+        }
+        ScriptedStream { frames, gap, end, sleep: None, finished: false, dropped }
+    }
+}
+
+impl Stream for ScriptedStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.frames.is_empty() {
+            if self.end == StreamEnd::Hang {
+                return Poll::Pending;
+            }
+            self.finished = true;
+            return Poll::Ready(None);
+        }
+        if !self.gap.is_zero() {
+            let gap = self.gap;
+            let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(gap)));
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.sleep = None;
+        }
+        Poll::Ready(self.frames.pop_front().map(Ok))
+    }
+}
+
+impl Drop for ScriptedStream {
+    fn drop(&mut self) {
+        if !self.finished
+            && let Some(dropped) = &self.dropped
+        {
+            dropped.send_modify(|n| *n += 1);
+        }
+    }
+}

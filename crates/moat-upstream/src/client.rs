@@ -1,0 +1,211 @@
+//! The HTTP client of one deployment.
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use secrecy::ExposeSecret;
+
+use crate::{DeploymentSpec, UpstreamError, UpstreamErrorKind};
+
+/// Most bytes of an upstream error body read to find its message.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+/// Most characters of an upstream error message passed on to a client.
+const MAX_ERROR_MESSAGE_CHARS: usize = 300;
+
+/// A deployment's client: its pool, credentials and headers, built once.
+#[derive(Debug, Clone)]
+pub struct UpstreamClient {
+    spec: DeploymentSpec,
+    http: reqwest::Client,
+}
+
+/// A successful (2xx) response whose body has not been read yet.
+#[derive(Debug)]
+pub struct UpstreamResponse {
+    deployment: String,
+    response: reqwest::Response,
+}
+
+impl UpstreamClient {
+    /// Builds the client. Fails only on values validation should have caught (a header name
+    /// or a credential that is not a valid header value).
+    pub fn new(spec: DeploymentSpec) -> Result<Self, String> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &spec.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name `{name}`"))?;
+            let value = HeaderValue::from_str(value).map_err(|_| format!("invalid value for header `{name}`"))?;
+            headers.insert(name, value);
+        }
+        if let Some(key) = &spec.api_key {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+                .map_err(|_| "the api_key is not a valid header value".to_string())?;
+            // Keeps the credential out of any debug output of the request.
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .connect_timeout(spec.connect_timeout)
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(UpstreamClient { spec, http })
+    }
+
+    /// The deployment this client talks to.
+    pub fn spec(&self) -> &DeploymentSpec {
+        &self.spec
+    }
+
+    /// POSTs a JSON `body` to `path` under the deployment's base URL (e.g. `chat/completions`)
+    /// and returns once response headers arrive. Non-2xx answers become errors here.
+    pub async fn post_json(&self, path: &str, body: Vec<u8>) -> Result<UpstreamResponse, UpstreamError> {
+        let url = format!("{}/{path}", self.spec.base_url);
+        let response = self
+            .http
+            .post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .timeout(self.spec.timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            return Err(self.status_error(response).await);
+        }
+        Ok(UpstreamResponse { deployment: self.spec.name.clone(), response })
+    }
+
+    /// Counts the tokens of `text` with the deployment's tokenize endpoint, if it has one.
+    /// Accepts llama.cpp's (`{"tokens": [...]}`) and vLLM's (`{"count": n}`) answers.
+    pub async fn count_tokens(&self, text: &str) -> Option<u64> {
+        let url = self.spec.tokenize_url.as_deref()?;
+        let body = serde_json::json!({ "content": text, "prompt": text, "model": self.spec.upstream_model, "add_special": false });
+        let response = self.http.post(url).timeout(self.spec.connect_timeout * 3).json(&body).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let value: serde_json::Value = response.json().await.ok()?;
+        value
+            .get("count")
+            .and_then(serde_json::Value::as_u64)
+            .or_else(|| value.get("tokens").and_then(serde_json::Value::as_array).map(|t| t.len() as u64))
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> UpstreamError {
+        transport_error(&self.spec.name, self.spec.timeout, e)
+    }
+
+    async fn status_error(&self, response: reqwest::Response) -> UpstreamError {
+        let status = response.status().as_u16();
+        let retry_after_secs = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(Ok(chunk)) = stream.next().await {
+            body.extend_from_slice(&chunk);
+            if body.len() >= MAX_ERROR_BODY_BYTES {
+                break;
+            }
+        }
+        let detail = match status {
+            401 | 403 => format!("the deployment refused moat's credentials (HTTP {status}); an operator must fix its api_key"),
+            400..=499 if status != 429 => match upstream_message(&body) {
+                Some(message) => format!("the deployment rejected the request (HTTP {status}): {}", self.scrub(&message)),
+                None => format!("the deployment rejected the request (HTTP {status})"),
+            },
+            429 | 529 => format!("the deployment is overloaded (HTTP {status}); retry later"),
+            _ => format!("the deployment failed (HTTP {status})"),
+        };
+        UpstreamError {
+            deployment: self.spec.name.clone(),
+            kind: UpstreamErrorKind::Status { status, retry_after_secs },
+            detail,
+        }
+    }
+
+    /// Removes the deployment's credential from text that is about to reach a client, and caps
+    /// its length.
+    fn scrub(&self, message: &str) -> String {
+        let mut message = message.to_owned();
+        if let Some(key) = &self.spec.api_key {
+            let secret = key.expose_secret();
+            if !secret.is_empty() {
+                message = message.replace(secret, "***");
+            }
+        }
+        if message.chars().count() > MAX_ERROR_MESSAGE_CHARS {
+            message = message.chars().take(MAX_ERROR_MESSAGE_CHARS).collect::<String>() + "…";
+        }
+        message
+    }
+}
+
+fn transport_error(deployment: &str, timeout: std::time::Duration, e: &reqwest::Error) -> UpstreamError {
+    let (kind, detail) = if e.is_timeout() {
+        (UpstreamErrorKind::Timeout, format!("the deployment did not finish within {}s", timeout.as_secs()))
+    } else if e.is_connect() {
+        (UpstreamErrorKind::Connect, "could not connect to the deployment".to_string())
+    } else {
+        (UpstreamErrorKind::Protocol, "the connection to the deployment broke".to_string())
+    };
+    UpstreamError { deployment: deployment.to_owned(), kind, detail }
+}
+
+/// The human-readable message in an upstream error body, in the shapes OpenAI-compatible
+/// servers use (`{"error":{"message"}}`, `{"error":"..."}`, `{"message"}`, `{"detail"}`).
+fn upstream_message(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let candidates = [
+        value.pointer("/error/message"),
+        value.get("error"),
+        value.get("message"),
+        value.get("detail"),
+    ];
+    candidates.into_iter().flatten().find_map(|v| v.as_str().map(str::to_owned))
+}
+
+impl UpstreamResponse {
+    /// The response's content type, to pass on to the client.
+    pub fn content_type(&self) -> Option<&HeaderValue> {
+        self.response.headers().get(CONTENT_TYPE)
+    }
+
+    /// The HTTP status (2xx).
+    pub fn status(&self) -> u16 {
+        self.response.status().as_u16()
+    }
+
+    /// Reads the whole body (non-streaming responses).
+    pub async fn bytes(self, timeout: std::time::Duration) -> Result<Bytes, UpstreamError> {
+        let deployment = self.deployment;
+        self.response.bytes().await.map_err(|e| transport_error(&deployment, timeout, &e))
+    }
+
+    /// The body as it arrives (streaming responses).
+    pub fn into_stream(self, timeout: std::time::Duration) -> impl Stream<Item = Result<Bytes, UpstreamError>> + Send + 'static {
+        let deployment = self.deployment;
+        self.response
+            .bytes_stream()
+            .map(move |chunk| chunk.map_err(|e| transport_error(&deployment, timeout, &e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_messages_in_common_error_shapes() {
+        assert_eq!(upstream_message(br#"{"error":{"message":"too long"}}"#).as_deref(), Some("too long"));
+        assert_eq!(upstream_message(br#"{"error":"bad"}"#).as_deref(), Some("bad"));
+        assert_eq!(upstream_message(br#"{"object":"error","message":"vllm says"}"#).as_deref(), Some("vllm says"));
+        assert_eq!(upstream_message(br#"{"detail":"x"}"#).as_deref(), Some("x"));
+        assert_eq!(upstream_message(b"<html>"), None);
+    }
+}

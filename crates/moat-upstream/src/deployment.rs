@@ -1,0 +1,45 @@
+//! The validated description of one deployment, as the upstream client needs it.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// A wire dialect an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireDialect {
+    /// OpenAI's `/chat/completions`, `/completions`, `/embeddings`.
+    OpenAi,
+}
+
+impl WireDialect {
+    /// The name used in configuration.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WireDialect::OpenAi => "openai",
+        }
+    }
+}
+
+/// One upstream: where it is, how to authenticate, what it is called there.
+#[derive(Debug, Clone)]
+pub struct DeploymentSpec {
+    /// Unique name, used in usage records and metrics.
+    pub name: String,
+    /// Base URL ending in the API version (e.g. `http://gpu-1:8000/v1`), without a trailing slash.
+    pub base_url: String,
+    /// Dialects the upstream speaks.
+    pub dialects: Vec<WireDialect>,
+    /// The model name sent upstream.
+    pub upstream_model: String,
+    /// Bearer credential, if the upstream needs one.
+    pub api_key: Option<SecretString>,
+    /// Extra headers sent with every request.
+    pub headers: Vec<(String, String)>,
+    /// Limit on the whole exchange, stream included.
+    pub timeout: Duration,
+    /// Limit on establishing a connection.
+    pub connect_timeout: Duration,
+    /// A tokenize endpoint (llama.cpp's or vLLM's `/tokenize`) to count tokens with when the
+    /// upstream reports no usage.
+    pub tokenize_url: Option<String>,
+}
