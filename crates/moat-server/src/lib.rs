@@ -1,1 +1,21 @@
-//! placeholder
+//! moat's HTTP surface: the model endpoints and their request pipeline, the admin API,
+//! operational endpoints, and the configuration they run from.
+//!
+//! [`Gateway`] is the whole server: [`Gateway::start`] opens the store and builds every
+//! upstream client once, [`Gateway::router`] is the axum app (tests call it in-process), and
+//! [`Gateway::serve`] runs it on a listener until shutdown, then drains in-flight streams and
+//! usage records.
+
+mod admin;
+pub mod auth;
+pub mod config;
+mod edge;
+mod error;
+mod metrics;
+mod ops;
+mod proxy;
+mod serve;
+mod state;
+mod time;
+
+pub use serve::{Gateway, StartError};

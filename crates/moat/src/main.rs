@@ -1,1 +1,84 @@
-fn main(){}
+//! The `moat` command: the gateway server and the CLI that manages it, in one binary.
+
+#![allow(clippy::print_stdout, reason = "a CLI's output goes to stdout")]
+
+mod admin_client;
+mod logging;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The enterprise gateway for open-weight AI.
+#[derive(Debug, Parser)]
+#[command(name = "moat", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Configuration file (TOML). Without one, moat starts with defaults on ./moat-data.
+        #[arg(long, short, env = "MOAT_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Work with configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Create, list and revoke virtual keys (through the admin API).
+    Keys {
+        #[command(flatten)]
+        server: admin_client::ServerArgs,
+        #[command(subcommand)]
+        command: admin_client::KeysCommand,
+    },
+    /// Show usage records (through the admin API).
+    Usage {
+        #[command(flatten)]
+        server: admin_client::ServerArgs,
+        #[command(flatten)]
+        args: admin_client::UsageArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file without serving; reports every problem at once.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => serve::run(config.as_deref()).await,
+            Command::Config { command: ConfigCommand::Check { file } } => serve::check(&file),
+            Command::Keys { server, command } => admin_client::keys(&server, command).await,
+            Command::Usage { server, args } => admin_client::usage(&server, args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Virtual keys: generating secrets, hashing them, and resolving a presented key to a
+//! [`Principal`].
+//!
+//! A secret is `moat_sk_` plus 256 random bits; only its SHA-256 is stored (a fast hash is
+//! right for high-entropy secrets, unlike passwords). Lookups go through a short-lived cache so
+//! the request path rarely touches the database; revocation clears the cache, so a revoked key
+//! stops working on this replica at once.
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use base64::Engine;
+use moat_core::{ErrorCode, ModelAccess, Principal, Role};
+use moat_store::{KeyRecord, Store};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+
+/// The prefix of every moat key, so secret scanners and people recognise one.
+pub const KEY_PREFIX: &str = "moat_sk_";
+/// The header Anthropic-style clients send keys in.
+pub const X_API_KEY: &str = "x-api-key";
+/// How long a resolved key is trusted without asking the store again.
+const CACHE_TTL: Duration = Duration::from_secs(30);
+/// Characters of a secret kept for display.
+const DISPLAY_PREFIX_CHARS: usize = 12;
+
+/// A new random key secret.
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{KEY_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The stored form of a secret.
+pub fn hash_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// The part of a secret safe to show next to a key: enough to tell keys apart.
+pub fn display_prefix(secret: &str) -> String {
+    secret.chars().take(DISPLAY_PREFIX_CHARS).collect()
+}
+
+/// The key a request presents: `Authorization: Bearer` first, then `x-api-key`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let value = value.trim();
+        if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
+            return Some(value[7..].trim());
+        }
+    }
+    headers.get(X_API_KEY).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Resolves presented keys to principals.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyResolver {
+    store: Store,
+    cache: moka::sync::Cache<[u8; 32], Option<KeyRecord>>,
+    env_admin_hash: Option<[u8; 32]>,
+}
+
+impl KeyResolver {
+    pub(crate) fn new(store: Store, env_admin_key: Option<&str>) -> Self {
+        KeyResolver {
+            store,
+            cache: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(CACHE_TTL).build(),
+            env_admin_hash: env_admin_key.map(hash_secret),
+        }
+    }
+
+    /// The principal behind the request's key, or the error to answer with.
+    pub(crate) async fn authenticate(&self, headers: &HeaderMap, now_ms: i64) -> Result<Principal, ApiError> {
+        let Some(secret) = presented_key(headers) else {
+            return Err(ApiError::new(
+                ErrorCode::MissingApiKey,
+                "no API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`",
+            ));
+        };
+        let hash = hash_secret(secret);
+        if let Some(admin) = &self.env_admin_hash
+            && bool::from(admin.ct_eq(&hash))
+        {
+            return Ok(Principal { key_id: None, role: Role::Admin, models: ModelAccess::All });
+        }
+        let record = match self.cache.get(&hash) {
+            Some(record) => record,
+            None => {
+                let record = self.store.key_by_hash(&hash).await.map_err(|error| {
+                    tracing::error!(%error, "key lookup failed");
+                    ApiError::internal()
+                })?;
+                self.cache.insert(hash, record.clone());
+                record
+            }
+        };
+        let Some(key) = record else {
+            return Err(ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid"));
+        };
+        if key.revoked_at_ms.is_some_and(|t| t <= now_ms) {
+            return Err(ApiError::new(ErrorCode::KeyRevoked, format!("the API key `{}` was revoked", key.id)));
+        }
+        if key.expires_at_ms.is_some_and(|t| t <= now_ms) {
+            return Err(ApiError::new(ErrorCode::KeyExpired, format!("the API key `{}` has expired", key.id)));
+        }
+        Ok(Principal { key_id: Some(key.id), role: key.role, models: key.models })
+    }
+
+    /// The caller, who must hold an admin key.
+    pub(crate) async fn authenticate_admin(&self, headers: &HeaderMap, now_ms: i64) -> Result<Principal, ApiError> {
+        let principal = self.authenticate(headers, now_ms).await?;
+        if principal.role != Role::Admin {
+            return Err(ApiError::new(ErrorCode::AdminRequired, "this route needs an admin key"));
+        }
+        Ok(principal)
+    }
+
+    /// Forgets every cached key, after a key changed.
+    pub(crate) fn invalidate(&self) {
+        self.cache.invalidate_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn secrets_are_prefixed_random_and_hash_stably() {
+        let a = generate_secret();
+        let b = generate_secret();
+        assert!(a.starts_with(KEY_PREFIX));
+        assert_eq!(a.len(), KEY_PREFIX.len() + 43);
+        assert_ne!(a, b);
+        assert_eq!(hash_secret(&a), hash_secret(&a));
+        assert_ne!(hash_secret(&a), hash_secret(&b));
+        assert_eq!(display_prefix(&a).len(), 12);
+    }
+
+    #[test]
+    fn keys_are_read_from_bearer_then_x_api_key() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(presented_key(&headers), None);
+        headers.insert(X_API_KEY, HeaderValue::from_static("xk"));
+        assert_eq!(presented_key(&headers), Some("xk"));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer  bk "));
+        assert_eq!(presented_key(&headers), Some("bk"));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(presented_key(&headers), Some("xk"), "non-bearer schemes fall back to x-api-key");
+    }
+}

@@ -1,0 +1,54 @@
+//! Operational endpoints: liveness, readiness, metrics, and a plain answer at `/`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use moat_core::ErrorCode;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Liveness: the process answers.
+pub(crate) async fn healthz() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+/// Readiness: the store answers and shutdown has not begun.
+pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.draining.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "draining" }))).into_response();
+    }
+    match state.store.ping().await {
+        Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check: store unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "store_unavailable" }))).into_response()
+        }
+    }
+}
+
+/// Prometheus scrape endpoint.
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// `GET /`: says what this is, so a browser or a probe gets an answer.
+pub(crate) async fn root() -> Response {
+    axum::Json(json!({ "name": "moat", "version": env!("CARGO_PKG_VERSION") })).into_response()
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route; model endpoints live under /v1 and the admin API under /admin/v1")
+}
+
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept this HTTP method")
+}

@@ -1,0 +1,216 @@
+//! Metering: every attributable request produces exactly one usage record.
+//!
+//! A [`Meter`] is created once a request has a key and a model. It is consumed by `finish` or
+//! `fail`; if it is dropped instead (the client disconnected, or shutdown cut the request), its
+//! `Drop` records the request as `499 client_closed` with whatever usage was seen. Settlement
+//! (counting tokens when the upstream reported none, writing the record) runs as a tracked
+//! background task, so the response never waits for it and shutdown waits for all of it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use moat_core::estimate::estimate_tokens;
+use moat_core::usage_record::STATUS_CLIENT_CLOSED;
+use moat_core::{DeploymentId, Usage, UsageRecord};
+use moat_wire::openai::{OpenAiRequest, ResponseView, read_response};
+
+use super::Endpoint;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The error code recorded when the client went away before the response was complete.
+pub(crate) const CLIENT_CLOSED: &str = "client_closed";
+
+/// What is known about a request before the upstream is called.
+#[derive(Debug)]
+pub(crate) struct RecordBase {
+    pub(crate) id: String,
+    pub(crate) created_at_ms: i64,
+    pub(crate) started: Instant,
+    pub(crate) key_id: Option<String>,
+    pub(crate) model: String,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) streamed: bool,
+}
+
+/// Accumulates one request's usage and records it exactly once.
+#[derive(Debug)]
+pub(crate) struct Meter {
+    state: Arc<AppState>,
+    /// `None` once settled.
+    pending: Option<Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    base: RecordBase,
+    request_body: Bytes,
+    deployment: Option<(DeploymentId, String)>,
+    usage: Option<Usage>,
+    generated: String,
+    first_byte: Option<Duration>,
+}
+
+impl Meter {
+    pub(crate) fn new(state: Arc<AppState>, base: RecordBase, request_body: Bytes) -> Self {
+        let pending = Pending { base, request_body, deployment: None, usage: None, generated: String::new(), first_byte: None };
+        Meter { state, pending: Some(pending) }
+    }
+
+    pub(crate) fn set_deployment(&mut self, id: DeploymentId, name: String) {
+        if let Some(p) = &mut self.pending {
+            p.deployment = Some((id, name));
+        }
+    }
+
+    /// Notes the first byte of the upstream's answer (the first only).
+    pub(crate) fn mark_first_byte(&mut self) {
+        if let Some(p) = &mut self.pending
+            && p.first_byte.is_none()
+        {
+            p.first_byte = Some(p.base.started.elapsed());
+        }
+    }
+
+    pub(crate) fn mark_first_byte_if(&mut self, condition: bool) {
+        if condition {
+            self.mark_first_byte();
+        }
+    }
+
+    /// Takes usage and generated text from a whole response body.
+    pub(crate) fn observe_body(&mut self, body: &[u8]) {
+        if let Some(view) = read_response(body) {
+            self.observe(view);
+        }
+    }
+
+    /// Takes usage and generated text from a body or one stream chunk.
+    pub(crate) fn observe(&mut self, view: ResponseView) {
+        if let Some(p) = &mut self.pending {
+            if let Some(usage) = view.usage {
+                p.usage = Some(usage);
+            }
+            p.generated.push_str(&view.generated_text);
+        }
+    }
+
+    /// Counts a failed exchange with the deployment in the metrics.
+    pub(crate) fn note_upstream_error(&self, code: moat_core::ErrorCode) {
+        if let Some((_, name)) = self.pending.as_ref().and_then(|p| p.deployment.as_ref()) {
+            self.state.metrics.observe_upstream_error(name, code.as_str());
+        }
+    }
+
+    /// Records the request as failed with `error`, and hands the error back for the response.
+    pub(crate) fn fail(mut self, error: ApiError) -> ApiError {
+        self.settle(error.code.status(), Some(error.code.as_str()));
+        error
+    }
+
+    /// Records the request as answered with `status`.
+    pub(crate) fn finish(mut self, status: u16, error_code: Option<&'static str>) {
+        self.settle(status, error_code);
+    }
+
+    fn settle(&mut self, status: u16, error_code: Option<&'static str>) {
+        let Some(p) = self.pending.take() else { return };
+        let settlement = Settlement {
+            latency: p.base.started.elapsed(),
+            status,
+            error_code,
+            base: p.base,
+            request_body: p.request_body,
+            deployment: p.deployment,
+            usage: p.usage,
+            generated: p.generated,
+            first_byte: p.first_byte,
+        };
+        self.state.tasks.spawn(settlement.run(self.state.clone()));
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        // Dropped without finish/fail: the response was abandoned part-way.
+        self.settle(STATUS_CLIENT_CLOSED, Some(CLIENT_CLOSED));
+    }
+}
+
+/// Everything needed to write the record, detached from the request.
+struct Settlement {
+    base: RecordBase,
+    latency: Duration,
+    status: u16,
+    error_code: Option<&'static str>,
+    request_body: Bytes,
+    deployment: Option<(DeploymentId, String)>,
+    usage: Option<Usage>,
+    generated: String,
+    first_byte: Option<Duration>,
+}
+
+impl Settlement {
+    async fn run(self, state: Arc<AppState>) {
+        // Tokens must be counted when an upstream did work but reported no usage: the stream
+        // was cut, or the upstream does not report usage at all.
+        let upstream_worked = self.first_byte.is_some() || (self.status == STATUS_CLIENT_CLOSED && self.deployment.is_some());
+        let (usage, estimated) = match (self.usage, &self.deployment) {
+            (Some(usage), _) => (usage, false),
+            (None, Some((id, _))) if upstream_worked => (self.count(&state, *id).await, true),
+            (None, _) => (Usage::default(), false),
+        };
+        if self.deployment.is_some() {
+            state.metrics.observe_model_request(&self.base.model, &usage, self.latency, self.first_byte);
+        }
+        let record = UsageRecord {
+            id: self.base.id,
+            created_at_ms: self.base.created_at_ms,
+            key_id: self.base.key_id,
+            model: self.base.model,
+            deployment: self.deployment.map(|(_, name)| name),
+            endpoint: self.base.endpoint.name().to_owned(),
+            status: self.status,
+            error_code: self.error_code.map(str::to_owned),
+            usage,
+            estimated,
+            streamed: self.base.streamed,
+            latency_ms: duration_ms(self.latency),
+            ttft_ms: self.first_byte.map(duration_ms),
+        };
+        tracing::debug!(
+            request_id = %record.id,
+            model = %record.model,
+            status = record.status,
+            input_tokens = usage.input,
+            output_tokens = usage.output,
+            estimated,
+            "usage settled"
+        );
+        state.usage.record(record).await;
+    }
+
+    /// Counts input and output tokens with the deployment's tokenizer, or estimates them.
+    async fn count(&self, state: &AppState, deployment: DeploymentId) -> Usage {
+        let prompt = OpenAiRequest::parse(&self.request_body).map(|r| r.prompt_text()).unwrap_or_default();
+        let upstream = state.upstreams.get(deployment.0);
+        let count = |text: String| async move {
+            if text.is_empty() {
+                return 0;
+            }
+            match upstream {
+                Some(upstream) => match upstream.count_tokens(&text).await {
+                    Some(n) => n,
+                    None => estimate_tokens(&text),
+                },
+                None => estimate_tokens(&text),
+            }
+        };
+        Usage { input: count(prompt).await, output: count(self.generated.clone()).await, cached: 0, reasoning: 0 }
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

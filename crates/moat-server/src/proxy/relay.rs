@@ -1,0 +1,133 @@
+//! Relaying an upstream SSE stream to the client with a usage tap.
+//!
+//! Frames go out as they arrive, byte for byte; the tap only reads them. The one frame moat may
+//! hold back is the usage-only chunk it asked for itself (`include_usage`) when the client did
+//! not ask for it. The stream owns the request's [`Meter`]: at the end of the upstream stream it
+//! records success; if the upstream breaks it sends the client an error frame and records the
+//! failure; if the client goes away the stream is dropped, which drops the upstream response
+//! (the upstream stops generating) and lets the meter record what was seen.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Bytes;
+use bytes::BytesMut;
+use futures_util::Stream;
+use moat_core::ErrorCode;
+use moat_upstream::UpstreamError;
+use moat_wire::error_envelope::{Dialect, error_body};
+use moat_wire::openai::{STREAM_DONE, read_response};
+use moat_wire::sse::{SseDecoder, SseFrame};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use super::Meter;
+
+type UpstreamStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>;
+
+/// The client-facing body of a streamed response.
+pub(crate) struct MeteredStream {
+    upstream: UpstreamStream,
+    decoder: SseDecoder,
+    out: BytesMut,
+    /// `None` once the stream has ended and the meter has been settled.
+    meter: Option<Meter>,
+    strip_usage_chunk: bool,
+    hard_stop: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl MeteredStream {
+    pub(crate) fn new(upstream: UpstreamStream, meter: Meter, strip_usage_chunk: bool, hard_stop: CancellationToken) -> Self {
+        MeteredStream {
+            upstream,
+            decoder: SseDecoder::new(),
+            out: BytesMut::new(),
+            meter: Some(meter),
+            strip_usage_chunk,
+            hard_stop: Box::pin(hard_stop.cancelled_owned()),
+        }
+    }
+
+    /// Taps one frame; returns whether to forward it.
+    fn tap(&mut self, frame: &SseFrame) -> bool {
+        let (Some(data), Some(meter)) = (frame.data.as_deref(), self.meter.as_mut()) else {
+            return true;
+        };
+        if data == STREAM_DONE {
+            return true;
+        }
+        let Some(view) = read_response(data.as_bytes()) else {
+            return true;
+        };
+        let usage_only = view.usage.is_some() && !view.has_choices;
+        meter.observe(view);
+        !(usage_only && self.strip_usage_chunk)
+    }
+
+    /// Ends the stream with an error frame in the OpenAI stream shape, and records the failure.
+    fn fail(&mut self, code: ErrorCode, detail: &str) -> Bytes {
+        let body = error_body(Dialect::OpenAi, code, detail, None);
+        if let Some(meter) = self.meter.take() {
+            meter.finish(code.status(), Some(code.as_str()));
+        }
+        let mut frame = BytesMut::with_capacity(body.len() + 16);
+        frame.extend_from_slice(b"data: ");
+        frame.extend_from_slice(&body);
+        frame.extend_from_slice(b"\n\n");
+        frame.freeze()
+    }
+}
+
+impl Stream for MeteredStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.meter.is_none() {
+                return Poll::Ready(None);
+            }
+            if this.hard_stop.as_mut().poll(cx).is_ready() {
+                let frame = this.fail(ErrorCode::ShuttingDown, "moat is shutting down and ended this stream");
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            match this.upstream.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if let Some(meter) = this.meter.as_mut() {
+                        meter.mark_first_byte();
+                    }
+                    this.decoder.push(&chunk);
+                    while let Some(frame) = this.decoder.next_frame() {
+                        if this.tap(&frame) {
+                            this.out.extend_from_slice(&frame.raw);
+                        }
+                    }
+                    if !this.out.is_empty() {
+                        return Poll::Ready(Some(Ok(this.out.split().freeze())));
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    if let Some(meter) = this.meter.as_ref() {
+                        meter.note_upstream_error(error.code());
+                    }
+                    let frame = this.fail(error.code(), &error.detail);
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Poll::Ready(None) => {
+                    if let Some(frame) = this.decoder.finish()
+                        && this.tap(&frame)
+                    {
+                        this.out.extend_from_slice(&frame.raw);
+                    }
+                    if let Some(meter) = this.meter.take() {
+                        meter.finish(200, None);
+                    }
+                    if this.out.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Ok(this.out.split().freeze())));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Start-up, the router, and shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use moat_core::{ErrorCode, ModelAccess, Role};
+use moat_store::{NewKey, Store, StoreError, UsageWriter};
+use moat_upstream::UpstreamClient;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::auth::{KeyResolver, display_prefix, generate_secret, hash_secret};
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::time::now_ms;
+use crate::{admin, edge, ops, proxy};
+
+/// How long shutdown waits for usage settlement and the final usage flush.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A deployment's client could not be built.
+    #[error("deployment `{deployment}`: {message}")]
+    Upstream {
+        /// The deployment.
+        deployment: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The running gateway's shared state and background writer.
+#[derive(Debug)]
+pub struct Gateway {
+    state: Arc<AppState>,
+    writer: UsageWriter,
+    shutdown_grace: Duration,
+}
+
+impl Gateway {
+    /// Opens the store, builds every upstream client, and starts the usage writer.
+    ///
+    /// `env_admin_key` is `MOAT_ADMIN_KEY`. Without it, and with no admin key in the store, a
+    /// bootstrap admin key is created and its secret returned so the caller can show it once.
+    pub async fn start(settings: Settings, env_admin_key: Option<&str>) -> Result<(Gateway, Option<String>), StartError> {
+        let store = Store::open(&settings.store_url).await?;
+        let upstreams = settings
+            .deployments
+            .iter()
+            .map(|spec| {
+                UpstreamClient::new(spec.clone()).map_err(|message| StartError::Upstream { deployment: spec.name.clone(), message })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let bootstrap_secret = match env_admin_key {
+            Some(_) => None,
+            None if store.has_active_admin_key().await? => None,
+            None => Some(create_bootstrap_admin(&store).await?),
+        };
+        let (usage, writer) = UsageWriter::spawn(store.clone(), settings.usage_writer);
+        let state = Arc::new(AppState {
+            upstreams,
+            catalog: settings.catalog.clone(),
+            keys: KeyResolver::new(store.clone(), env_admin_key),
+            store,
+            usage,
+            metrics: Metrics::new(),
+            tasks: TaskTracker::new(),
+            turn: AtomicUsize::new(0),
+            max_body_bytes: settings.max_body_bytes,
+            draining: AtomicBool::new(false),
+            hard_stop: CancellationToken::new(),
+        });
+        Ok((Gateway { state, writer, shutdown_grace: settings.shutdown_grace }, bootstrap_secret))
+    }
+
+    /// The HTTP application.
+    pub fn router(&self) -> Router {
+        let state = self.state.clone();
+        Router::new()
+            .route("/v1/chat/completions", post(proxy::chat_completions))
+            .route("/v1/completions", post(proxy::completions))
+            .route("/v1/embeddings", post(proxy::embeddings))
+            .route("/v1/models", get(proxy::list_models))
+            .route("/admin/v1/keys", post(admin::create_key).get(admin::list_keys))
+            .route("/admin/v1/keys/{id}", get(admin::get_key).delete(admin::revoke_key))
+            .route("/admin/v1/usage", get(admin::list_usage))
+            .route("/healthz", get(ops::healthz))
+            .route("/readyz", get(ops::readyz))
+            .route("/metrics", get(ops::metrics))
+            .route("/", get(ops::root))
+            .fallback(ops::not_found)
+            .method_not_allowed_fallback(ops::method_not_allowed)
+            .layer(axum::middleware::from_fn_with_state(state.clone(), edge::edge))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .with_state(state)
+    }
+
+    /// The number of usage records stored so far.
+    pub fn usage_persisted(&self) -> watch::Receiver<u64> {
+        self.writer.persisted()
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then stops accepting, lets in-flight
+    /// requests and streams finish for up to `server.shutdown_grace` (cutting the rest), settles
+    /// their usage and flushes every usage record.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let (begun_tx, mut begun) = watch::channel(false);
+        let signal_state = state.clone();
+        let graceful = async move {
+            shutdown.await;
+            signal_state.draining.store(true, Ordering::Relaxed);
+            tracing::info!("shutdown begun: no new connections; finishing in-flight requests");
+            let _ = begun_tx.send(true);
+        };
+        let server = axum::serve(listener, self.router()).with_graceful_shutdown(graceful);
+        let mut server = std::pin::pin!(server.into_future());
+        let grace = self.shutdown_grace;
+        let served = tokio::select! {
+            result = &mut server => result,
+            () = async {
+                let _ = begun.wait_for(|b| *b).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace elapsed; ending the remaining requests");
+                state.hard_stop.cancel();
+                server.await
+            }
+        };
+        state.tasks.close();
+        if tokio::time::timeout(DRAIN_DEADLINE, state.tasks.wait()).await.is_err() {
+            tracing::error!("usage settlement did not finish before the drain deadline");
+        }
+        drop(state);
+        self.writer.drain(DRAIN_DEADLINE).await;
+        tracing::info!("shutdown complete");
+        served
+    }
+}
+
+async fn create_bootstrap_admin(store: &Store) -> Result<String, StoreError> {
+    let secret = generate_secret();
+    let key = NewKey {
+        id: format!("key_{}", uuid::Uuid::now_v7().simple()),
+        name: "bootstrap admin".into(),
+        owner: None,
+        role: Role::Admin,
+        secret_hash: hash_secret(&secret).to_vec(),
+        prefix: display_prefix(&secret),
+        models: ModelAccess::All,
+        created_at_ms: now_ms(),
+        expires_at_ms: None,
+    };
+    store.insert_key(&key).await?;
+    Ok(secret)
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::new(ErrorCode::InternalError, "moat failed to handle this request").into_response()
+}

@@ -1,0 +1,32 @@
+//! What every request shares: built once at start-up, never rebuilt on the request path.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use moat_core::ModelCatalog;
+use moat_store::{Store, UsageSink};
+use moat_upstream::UpstreamClient;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::KeyResolver;
+use crate::metrics::Metrics;
+
+#[derive(Debug)]
+pub(crate) struct AppState {
+    /// Upstream clients, indexed by `DeploymentId`.
+    pub(crate) upstreams: Vec<UpstreamClient>,
+    pub(crate) catalog: ModelCatalog,
+    pub(crate) store: Store,
+    pub(crate) usage: UsageSink,
+    pub(crate) keys: KeyResolver,
+    pub(crate) metrics: Metrics,
+    /// Background work that must finish before shutdown completes (usage settlement).
+    pub(crate) tasks: TaskTracker,
+    /// Rotates route plans across a model's deployments.
+    pub(crate) turn: AtomicUsize,
+    pub(crate) max_body_bytes: usize,
+    /// Set when shutdown begins: `/readyz` fails so load balancers stop sending traffic.
+    pub(crate) draining: AtomicBool,
+    /// Cancelled when the shutdown grace period ends: in-flight upstream calls stop.
+    pub(crate) hard_stop: CancellationToken,
+}

@@ -1,0 +1,205 @@
+//! `moat keys` and `moat usage`: thin clients of the admin API.
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+/// Where the admin API is and how to authenticate to it.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// moat's base URL.
+    #[arg(long, env = "MOAT_SERVER", default_value = "http://127.0.0.1:4000", global = true)]
+    server: String,
+    /// An admin key.
+    #[arg(long, env = "MOAT_ADMIN_KEY", hide_env_values = true, global = true)]
+    admin_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create a key and print its secret (shown only this once).
+    Create {
+        /// A label for people.
+        #[arg(long)]
+        name: String,
+        /// Who the key is for.
+        #[arg(long)]
+        owner: Option<String>,
+        /// A model the key may use; repeat for several. Without any, every model.
+        #[arg(long = "model")]
+        models: Vec<String>,
+        /// Expire after this long, e.g. `30d` or `12h`.
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Create an admin key instead of a client key.
+        #[arg(long)]
+        admin: bool,
+        /// Print the full JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Include revoked keys.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key; it stops working at once.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
+}
+
+/// Filters for `moat usage`.
+#[derive(Debug, Args)]
+pub(crate) struct UsageArgs {
+    /// Most records to show.
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    /// Only this key's records.
+    #[arg(long)]
+    key: Option<String>,
+    /// Only this model's records.
+    #[arg(long)]
+    model: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+struct AdminApi {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl AdminApi {
+    fn new(args: &ServerArgs) -> anyhow::Result<Self> {
+        let Some(key) = args.admin_key.clone() else {
+            bail!("an admin key is needed: set MOAT_ADMIN_KEY or pass --admin-key");
+        };
+        let http = reqwest::Client::builder().build().context("building the HTTP client")?;
+        Ok(AdminApi { http, base: args.server.trim_end_matches('/').to_owned(), key })
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response = request.bearer_auth(&self.key).send().await.with_context(|| format!("cannot reach moat at {}", self.base))?;
+        let status = response.status();
+        let body: Value = response.json().await.context("moat answered with something that is not JSON")?;
+        if !status.is_success() {
+            let message = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("no message");
+            let code = body.pointer("/error/code").and_then(Value::as_str).unwrap_or("unknown");
+            bail!("moat refused ({status}, {code}): {message}");
+        }
+        Ok(body)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/admin/v1/{path}", self.base)
+    }
+}
+
+pub(crate) async fn keys(server: &ServerArgs, command: KeysCommand) -> anyhow::Result<()> {
+    let api = AdminApi::new(server)?;
+    match command {
+        KeysCommand::Create { name, owner, models, expires_in, admin, json } => {
+            let mut body = json!({ "name": name, "owner": owner, "expires_in": expires_in });
+            if !models.is_empty() {
+                body["models"] = json!(models);
+            }
+            if admin {
+                body["role"] = json!("admin");
+            }
+            let key = api.send(api.http.post(api.url("keys")).json(&body)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&key)?);
+            } else {
+                println!("id:      {}", text(&key["id"]));
+                println!("models:  {}", models_text(&key["models"]));
+                println!("expires: {}", text(&key["expires_at"]));
+                println!("key:     {}", text(&key["key"]));
+                println!("\nThe key is shown only this once; store it now.");
+            }
+        }
+        KeysCommand::List { all, json } => {
+            let keys = api.send(api.http.get(api.url("keys")).query(&[("include_revoked", all)])).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                println!("{:<38} {:<20} {:<8} {:<14} {:<24} {}", "ID", "NAME", "ROLE", "PREFIX", "MODELS", "STATE");
+                for key in keys["data"].as_array().into_iter().flatten() {
+                    let state = if key["revoked_at"].is_null() { "active" } else { "revoked" };
+                    println!(
+                        "{:<38} {:<20} {:<8} {:<14} {:<24} {}",
+                        text(&key["id"]),
+                        text(&key["name"]),
+                        text(&key["role"]),
+                        text(&key["prefix"]),
+                        models_text(&key["models"]),
+                        state
+                    );
+                }
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let key = api.send(api.http.delete(api.url(&format!("keys/{id}")))).await?;
+            println!("revoked {} at {}", text(&key["id"]), text(&key["revoked_at"]));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn usage(server: &ServerArgs, args: UsageArgs) -> anyhow::Result<()> {
+    let api = AdminApi::new(server)?;
+    let mut query = vec![("limit", args.limit.to_string())];
+    if let Some(key) = args.key {
+        query.push(("key_id", key));
+    }
+    if let Some(model) = args.model {
+        query.push(("model", model));
+    }
+    let usage = api.send(api.http.get(api.url("usage")).query(&query)).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&usage)?);
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<20} {:<16} {:>6} {:>8} {:>8} {:>7} {:>8} {:>7}",
+        "TIME", "MODEL", "DEPLOYMENT", "STATUS", "INPUT", "OUTPUT", "CACHED", "LATENCY", "TTFT"
+    );
+    for r in usage["data"].as_array().into_iter().flatten() {
+        let estimated = if r["estimated"].as_bool() == Some(true) { "~" } else { "" };
+        println!(
+            "{:<24} {:<20} {:<16} {:>6} {:>8} {:>8} {:>7} {:>6}ms {:>5}ms",
+            text(&r["created_at"]),
+            text(&r["model"]),
+            text(&r["deployment"]),
+            text(&r["status"]),
+            format!("{estimated}{}", text(&r["input_tokens"])),
+            format!("{estimated}{}", text(&r["output_tokens"])),
+            text(&r["cached_tokens"]),
+            text(&r["latency_ms"]),
+            text(&r["ttft_ms"]),
+        );
+    }
+    Ok(())
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn models_text(value: &Value) -> String {
+    match value.as_array() {
+        None => "all".into(),
+        Some(models) => models.iter().map(text).collect::<Vec<_>>().join(","),
+    }
+}
