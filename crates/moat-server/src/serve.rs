@@ -120,6 +120,9 @@ impl Gateway {
     /// their usage and flushes every usage record.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let state = self.state.clone();
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(listen = %addr, "moat is listening");
+        }
         let (begun_tx, mut begun) = watch::channel(false);
         let signal_state = state.clone();
         let graceful = async move {

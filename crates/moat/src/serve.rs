@@ -42,7 +42,6 @@ pub(crate) async fn run(path: Option<&Path>) -> anyhow::Result<()> {
         );
     }
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(%listen, "moat is listening");
     gateway.serve(listener, shutdown_signal()).await.context("serving")?;
     Ok(())
 }

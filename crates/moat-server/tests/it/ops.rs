@@ -1,0 +1,58 @@
+//! Health, readiness, metrics, and what never appears in logs or metrics.
+
+use moat_testkit::{FakeUpstream, Reply};
+use serde_json::json;
+
+use crate::support::{ADMIN_KEY, TestGateway, UPSTREAM_SECRET, captured_logs, chat};
+
+#[tokio::test]
+async fn health_readiness_and_root_answer() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start(&upstream).await;
+    for path in ["/healthz", "/readyz", "/"] {
+        let response = gateway.http.get(format!("{}{path}", gateway.url)).send().await.expect("send");
+        assert_eq!(response.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_tokens_and_upstream_errors() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start(&upstream).await;
+    let key = gateway.client_key().await;
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
+    upstream.push(Reply::error(503, "down"));
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 502);
+    gateway.usage(2).await;
+    let metrics = gateway.http.get(format!("{}/metrics", gateway.url)).send().await.expect("send").text().await.expect("text");
+    for line in [
+        "moat_http_requests_total{route=\"chat.completions\",status=\"200\"} 1",
+        "moat_http_requests_total{route=\"chat.completions\",status=\"502\"} 1",
+        "moat_tokens_total{model=\"m\",kind=\"input\"} 12",
+        "moat_tokens_total{model=\"m\",kind=\"output\"} 7",
+        "moat_upstream_errors_total{deployment=\"fake\",code=\"upstream_error\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
+    }
+    assert!(metrics.contains("moat_time_to_first_token_seconds_bucket"));
+    assert!(metrics.contains("moat_http_request_duration_seconds_bucket"));
+    assert!(!metrics.contains(&key) && !metrics.contains("key_"), "no key or key id in metrics");
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start(&upstream).await;
+    let (id, secret) = gateway.create_key(json!({ "name": "leak-check" })).await;
+    assert_eq!(gateway.post("/v1/chat/completions", &secret, &chat("m")).await.status(), 200);
+    upstream.push(Reply::error(400, &format!("bad request, credential {UPSTREAM_SECRET}")));
+    gateway.post("/v1/chat/completions", &secret, &chat("m")).await;
+    gateway.post("/v1/chat/completions", "moat_sk_wrong-guess-secret", &chat("m")).await;
+    gateway.http.delete(format!("{}/admin/v1/keys/{id}", gateway.url)).bearer_auth(ADMIN_KEY).send().await.expect("send");
+    gateway.usage(2).await;
+    let logs = captured_logs();
+    assert!(logs.contains(&id), "the key id is logged, so the check below is meaningful");
+    for secret in [secret.as_str(), UPSTREAM_SECRET, ADMIN_KEY, "moat_sk_wrong-guess-secret"] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+}

@@ -1,0 +1,192 @@
+//! The in-process harness: a gateway on an ephemeral port with its own SQLite file.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use moat_server::Gateway;
+use moat_server::config::load_from_str;
+use moat_testkit::FakeUpstream;
+use serde_json::{Value, json};
+use tokio::sync::{oneshot, watch};
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+/// The credential moat sends to fake upstreams; tests check it never leaks.
+pub const UPSTREAM_SECRET: &str = "upstream-secret-value-42";
+
+/// Everything logged by any gateway in this test binary.
+pub fn captured_logs() -> String {
+    let buffer = log_buffer();
+    let bytes = buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn log_buffer() -> Arc<Mutex<Vec<u8>>> {
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER
+        .get_or_init(|| {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let writer = buffer.clone();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("debug,sqlx=warn,hyper=warn,reqwest=warn,h2=warn")
+                .with_ansi(false)
+                .with_writer(move || SharedWriter(writer.clone()))
+                .try_init();
+            buffer
+        })
+        .clone()
+}
+
+struct SharedWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A running gateway.
+pub struct TestGateway {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub store_url: String,
+    persisted: watch::Receiver<u64>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// The config used by most tests: model `m` on the fake upstream, with a tokenizer and a key.
+pub fn default_config(upstream: &FakeUpstream) -> String {
+    format!(
+        r#"
+        [server]
+        shutdown_grace = "5s"
+
+        [[deployments]]
+        name = "fake"
+        url = "{url}"
+        upstream_model = "upstream-m"
+        api_key = {{ env = "FAKE_UPSTREAM_KEY" }}
+        headers = {{ "x-tenant" = "acme" }}
+        tokenize_url = "{tokenize}"
+        timeout = "5s"
+
+        [[models]]
+        name = "m"
+        deployments = ["fake"]
+        "#,
+        url = upstream.base_url(),
+        tokenize = upstream.tokenize_url(),
+    )
+}
+
+impl TestGateway {
+    pub async fn start(upstream: &FakeUpstream) -> Self {
+        Self::start_with(&default_config(upstream)).await
+    }
+
+    pub async fn start_with(config: &str) -> Self {
+        log_buffer();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store_url = format!("sqlite://{}/moat.db", dir.path().display());
+        let env = HashMap::from([
+            ("FAKE_UPSTREAM_KEY".to_string(), UPSTREAM_SECRET.to_string()),
+            ("MOAT__STORE__URL".to_string(), format!("\"{store_url}\"")),
+        ]);
+        let settings = load_from_str(config, "test config", &env).unwrap_or_else(|e| panic!("{e}"));
+        let (gateway, bootstrap) = Gateway::start(settings, Some(ADMIN_KEY)).await.expect("gateway starts");
+        assert!(bootstrap.is_none(), "an admin key from the environment means no bootstrap key");
+        let persisted = gateway.usage_persisted();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(gateway.serve(listener, async move {
+            let _ = rx.await;
+        }));
+        TestGateway {
+            url,
+            http: reqwest::Client::new(),
+            store_url,
+            persisted,
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    /// Begins shutdown and returns the server task, to await when the test wants.
+    pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.server.take().expect("server still running")
+    }
+
+    /// Creates a key through the admin API; returns (id, secret).
+    pub async fn create_key(&self, body: Value) -> (String, String) {
+        let response = self.admin_post("keys", body).await;
+        assert_eq!(response.status(), 201);
+        let key: Value = response.json().await.expect("json");
+        (key["id"].as_str().expect("id").to_owned(), key["key"].as_str().expect("key").to_owned())
+    }
+
+    /// A client key for every model.
+    pub async fn client_key(&self) -> String {
+        self.create_key(json!({ "name": "tester" })).await.1
+    }
+
+    pub async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http.post(format!("{}/admin/v1/{path}", self.url)).bearer_auth(ADMIN_KEY).json(&body).send().await.expect("send")
+    }
+
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}/admin/v1/{path}", self.url)).bearer_auth(ADMIN_KEY).send().await.expect("send")
+    }
+
+    /// POSTs a JSON body to a model endpoint with a bearer key.
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> reqwest::Response {
+        self.http.post(format!("{}{path}", self.url)).bearer_auth(key).json(body).send().await.expect("send")
+    }
+
+    /// Waits until at least `n` usage records are stored, then returns the newest `n`.
+    pub async fn usage(&self, n: u64) -> Vec<Value> {
+        let mut persisted = self.persisted.clone();
+        tokio::time::timeout(Duration::from_secs(10), persisted.wait_for(|count| *count >= n))
+            .await
+            .unwrap_or_else(|_| panic!("{n} usage records were not stored in time"))
+            .expect("writer alive");
+        let page: Value = self.admin_get(&format!("usage?limit={n}")).await.json().await.expect("json");
+        page["data"].as_array().expect("data").clone()
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts an OpenAI-shaped error with `code` and the table's status.
+pub async fn assert_openai_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status for {code}");
+    assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
+    let body: Value = response.json().await.expect("error body is JSON");
+    let error = &body["error"];
+    assert_eq!(error["code"], code, "{body}");
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(error["type"].as_str().is_some(), "{body}");
+    assert!(error.get("param").is_some(), "param is present (possibly null): {body}");
+    body
+}
+
+pub fn chat(model: &str) -> Value {
+    json!({ "model": model, "messages": [{ "role": "user", "content": "hello there friend" }] })
+}
