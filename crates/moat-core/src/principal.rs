@@ -78,7 +78,10 @@ mod tests {
         };
         assert!(client.may_use("a"));
         assert!(!client.may_use("b"));
-        let admin = Principal { role: Role::Admin, ..client };
+        let admin = Principal {
+            role: Role::Admin,
+            ..client
+        };
         assert!(admin.may_use("b"));
     }
 

@@ -19,7 +19,13 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), param: None, retry_after_secs: None, dialect: Dialect::OpenAi }
+        ApiError {
+            code,
+            message: message.into(),
+            param: None,
+            retry_after_secs: None,
+            dialect: Dialect::OpenAi,
+        }
     }
 
     pub(crate) fn with_param(mut self, param: &'static str) -> Self {
@@ -35,17 +41,31 @@ impl ApiError {
     /// An internal failure: the message names no detail, since details may hold secrets or
     /// internals; the caller logs the cause with the request id.
     pub(crate) fn internal() -> Self {
-        ApiError::new(ErrorCode::InternalError, "moat failed to handle this request; the request id in x-request-id leads to its log line")
+        ApiError::new(
+            ErrorCode::InternalError,
+            "moat failed to handle this request; the request id in x-request-id leads to its log line",
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = error_body(self.dialect, self.code, &self.message, self.param);
-        let mut response = (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
+        let mut response = (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response();
         if let Some(secs) = self.retry_after_secs {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

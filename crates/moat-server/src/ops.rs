@@ -20,13 +20,21 @@ pub(crate) async fn healthz() -> Response {
 /// Readiness: the store answers and shutdown has not begun.
 pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.draining.load(Ordering::Relaxed) {
-        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "draining" }))).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "draining" })),
+        )
+            .into_response();
     }
     match state.store.ping().await {
         Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),
         Err(error) => {
             tracing::warn!(%error, "readiness check: store unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "store_unavailable" }))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({ "status": "store_unavailable" })),
+            )
+                .into_response()
         }
     }
 }
@@ -34,7 +42,10 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 /// Prometheus scrape endpoint.
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
         .into_response()
@@ -46,9 +57,15 @@ pub(crate) async fn root() -> Response {
 }
 
 pub(crate) async fn not_found() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, "no such route; model endpoints live under /v1 and the admin API under /admin/v1")
+    ApiError::new(
+        ErrorCode::NotFound,
+        "no such route; model endpoints live under /v1 and the admin API under /admin/v1",
+    )
 }
 
 pub(crate) async fn method_not_allowed() -> ApiError {
-    ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept this HTTP method")
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not accept this HTTP method",
+    )
 }

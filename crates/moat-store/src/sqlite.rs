@@ -4,7 +4,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use moat_core::{ModelAccess, Role, Usage, UsageRecord};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
 use crate::{KeyRecord, NewKey, StoreError, UsageFilter};
@@ -41,8 +43,16 @@ impl SqliteStore {
             // An in-memory database exists per connection; keep exactly one so all see the same.
             .max_connections(if in_memory { 1 } else { 4 })
             .min_connections(if in_memory { 1 } else { 0 })
-            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
-            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(3600))
+            })
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
@@ -83,11 +93,16 @@ impl SqliteStore {
         })
     }
 
-    pub(crate) async fn key_by_hash(&self, secret_hash: &[u8]) -> Result<Option<KeyRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE secret_hash = ?"))
-            .bind(secret_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub(crate) async fn key_by_hash(
+        &self,
+        secret_hash: &[u8],
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM keys WHERE secret_hash = ?"
+        ))
+        .bind(secret_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(key_from_row).transpose()
     }
 
@@ -99,15 +114,28 @@ impl SqliteStore {
         row.as_ref().map(key_from_row).transpose()
     }
 
-    pub(crate) async fn list_keys(&self, include_revoked: bool) -> Result<Vec<KeyRecord>, StoreError> {
-        let filter = if include_revoked { "" } else { "WHERE revoked_at IS NULL" };
-        let rows = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM keys {filter} ORDER BY created_at DESC, id DESC"))
-            .fetch_all(&self.pool)
-            .await?;
+    pub(crate) async fn list_keys(
+        &self,
+        include_revoked: bool,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let filter = if include_revoked {
+            ""
+        } else {
+            "WHERE revoked_at IS NULL"
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM keys {filter} ORDER BY created_at DESC, id DESC"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(key_from_row).collect()
     }
 
-    pub(crate) async fn revoke_key(&self, id: &str, now_ms: i64) -> Result<Option<KeyRecord>, StoreError> {
+    pub(crate) async fn revoke_key(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<Option<KeyRecord>, StoreError> {
         sqlx::query("UPDATE keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
             .bind(now_ms)
             .bind(id)
@@ -117,9 +145,11 @@ impl SqliteStore {
     }
 
     pub(crate) async fn has_active_admin_key(&self) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM keys WHERE role = 'admin' AND revoked_at IS NULL)")
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM keys WHERE role = 'admin' AND revoked_at IS NULL)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.try_get::<bool, _>(0)?)
     }
 
@@ -155,7 +185,10 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(crate) async fn query_usage(&self, filter: &UsageFilter) -> Result<Vec<UsageRecord>, StoreError> {
+    pub(crate) async fn query_usage(
+        &self,
+        filter: &UsageFilter,
+    ) -> Result<Vec<UsageRecord>, StoreError> {
         let mut query = QueryBuilder::new(
             "SELECT id, created_at, key_id, model, deployment, endpoint, status, error_code, input_tokens, \
              output_tokens, cached_tokens, reasoning_tokens, estimated, streamed, latency_ms, ttft_ms \
@@ -182,13 +215,16 @@ impl SqliteStore {
         if let Some(before) = &filter.before_id {
             query.push(" AND id < ").push_bind(before);
         }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(filter.limit));
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit));
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(usage_from_row).collect()
     }
 }
 
-const KEY_COLUMNS: &str = "id, name, owner, role, prefix, models, created_at, expires_at, revoked_at";
+const KEY_COLUMNS: &str =
+    "id, name, owner, role, prefix, models, created_at, expires_at, revoked_at";
 
 fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
     let role: String = row.try_get("role")?;
@@ -248,10 +284,12 @@ fn models_to_json(models: &ModelAccess) -> Option<String> {
 fn models_from_json(json: Option<&str>) -> Result<ModelAccess, StoreError> {
     match json {
         None => Ok(ModelAccess::All),
-        Some(json) => serde_json::from_str(json).map(ModelAccess::Only).map_err(|e| StoreError::Corrupt {
-            table: "keys",
-            detail: format!("models: {e}"),
-        }),
+        Some(json) => serde_json::from_str(json)
+            .map(ModelAccess::Only)
+            .map_err(|e| StoreError::Corrupt {
+                table: "keys",
+                detail: format!("models: {e}"),
+            }),
     }
 }
 

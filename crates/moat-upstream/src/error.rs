@@ -40,7 +40,9 @@ impl UpstreamError {
         match &self.kind {
             UpstreamErrorKind::Connect => true,
             UpstreamErrorKind::Timeout | UpstreamErrorKind::Protocol => false,
-            UpstreamErrorKind::Status { status, .. } => matches!(status, 429 | 502 | 503 | 504 | 529),
+            UpstreamErrorKind::Status { status, .. } => {
+                matches!(status, 429 | 502 | 503 | 504 | 529)
+            }
         }
     }
 
@@ -62,7 +64,9 @@ impl UpstreamError {
     /// The upstream's `retry-after`, to pass on to the client.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match &self.kind {
-            UpstreamErrorKind::Status { retry_after_secs, .. } => *retry_after_secs,
+            UpstreamErrorKind::Status {
+                retry_after_secs, ..
+            } => *retry_after_secs,
             _ => None,
         }
     }
@@ -75,7 +79,10 @@ mod tests {
     fn status(status: u16) -> UpstreamError {
         UpstreamError {
             deployment: "d".into(),
-            kind: UpstreamErrorKind::Status { status, retry_after_secs: None },
+            kind: UpstreamErrorKind::Status {
+                status,
+                retry_after_secs: None,
+            },
             detail: String::new(),
         }
     }

@@ -63,7 +63,9 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { url: "sqlite://moat-data/moat.db".into() }
+        StoreConfig {
+            url: "sqlite://moat-data/moat.db".into(),
+        }
     }
 }
 
@@ -79,7 +81,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: "pretty".into(), level: "info".into() }
+        LogConfig {
+            format: "pretty".into(),
+            level: "info".into(),
+        }
     }
 }
 
@@ -96,7 +101,10 @@ pub struct UsageConfig {
 
 impl Default for UsageConfig {
     fn default() -> Self {
-        UsageConfig { channel_capacity: 10_000, max_batch: 500 }
+        UsageConfig {
+            channel_capacity: 10_000,
+            max_batch: 500,
+        }
     }
 }
 

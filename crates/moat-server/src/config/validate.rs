@@ -51,15 +51,27 @@ struct Issues(Vec<ConfigIssue>);
 
 impl Issues {
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigIssue { path: path.into(), message: message.into() });
+        self.0.push(ConfigIssue {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 }
 
-pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Settings, Vec<ConfigIssue>> {
+pub(super) fn validate(
+    raw: RawConfig,
+    env: &HashMap<String, String>,
+) -> Result<Settings, Vec<ConfigIssue>> {
     let mut issues = Issues(Vec::new());
 
     let listen = raw.server.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
-        issues.add("server.listen", format!("`{}` is not an IP:port address (e.g. 127.0.0.1:4000)", raw.server.listen));
+        issues.add(
+            "server.listen",
+            format!(
+                "`{}` is not an IP:port address (e.g. 127.0.0.1:4000)",
+                raw.server.listen
+            ),
+        );
         SocketAddr::from(([127, 0, 0, 1], 4000))
     });
     let max_body_bytes = match usize::try_from(raw.server.max_body_bytes) {
@@ -70,13 +82,19 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         Ok(n) => n,
     };
     if !raw.store.url.starts_with("sqlite:") {
-        issues.add("store.url", "only `sqlite://PATH` is supported by this build");
+        issues.add(
+            "store.url",
+            "only `sqlite://PATH` is supported by this build",
+        );
     }
     let log_format = match raw.log.format.as_str() {
         "pretty" => LogFormat::Pretty,
         "json" => LogFormat::Json,
         other => {
-            issues.add("log.format", format!("`{other}` is not one of `pretty`, `json`"));
+            issues.add(
+                "log.format",
+                format!("`{other}` is not one of `pretty`, `json`"),
+            );
             LogFormat::Pretty
         }
     };
@@ -95,8 +113,14 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
     for (i, deployment) in raw.deployments.iter().enumerate() {
         let path = format!("deployments[{i}]");
         if let Some(spec) = validate_deployment(deployment, &path, env, &mut issues) {
-            if deployment_ids.insert(spec.name.clone(), DeploymentId(deployments.len())).is_some() {
-                issues.add(format!("{path}.name"), format!("`{}` is used by another deployment", spec.name));
+            if deployment_ids
+                .insert(spec.name.clone(), DeploymentId(deployments.len()))
+                .is_some()
+            {
+                issues.add(
+                    format!("{path}.name"),
+                    format!("`{}` is used by another deployment", spec.name),
+                );
             }
             deployments.push(spec);
         }
@@ -109,16 +133,25 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         if model.name.trim().is_empty() {
             issues.add(format!("{path}.name"), "must not be empty");
         } else if !model_names.insert(model.name.as_str()) {
-            issues.add(format!("{path}.name"), format!("`{}` is defined twice", model.name));
+            issues.add(
+                format!("{path}.name"),
+                format!("`{}` is defined twice", model.name),
+            );
         }
         if model.deployments.is_empty() {
-            issues.add(format!("{path}.deployments"), "needs at least one deployment");
+            issues.add(
+                format!("{path}.deployments"),
+                "needs at least one deployment",
+            );
         }
         let mut ids = Vec::new();
         for (j, name) in model.deployments.iter().enumerate() {
             match deployment_ids.get(name) {
                 Some(id) => ids.push(*id),
-                None => issues.add(format!("{path}.deployments[{j}]"), format!("no deployment is named `{name}`")),
+                None => issues.add(
+                    format!("{path}.deployments[{j}]"),
+                    format!("no deployment is named `{name}`"),
+                ),
             }
         }
         catalog.insert(model.name.clone(), ids);
@@ -151,8 +184,16 @@ fn validate_deployment(
     issues: &mut Issues,
 ) -> Option<DeploymentSpec> {
     let before = issues.0.len();
-    if raw.name.is_empty() || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        issues.add(format!("{path}.name"), "must be non-empty and use only letters, digits, `-`, `_` and `.`");
+    if raw.name.is_empty()
+        || !raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        issues.add(
+            format!("{path}.name"),
+            "must be non-empty and use only letters, digits, `-`, `_` and `.`",
+        );
     }
     let base_url = raw.url.trim_end_matches('/').to_owned();
     check_http_url(&base_url, &format!("{path}.url"), issues);
@@ -163,26 +204,41 @@ fn validate_deployment(
     for (j, dialect) in raw.dialects.iter().enumerate() {
         match dialect.as_str() {
             "openai" => dialects.push(WireDialect::OpenAi),
-            other => issues.add(format!("{path}.dialects[{j}]"), format!("`{other}` is not a supported dialect (supported: `openai`)")),
+            other => issues.add(
+                format!("{path}.dialects[{j}]"),
+                format!("`{other}` is not a supported dialect (supported: `openai`)"),
+            ),
         }
     }
     if raw.upstream_model.trim().is_empty() {
         issues.add(format!("{path}.upstream_model"), "must not be empty");
     }
-    let api_key = raw.api_key.as_ref().and_then(|secret| resolve_secret(secret, &format!("{path}.api_key"), env, issues));
+    let api_key = raw
+        .api_key
+        .as_ref()
+        .and_then(|secret| resolve_secret(secret, &format!("{path}.api_key"), env, issues));
     for (name, value) in &raw.headers {
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            issues.add(format!("{path}.headers.{name}"), "is not a valid header name");
+            issues.add(
+                format!("{path}.headers.{name}"),
+                "is not a valid header name",
+            );
         }
         if http::HeaderValue::from_str(value).is_err() {
-            issues.add(format!("{path}.headers.{name}"), "is not a valid header value");
+            issues.add(
+                format!("{path}.headers.{name}"),
+                "is not a valid header value",
+            );
         }
     }
     if raw.timeout.is_zero() {
         issues.add(format!("{path}.timeout"), "must be longer than zero");
     }
     if raw.connect_timeout.is_zero() {
-        issues.add(format!("{path}.connect_timeout"), "must be longer than zero");
+        issues.add(
+            format!("{path}.connect_timeout"),
+            "must be longer than zero",
+        );
     }
     if let Some(url) = &raw.tokenize_url {
         check_http_url(url, &format!("{path}.tokenize_url"), issues);
@@ -193,7 +249,11 @@ fn validate_deployment(
         dialects,
         upstream_model: raw.upstream_model.clone(),
         api_key,
-        headers: raw.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        headers: raw
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         timeout: raw.timeout,
         connect_timeout: raw.connect_timeout,
         tokenize_url: raw.tokenize_url.clone(),
@@ -202,7 +262,9 @@ fn validate_deployment(
 
 fn check_http_url(url: &str, path: &str, issues: &mut Issues) {
     match url.parse::<http::Uri>() {
-        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() => {
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() =>
+        {
             if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
                 issues.add(path, "must not carry credentials; use `api_key`");
             }
@@ -211,7 +273,12 @@ fn check_http_url(url: &str, path: &str, issues: &mut Issues) {
     }
 }
 
-fn resolve_secret(secret: &SecretRef, path: &str, env: &HashMap<String, String>, issues: &mut Issues) -> Option<SecretString> {
+fn resolve_secret(
+    secret: &SecretRef,
+    path: &str,
+    env: &HashMap<String, String>,
+    issues: &mut Issues,
+) -> Option<SecretString> {
     let value = match secret {
         SecretRef::Env(var) => match env.get(var) {
             Some(value) if !value.is_empty() => value.clone(),
@@ -229,7 +296,10 @@ fn resolve_secret(secret: &SecretRef, path: &str, env: &HashMap<String, String>,
         },
     };
     if http::HeaderValue::from_str(&format!("Bearer {value}")).is_err() {
-        issues.add(path, "the secret contains characters not allowed in an HTTP header");
+        issues.add(
+            path,
+            "the secret contains characters not allowed in an HTTP header",
+        );
         return None;
     }
     Some(SecretString::from(value))

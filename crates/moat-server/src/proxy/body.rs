@@ -10,9 +10,17 @@ use crate::error::ApiError;
 /// The body, or `body_too_large` when it exceeds `limit` bytes.
 pub(crate) async fn read(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
-        ApiError::new(ErrorCode::BodyTooLarge, format!("the request body is larger than the {limit}-byte limit (server.max_body_bytes)"))
+        ApiError::new(
+            ErrorCode::BodyTooLarge,
+            format!(
+                "the request body is larger than the {limit}-byte limit (server.max_body_bytes)"
+            ),
+        )
     };
-    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
@@ -20,7 +28,10 @@ pub(crate) async fn read(body: Body, headers: &HeaderMap, limit: usize) -> Resul
         if is_length_limit(&error) {
             too_large()
         } else {
-            ApiError::new(ErrorCode::InvalidRequest, "the request body could not be read")
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the request body could not be read",
+            )
         }
     })
 }

@@ -36,7 +36,12 @@ pub(crate) struct MeteredStream {
 }
 
 impl MeteredStream {
-    pub(crate) fn new(upstream: UpstreamStream, meter: Meter, strip_usage_chunk: bool, hard_stop: CancellationToken) -> Self {
+    pub(crate) fn new(
+        upstream: UpstreamStream,
+        meter: Meter,
+        strip_usage_chunk: bool,
+        hard_stop: CancellationToken,
+    ) -> Self {
         MeteredStream {
             upstream,
             decoder: SseDecoder::new(),
@@ -87,7 +92,10 @@ impl Stream for MeteredStream {
                 return Poll::Ready(None);
             }
             if this.hard_stop.as_mut().poll(cx).is_ready() {
-                let frame = this.fail(ErrorCode::ShuttingDown, "moat is shutting down and ended this stream");
+                let frame = this.fail(
+                    ErrorCode::ShuttingDown,
+                    "moat is shutting down and ended this stream",
+                );
                 return Poll::Ready(Some(Ok(frame)));
             }
             match this.upstream.as_mut().poll_next(cx) {
