@@ -92,98 +92,28 @@ impl ErrorCode {
     pub const fn spec(self) -> ErrorSpec {
         use ErrorCode as E;
         let (code, status, openai_type, anthropic_type) = match self {
-            E::InvalidJson => (
-                "invalid_json",
-                400,
-                "invalid_request_error",
-                "invalid_request_error",
-            ),
-            E::InvalidRequest => (
-                "invalid_request",
-                400,
-                "invalid_request_error",
-                "invalid_request_error",
-            ),
-            E::BodyTooLarge => (
-                "body_too_large",
-                413,
-                "invalid_request_error",
-                "request_too_large",
-            ),
-            E::MissingApiKey => (
-                "missing_api_key",
-                401,
-                "authentication_error",
-                "authentication_error",
-            ),
-            E::InvalidApiKey => (
-                "invalid_api_key",
-                401,
-                "authentication_error",
-                "authentication_error",
-            ),
-            E::KeyRevoked => (
-                "key_revoked",
-                401,
-                "authentication_error",
-                "authentication_error",
-            ),
-            E::KeyExpired => (
-                "key_expired",
-                401,
-                "authentication_error",
-                "authentication_error",
-            ),
-            E::ModelNotAllowed => (
-                "model_not_allowed",
-                403,
-                "permission_error",
-                "permission_error",
-            ),
-            E::AdminRequired => (
-                "admin_required",
-                403,
-                "permission_error",
-                "permission_error",
-            ),
-            E::ModelNotFound => (
-                "model_not_found",
-                404,
-                "invalid_request_error",
-                "not_found_error",
-            ),
+            E::InvalidJson => ("invalid_json", 400, "invalid_request_error", "invalid_request_error"),
+            E::InvalidRequest => ("invalid_request", 400, "invalid_request_error", "invalid_request_error"),
+            E::BodyTooLarge => ("body_too_large", 413, "invalid_request_error", "request_too_large"),
+            E::MissingApiKey => ("missing_api_key", 401, "authentication_error", "authentication_error"),
+            E::InvalidApiKey => ("invalid_api_key", 401, "authentication_error", "authentication_error"),
+            E::KeyRevoked => ("key_revoked", 401, "authentication_error", "authentication_error"),
+            E::KeyExpired => ("key_expired", 401, "authentication_error", "authentication_error"),
+            E::ModelNotAllowed => ("model_not_allowed", 403, "permission_error", "permission_error"),
+            E::AdminRequired => ("admin_required", 403, "permission_error", "permission_error"),
+            E::ModelNotFound => ("model_not_found", 404, "invalid_request_error", "not_found_error"),
             E::NotFound => ("not_found", 404, "invalid_request_error", "not_found_error"),
-            E::MethodNotAllowed => (
-                "method_not_allowed",
-                405,
-                "invalid_request_error",
-                "invalid_request_error",
-            ),
+            E::MethodNotAllowed => ("method_not_allowed", 405, "invalid_request_error", "invalid_request_error"),
             E::UpstreamUnavailable => ("upstream_unavailable", 502, "server_error", "api_error"),
             E::UpstreamTimeout => ("upstream_timeout", 504, "server_error", "api_error"),
             E::UpstreamError => ("upstream_error", 502, "server_error", "api_error"),
-            E::UpstreamRateLimited => (
-                "upstream_rate_limited",
-                429,
-                "rate_limit_error",
-                "rate_limit_error",
-            ),
+            E::UpstreamRateLimited => ("upstream_rate_limited", 429, "rate_limit_error", "rate_limit_error"),
             E::UpstreamAuthFailed => ("upstream_auth_failed", 502, "server_error", "api_error"),
-            E::UpstreamBadRequest => (
-                "upstream_bad_request",
-                400,
-                "invalid_request_error",
-                "invalid_request_error",
-            ),
+            E::UpstreamBadRequest => ("upstream_bad_request", 400, "invalid_request_error", "invalid_request_error"),
             E::ShuttingDown => ("shutting_down", 503, "server_error", "overloaded_error"),
             E::InternalError => ("internal_error", 500, "server_error", "api_error"),
         };
-        ErrorSpec {
-            code,
-            status,
-            openai_type,
-            anthropic_type,
-        }
+        ErrorSpec { code, status, openai_type, anthropic_type }
     }
 
     /// The stable code string.

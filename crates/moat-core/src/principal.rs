@@ -71,17 +71,11 @@ mod tests {
 
     #[test]
     fn admins_use_every_model_clients_only_theirs() {
-        let client = Principal {
-            key_id: Some("k".into()),
-            role: Role::Client,
-            models: ModelAccess::Only(vec!["a".into()]),
-        };
+        let client =
+            Principal { key_id: Some("k".into()), role: Role::Client, models: ModelAccess::Only(vec!["a".into()]) };
         assert!(client.may_use("a"));
         assert!(!client.may_use("b"));
-        let admin = Principal {
-            role: Role::Admin,
-            ..client
-        };
+        let admin = Principal { role: Role::Admin, ..client };
         assert!(admin.may_use("b"));
     }
 

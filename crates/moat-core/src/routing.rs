@@ -50,9 +50,7 @@ impl ModelCatalog {
         let mut ordered = Vec::with_capacity(deployments.len());
         ordered.extend_from_slice(&deployments[start..]);
         ordered.extend_from_slice(&deployments[..start]);
-        Some(RoutePlan {
-            deployments: ordered,
-        })
+        Some(RoutePlan { deployments: ordered })
     }
 }
 
@@ -63,23 +61,11 @@ mod tests {
     #[test]
     fn plans_rotate_through_every_deployment() {
         let mut catalog = ModelCatalog::default();
-        catalog.insert(
-            "m".into(),
-            vec![DeploymentId(0), DeploymentId(1), DeploymentId(2)],
-        );
+        catalog.insert("m".into(), vec![DeploymentId(0), DeploymentId(1), DeploymentId(2)]);
         let plan = |turn| catalog.plan("m", turn).map(|p| p.deployments);
-        assert_eq!(
-            plan(0),
-            Some(vec![DeploymentId(0), DeploymentId(1), DeploymentId(2)])
-        );
-        assert_eq!(
-            plan(1),
-            Some(vec![DeploymentId(1), DeploymentId(2), DeploymentId(0)])
-        );
-        assert_eq!(
-            plan(5),
-            Some(vec![DeploymentId(2), DeploymentId(0), DeploymentId(1)])
-        );
+        assert_eq!(plan(0), Some(vec![DeploymentId(0), DeploymentId(1), DeploymentId(2)]));
+        assert_eq!(plan(1), Some(vec![DeploymentId(1), DeploymentId(2), DeploymentId(0)]));
+        assert_eq!(plan(5), Some(vec![DeploymentId(2), DeploymentId(0), DeploymentId(1)]));
         assert_eq!(catalog.plan("other", 0), None);
     }
 

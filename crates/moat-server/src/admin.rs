@@ -76,24 +76,16 @@ pub(crate) async fn create_key(
     let now = now_ms();
     state.keys.authenticate_admin(&headers, now).await?;
     let request: CreateKey = serde_json::from_slice(&body).map_err(|e| {
-        let code = if e.is_syntax() || e.is_eof() {
-            ErrorCode::InvalidJson
-        } else {
-            ErrorCode::InvalidRequest
-        };
+        let code = if e.is_syntax() || e.is_eof() { ErrorCode::InvalidJson } else { ErrorCode::InvalidRequest };
         ApiError::new(code, format!("invalid key request: {e}"))
     })?;
     let name = request.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(invalid(
-            format!("`name` must have 1 to {MAX_NAME_CHARS} characters"),
-            "name",
-        ));
+        return Err(invalid(format!("`name` must have 1 to {MAX_NAME_CHARS} characters"), "name"));
     }
     let role = match request.role.as_deref() {
         None => Role::Client,
-        Some(role) => Role::parse(role)
-            .ok_or_else(|| invalid("`role` must be `client` or `admin`", "role"))?,
+        Some(role) => Role::parse(role).ok_or_else(|| invalid("`role` must be `client` or `admin`", "role"))?,
     };
     let models = match request.models {
         None => ModelAccess::All,
@@ -107,22 +99,14 @@ pub(crate) async fn create_key(
     };
     let expires_at_ms = match (request.expires_at, request.expires_in) {
         (Some(_), Some(_)) => {
-            return Err(invalid(
-                "give `expires_at` or `expires_in`, not both",
-                "expires_at",
-            ));
+            return Err(invalid("give `expires_at` or `expires_in`, not both", "expires_at"));
         }
-        (Some(at), None) => Some(
-            parse_rfc3339_ms(&at)
-                .ok_or_else(|| invalid("`expires_at` must be an RFC 3339 time", "expires_at"))?,
-        ),
+        (Some(at), None) => {
+            Some(parse_rfc3339_ms(&at).ok_or_else(|| invalid("`expires_at` must be an RFC 3339 time", "expires_at"))?)
+        }
         (None, Some(within)) => {
-            let within = humantime::parse_duration(&within).map_err(|_| {
-                invalid(
-                    "`expires_in` must be a duration such as `30d` or `12h`",
-                    "expires_in",
-                )
-            })?;
+            let within = humantime::parse_duration(&within)
+                .map_err(|_| invalid("`expires_in` must be a duration such as `30d` or `12h`", "expires_in"))?;
             Some(now.saturating_add(i64::try_from(within.as_millis()).unwrap_or(i64::MAX)))
         }
         (None, None) => None,
@@ -134,10 +118,7 @@ pub(crate) async fn create_key(
     let new_key = NewKey {
         id: format!("key_{}", uuid::Uuid::now_v7().simple()),
         name,
-        owner: request
-            .owner
-            .map(|o| o.trim().to_owned())
-            .filter(|o| !o.is_empty()),
+        owner: request.owner.map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()),
         role,
         secret_hash: hash_secret(&secret).to_vec(),
         prefix: display_prefix(&secret),
@@ -145,11 +126,7 @@ pub(crate) async fn create_key(
         created_at_ms: now,
         expires_at_ms,
     };
-    let record = state
-        .store
-        .insert_key(&new_key)
-        .await
-        .map_err(store_failed)?;
+    let record = state.store.insert_key(&new_key).await.map_err(store_failed)?;
     state.keys.invalidate();
     tracing::info!(key_id = %record.id, role = record.role.as_str(), "key created");
     let mut body = key_json(&record);
@@ -170,13 +147,8 @@ pub(crate) async fn list_keys(
     query: Result<Query<ListKeysQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     state.keys.authenticate_admin(&headers, now_ms()).await?;
-    let Query(query) =
-        query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
-    let keys = state
-        .store
-        .list_keys(query.include_revoked)
-        .await
-        .map_err(store_failed)?;
+    let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let keys = state.store.list_keys(query.include_revoked).await.map_err(store_failed)?;
     Ok(Json(json!({ "data": keys.iter().map(key_json).collect::<Vec<_>>() })).into_response())
 }
 
@@ -188,10 +160,7 @@ pub(crate) async fn get_key(
     state.keys.authenticate_admin(&headers, now_ms()).await?;
     match state.store.key_by_id(&id).await.map_err(store_failed)? {
         Some(key) => Ok(Json(key_json(&key)).into_response()),
-        None => Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no key has the id `{id}`"),
-        )),
+        None => Err(ApiError::new(ErrorCode::NotFound, format!("no key has the id `{id}`"))),
     }
 }
 
@@ -202,21 +171,14 @@ pub(crate) async fn revoke_key(
 ) -> Result<Response, ApiError> {
     let now = now_ms();
     state.keys.authenticate_admin(&headers, now).await?;
-    let revoked = state
-        .store
-        .revoke_key(&id, now)
-        .await
-        .map_err(store_failed)?;
+    let revoked = state.store.revoke_key(&id, now).await.map_err(store_failed)?;
     state.keys.invalidate();
     match revoked {
         Some(key) => {
             tracing::info!(key_id = %key.id, "key revoked");
             Ok(Json(key_json(&key)).into_response())
         }
-        None => Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no key has the id `{id}`"),
-        )),
+        None => Err(ApiError::new(ErrorCode::NotFound, format!("no key has the id `{id}`"))),
     }
 }
 
@@ -264,21 +226,14 @@ pub(crate) async fn list_usage(
     query: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     state.keys.authenticate_admin(&headers, now_ms()).await?;
-    let Query(query) =
-        query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_USAGE_PAGE);
     if limit == 0 || limit > MAX_USAGE_PAGE {
-        return Err(invalid(
-            format!("`limit` must be between 1 and {MAX_USAGE_PAGE}"),
-            "limit",
-        ));
+        return Err(invalid(format!("`limit` must be between 1 and {MAX_USAGE_PAGE}"), "limit"));
     }
     let time = |text: Option<String>, param: &'static str| -> Result<Option<i64>, ApiError> {
-        text.map(|t| {
-            parse_rfc3339_ms(&t)
-                .ok_or_else(|| invalid(format!("`{param}` must be an RFC 3339 time"), param))
-        })
-        .transpose()
+        text.map(|t| parse_rfc3339_ms(&t).ok_or_else(|| invalid(format!("`{param}` must be an RFC 3339 time"), param)))
+            .transpose()
     };
     let filter = UsageFilter {
         key_id: query.key_id,
@@ -290,16 +245,7 @@ pub(crate) async fn list_usage(
         before_id: query.before,
         limit,
     };
-    let records = state
-        .store
-        .query_usage(&filter)
-        .await
-        .map_err(store_failed)?;
-    let next = (records.len() == limit as usize)
-        .then(|| records.last().map(|r| r.id.clone()))
-        .flatten();
-    Ok(Json(
-        json!({ "data": records.iter().map(usage_json).collect::<Vec<_>>(), "next_before": next }),
-    )
-    .into_response())
+    let records = state.store.query_usage(&filter).await.map_err(store_failed)?;
+    let next = (records.len() == limit as usize).then(|| records.last().map(|r| r.id.clone())).flatten();
+    Ok(Json(json!({ "data": records.iter().map(usage_json).collect::<Vec<_>>(), "next_before": next })).into_response())
 }

@@ -32,10 +32,7 @@ const DISPLAY_PREFIX_CHARS: usize = 12;
 pub fn generate_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "{KEY_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    format!("{KEY_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// The stored form of a secret.
@@ -56,11 +53,7 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
             return Some(value[7..].trim());
         }
     }
-    headers
-        .get(X_API_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
+    headers.get(X_API_KEY).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// Resolves presented keys to principals.
@@ -75,20 +68,13 @@ impl KeyResolver {
     pub(crate) fn new(store: Store, env_admin_key: Option<&str>) -> Self {
         KeyResolver {
             store,
-            cache: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(CACHE_TTL)
-                .build(),
+            cache: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(CACHE_TTL).build(),
             env_admin_hash: env_admin_key.map(hash_secret),
         }
     }
 
     /// The principal behind the request's key, or the error to answer with.
-    pub(crate) async fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        now_ms: i64,
-    ) -> Result<Principal, ApiError> {
+    pub(crate) async fn authenticate(&self, headers: &HeaderMap, now_ms: i64) -> Result<Principal, ApiError> {
         let Some(secret) = presented_key(headers) else {
             return Err(ApiError::new(
                 ErrorCode::MissingApiKey,
@@ -99,11 +85,7 @@ impl KeyResolver {
         if let Some(admin) = &self.env_admin_hash
             && bool::from(admin.ct_eq(&hash))
         {
-            return Ok(Principal {
-                key_id: None,
-                role: Role::Admin,
-                models: ModelAccess::All,
-            });
+            return Ok(Principal { key_id: None, role: Role::Admin, models: ModelAccess::All });
         }
         let record = match self.cache.get(&hash) {
             Some(record) => record,
@@ -117,42 +99,22 @@ impl KeyResolver {
             }
         };
         let Some(key) = record else {
-            return Err(ApiError::new(
-                ErrorCode::InvalidApiKey,
-                "the API key is not valid",
-            ));
+            return Err(ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid"));
         };
         if key.revoked_at_ms.is_some_and(|t| t <= now_ms) {
-            return Err(ApiError::new(
-                ErrorCode::KeyRevoked,
-                format!("the API key `{}` was revoked", key.id),
-            ));
+            return Err(ApiError::new(ErrorCode::KeyRevoked, format!("the API key `{}` was revoked", key.id)));
         }
         if key.expires_at_ms.is_some_and(|t| t <= now_ms) {
-            return Err(ApiError::new(
-                ErrorCode::KeyExpired,
-                format!("the API key `{}` has expired", key.id),
-            ));
+            return Err(ApiError::new(ErrorCode::KeyExpired, format!("the API key `{}` has expired", key.id)));
         }
-        Ok(Principal {
-            key_id: Some(key.id),
-            role: key.role,
-            models: key.models,
-        })
+        Ok(Principal { key_id: Some(key.id), role: key.role, models: key.models })
     }
 
     /// The caller, who must hold an admin key.
-    pub(crate) async fn authenticate_admin(
-        &self,
-        headers: &HeaderMap,
-        now_ms: i64,
-    ) -> Result<Principal, ApiError> {
+    pub(crate) async fn authenticate_admin(&self, headers: &HeaderMap, now_ms: i64) -> Result<Principal, ApiError> {
         let principal = self.authenticate(headers, now_ms).await?;
         if principal.role != Role::Admin {
-            return Err(ApiError::new(
-                ErrorCode::AdminRequired,
-                "this route needs an admin key",
-            ));
+            return Err(ApiError::new(ErrorCode::AdminRequired, "this route needs an admin key"));
         }
         Ok(principal)
     }
@@ -189,10 +151,6 @@ mod tests {
         headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer  bk "));
         assert_eq!(presented_key(&headers), Some("bk"));
         headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(
-            presented_key(&headers),
-            Some("xk"),
-            "non-bearer schemes fall back to x-api-key"
-        );
+        assert_eq!(presented_key(&headers), Some("xk"), "non-bearer schemes fall back to x-api-key");
     }
 }

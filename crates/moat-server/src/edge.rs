@@ -16,15 +16,10 @@ use crate::state::AppState;
 /// The request id header, set on the request for handlers and on the response for clients.
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 
-pub(crate) async fn edge(
-    State(state): State<Arc<AppState>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn edge(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = uuid::Uuid::now_v7().to_string();
-    let id_header =
-        HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    let id_header = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     request.headers_mut().insert(REQUEST_ID, id_header.clone());
     let method = request.method().clone();
     let route = route_name(request.uri().path());

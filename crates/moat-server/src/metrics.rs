@@ -66,33 +66,23 @@ impl Metrics {
     pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("moat");
         let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by route and status",
-            http_requests.clone(),
-        );
+        registry.register("http_requests", "HTTP requests answered, by route and status", http_requests.clone());
         let http_duration =
-            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-                latency_histogram,
-            );
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         registry.register(
             "http_request_duration_seconds",
             "Time from request arrival to response headers, by route",
             http_duration.clone(),
         );
         let model_duration =
-            Family::<ModelLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-                latency_histogram,
-            );
+            Family::<ModelLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         registry.register(
             "model_request_duration_seconds",
             "Time from arrival to the last byte of a model response, by model",
             model_duration.clone(),
         );
         let time_to_first_token =
-            Family::<ModelLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-                latency_histogram,
-            );
+            Family::<ModelLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         registry.register(
             "time_to_first_token_seconds",
             "Time from arrival to the first byte of the upstream's response body, by model",
@@ -110,68 +100,31 @@ impl Metrics {
             "Failed exchanges with upstreams, by deployment and error code",
             upstream_errors.clone(),
         );
-        Metrics {
-            registry,
-            http_requests,
-            http_duration,
-            model_duration,
-            time_to_first_token,
-            tokens,
-            upstream_errors,
-        }
+        Metrics { registry, http_requests, http_duration, model_duration, time_to_first_token, tokens, upstream_errors }
     }
 
     pub(crate) fn observe_http(&self, route: &'static str, status: u16, elapsed: Duration) {
-        self.http_requests
-            .get_or_create(&HttpLabels { route, status })
-            .inc();
-        self.http_duration
-            .get_or_create(&RouteLabels { route })
-            .observe(elapsed.as_secs_f64());
+        self.http_requests.get_or_create(&HttpLabels { route, status }).inc();
+        self.http_duration.get_or_create(&RouteLabels { route }).observe(elapsed.as_secs_f64());
     }
 
-    pub(crate) fn observe_model_request(
-        &self,
-        model: &str,
-        usage: &Usage,
-        latency: Duration,
-        ttft: Option<Duration>,
-    ) {
-        let labels = ModelLabels {
-            model: model.to_owned(),
-        };
-        self.model_duration
-            .get_or_create(&labels)
-            .observe(latency.as_secs_f64());
+    pub(crate) fn observe_model_request(&self, model: &str, usage: &Usage, latency: Duration, ttft: Option<Duration>) {
+        let labels = ModelLabels { model: model.to_owned() };
+        self.model_duration.get_or_create(&labels).observe(latency.as_secs_f64());
         if let Some(ttft) = ttft {
-            self.time_to_first_token
-                .get_or_create(&labels)
-                .observe(ttft.as_secs_f64());
+            self.time_to_first_token.get_or_create(&labels).observe(ttft.as_secs_f64());
         }
-        for (kind, count) in [
-            ("input", usage.input),
-            ("output", usage.output),
-            ("cached", usage.cached),
-            ("reasoning", usage.reasoning),
-        ] {
+        for (kind, count) in
+            [("input", usage.input), ("output", usage.output), ("cached", usage.cached), ("reasoning", usage.reasoning)]
+        {
             if count > 0 {
-                self.tokens
-                    .get_or_create(&TokenLabels {
-                        model: model.to_owned(),
-                        kind,
-                    })
-                    .inc_by(count);
+                self.tokens.get_or_create(&TokenLabels { model: model.to_owned(), kind }).inc_by(count);
             }
         }
     }
 
     pub(crate) fn observe_upstream_error(&self, deployment: &str, code: &'static str) {
-        self.upstream_errors
-            .get_or_create(&UpstreamErrorLabels {
-                deployment: deployment.to_owned(),
-                code,
-            })
-            .inc();
+        self.upstream_errors.get_or_create(&UpstreamErrorLabels { deployment: deployment.to_owned(), code }).inc();
     }
 
     /// The OpenMetrics text exposition.

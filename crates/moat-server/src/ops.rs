@@ -20,34 +20,20 @@ pub(crate) async fn healthz() -> Response {
 /// Readiness: the store answers and shutdown has not begun.
 pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.draining.load(Ordering::Relaxed) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "status": "draining" })),
-        )
-            .into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "draining" }))).into_response();
     }
     match state.store.ping().await {
         Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),
         Err(error) => {
             tracing::warn!(%error, "readiness check: store unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({ "status": "store_unavailable" })),
-            )
-                .into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "store_unavailable" }))).into_response()
         }
     }
 }
 
 /// Prometheus scrape endpoint.
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
         .into_response()
 }
 
@@ -64,8 +50,5 @@ pub(crate) async fn not_found() -> ApiError {
 }
 
 pub(crate) async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        "this route does not accept this HTTP method",
-    )
+    ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept this HTTP method")
 }

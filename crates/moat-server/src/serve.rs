@@ -66,10 +66,8 @@ impl Gateway {
             .deployments
             .iter()
             .map(|spec| {
-                UpstreamClient::new(spec.clone()).map_err(|message| StartError::Upstream {
-                    deployment: spec.name.clone(),
-                    message,
-                })
+                UpstreamClient::new(spec.clone())
+                    .map_err(|message| StartError::Upstream { deployment: spec.name.clone(), message })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let bootstrap_secret = match env_admin_key {
@@ -91,14 +89,7 @@ impl Gateway {
             draining: AtomicBool::new(false),
             hard_stop: CancellationToken::new(),
         });
-        Ok((
-            Gateway {
-                state,
-                writer,
-                shutdown_grace: settings.shutdown_grace,
-            },
-            bootstrap_secret,
-        ))
+        Ok((Gateway { state, writer, shutdown_grace: settings.shutdown_grace }, bootstrap_secret))
     }
 
     /// The HTTP application.
@@ -109,14 +100,8 @@ impl Gateway {
             .route("/v1/completions", post(proxy::completions))
             .route("/v1/embeddings", post(proxy::embeddings))
             .route("/v1/models", get(proxy::list_models))
-            .route(
-                "/admin/v1/keys",
-                post(admin::create_key).get(admin::list_keys),
-            )
-            .route(
-                "/admin/v1/keys/{id}",
-                get(admin::get_key).delete(admin::revoke_key),
-            )
+            .route("/admin/v1/keys", post(admin::create_key).get(admin::list_keys))
+            .route("/admin/v1/keys/{id}", get(admin::get_key).delete(admin::revoke_key))
             .route("/admin/v1/usage", get(admin::list_usage))
             .route("/healthz", get(ops::healthz))
             .route("/readyz", get(ops::readyz))
@@ -124,10 +109,7 @@ impl Gateway {
             .route("/", get(ops::root))
             .fallback(ops::not_found)
             .method_not_allowed_fallback(ops::method_not_allowed)
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                edge::edge,
-            ))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), edge::edge))
             .layer(CatchPanicLayer::custom(panic_response))
             .with_state(state)
     }
@@ -172,10 +154,7 @@ impl Gateway {
             }
         };
         state.tasks.close();
-        if tokio::time::timeout(DRAIN_DEADLINE, state.tasks.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(DRAIN_DEADLINE, state.tasks.wait()).await.is_err() {
             tracing::error!("usage settlement did not finish before the drain deadline");
         }
         drop(state);
@@ -204,9 +183,5 @@ async fn create_bootstrap_admin(store: &Store) -> Result<String, StoreError> {
 
 fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    ApiError::new(
-        ErrorCode::InternalError,
-        "moat failed to handle this request",
-    )
-    .into_response()
+    ApiError::new(ErrorCode::InternalError, "moat failed to handle this request").into_response()
 }

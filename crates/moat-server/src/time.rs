@@ -7,9 +7,7 @@ use time::format_description::well_known::Rfc3339;
 
 /// Now, in Unix milliseconds.
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Unix milliseconds as RFC 3339 (UTC, millisecond precision).

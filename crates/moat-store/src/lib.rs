@@ -64,9 +64,7 @@ impl Store {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
             let store = sqlite::SqliteStore::open(url).await?;
-            return Ok(Store {
-                backend: Backend::Sqlite(store),
-            });
+            return Ok(Store { backend: Backend::Sqlite(store) });
         }
         Err(StoreError::UnsupportedUrl(redact_url(url)))
     }
@@ -153,10 +151,7 @@ mod tests {
 
     #[test]
     fn urls_lose_their_credentials_in_errors() {
-        assert_eq!(
-            redact_url("postgres://u:secret@db/x"),
-            "postgres://***@db/x"
-        );
+        assert_eq!(redact_url("postgres://u:secret@db/x"), "postgres://***@db/x");
         assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
     }
 }

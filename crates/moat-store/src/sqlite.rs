@@ -4,9 +4,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use moat_core::{ModelAccess, Role, Usage, UsageRecord};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
 use crate::{KeyRecord, NewKey, StoreError, UsageFilter};
@@ -33,26 +31,16 @@ impl SqliteStore {
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
-                path: parent.display().to_string(),
-                source,
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|source| StoreError::CreateDir { path: parent.display().to_string(), source })?;
         }
         let in_memory = url.contains(":memory:");
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists per connection; keep exactly one so all see the same.
             .max_connections(if in_memory { 1 } else { 4 })
             .min_connections(if in_memory { 1 } else { 0 })
-            .idle_timeout(if in_memory {
-                None
-            } else {
-                Some(Duration::from_secs(600))
-            })
-            .max_lifetime(if in_memory {
-                None
-            } else {
-                Some(Duration::from_secs(3600))
-            })
+            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
@@ -93,16 +81,11 @@ impl SqliteStore {
         })
     }
 
-    pub(crate) async fn key_by_hash(
-        &self,
-        secret_hash: &[u8],
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM keys WHERE secret_hash = ?"
-        ))
-        .bind(secret_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+    pub(crate) async fn key_by_hash(&self, secret_hash: &[u8]) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE secret_hash = ?"))
+            .bind(secret_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(key_from_row).transpose()
     }
 
@@ -114,28 +97,15 @@ impl SqliteStore {
         row.as_ref().map(key_from_row).transpose()
     }
 
-    pub(crate) async fn list_keys(
-        &self,
-        include_revoked: bool,
-    ) -> Result<Vec<KeyRecord>, StoreError> {
-        let filter = if include_revoked {
-            ""
-        } else {
-            "WHERE revoked_at IS NULL"
-        };
-        let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM keys {filter} ORDER BY created_at DESC, id DESC"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+    pub(crate) async fn list_keys(&self, include_revoked: bool) -> Result<Vec<KeyRecord>, StoreError> {
+        let filter = if include_revoked { "" } else { "WHERE revoked_at IS NULL" };
+        let rows = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM keys {filter} ORDER BY created_at DESC, id DESC"))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(key_from_row).collect()
     }
 
-    pub(crate) async fn revoke_key(
-        &self,
-        id: &str,
-        now_ms: i64,
-    ) -> Result<Option<KeyRecord>, StoreError> {
+    pub(crate) async fn revoke_key(&self, id: &str, now_ms: i64) -> Result<Option<KeyRecord>, StoreError> {
         sqlx::query("UPDATE keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
             .bind(now_ms)
             .bind(id)
@@ -145,11 +115,9 @@ impl SqliteStore {
     }
 
     pub(crate) async fn has_active_admin_key(&self) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "SELECT EXISTS (SELECT 1 FROM keys WHERE role = 'admin' AND revoked_at IS NULL)",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM keys WHERE role = 'admin' AND revoked_at IS NULL)")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<bool, _>(0)?)
     }
 
@@ -185,10 +153,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(crate) async fn query_usage(
-        &self,
-        filter: &UsageFilter,
-    ) -> Result<Vec<UsageRecord>, StoreError> {
+    pub(crate) async fn query_usage(&self, filter: &UsageFilter) -> Result<Vec<UsageRecord>, StoreError> {
         let mut query = QueryBuilder::new(
             "SELECT id, created_at, key_id, model, deployment, endpoint, status, error_code, input_tokens, \
              output_tokens, cached_tokens, reasoning_tokens, estimated, streamed, latency_ms, ttft_ms \
@@ -215,23 +180,18 @@ impl SqliteStore {
         if let Some(before) = &filter.before_id {
             query.push(" AND id < ").push_bind(before);
         }
-        query
-            .push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(filter.limit));
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(filter.limit));
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(usage_from_row).collect()
     }
 }
 
-const KEY_COLUMNS: &str =
-    "id, name, owner, role, prefix, models, created_at, expires_at, revoked_at";
+const KEY_COLUMNS: &str = "id, name, owner, role, prefix, models, created_at, expires_at, revoked_at";
 
 fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
     let role: String = row.try_get("role")?;
-    let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt {
-        table: "keys",
-        detail: format!("unknown role `{role}`"),
-    })?;
+    let role = Role::parse(&role)
+        .ok_or_else(|| StoreError::Corrupt { table: "keys", detail: format!("unknown role `{role}`") })?;
     let models: Option<String> = row.try_get("models")?;
     Ok(KeyRecord {
         id: row.try_get("id")?,
@@ -256,10 +216,8 @@ fn usage_from_row(row: &SqliteRow) -> Result<UsageRecord, StoreError> {
         model: row.try_get("model")?,
         deployment: row.try_get("deployment")?,
         endpoint: row.try_get("endpoint")?,
-        status: u16::try_from(status).map_err(|_| StoreError::Corrupt {
-            table: "usage_records",
-            detail: format!("status {status}"),
-        })?,
+        status: u16::try_from(status)
+            .map_err(|_| StoreError::Corrupt { table: "usage_records", detail: format!("status {status}") })?,
         error_code: row.try_get("error_code")?,
         usage: Usage {
             input: to_u64(row.try_get("input_tokens")?),
@@ -286,10 +244,7 @@ fn models_from_json(json: Option<&str>) -> Result<ModelAccess, StoreError> {
         None => Ok(ModelAccess::All),
         Some(json) => serde_json::from_str(json)
             .map(ModelAccess::Only)
-            .map_err(|e| StoreError::Corrupt {
-                table: "keys",
-                detail: format!("models: {e}"),
-            }),
+            .map_err(|e| StoreError::Corrupt { table: "keys", detail: format!("models: {e}") }),
     }
 }
 

@@ -30,11 +30,7 @@ pub struct UsageWriterConfig {
 
 impl Default for UsageWriterConfig {
     fn default() -> Self {
-        UsageWriterConfig {
-            capacity: 10_000,
-            max_batch: 500,
-            max_backoff: Duration::from_secs(5),
-        }
+        UsageWriterConfig { capacity: 10_000, max_batch: 500, max_backoff: Duration::from_secs(5) }
     }
 }
 
@@ -69,19 +65,9 @@ impl UsageWriter {
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
         let (persisted_tx, persisted) = watch::channel(0);
         let (drain_by, drain_rx) = watch::channel(None);
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the handle is kept; drain() awaits it"
-        )]
+        #[allow(clippy::disallowed_methods, reason = "the handle is kept; drain() awaits it")]
         let task = tokio::spawn(run(store, config, rx, persisted_tx, drain_rx));
-        (
-            UsageSink { tx },
-            UsageWriter {
-                task,
-                persisted,
-                drain_by,
-            },
-        )
+        (UsageSink { tx }, UsageWriter { task, persisted, drain_by })
     }
 
     /// The count of records stored so far; tests and shutdown wait on it.

@@ -1,10 +1,6 @@
 //! The store against a real SQLite file: keys, usage records, and the batched writer.
 
-#![allow(
-    clippy::expect_used,
-    clippy::unwrap_used,
-    reason = "a test fails loudly on what it set up itself"
-)]
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "a test fails loudly on what it set up itself")]
 
 use std::time::Duration;
 
@@ -42,12 +38,7 @@ fn record(id: &str, key: &str, model: &str, status: u16) -> UsageRecord {
         endpoint: "chat.completions".into(),
         status,
         error_code: None,
-        usage: Usage {
-            input: 10,
-            output: 20,
-            cached: 3,
-            reasoning: 1,
-        },
+        usage: Usage { input: 10, output: 20, cached: 3, reasoning: 1 },
         estimated: false,
         streamed: true,
         latency_ms: 42,
@@ -59,59 +50,24 @@ fn record(id: &str, key: &str, model: &str, status: u16) -> UsageRecord {
 async fn keys_round_trip_and_revoke_once() {
     let (_dir, store) = open().await;
     assert!(!store.has_active_admin_key().await.expect("query"));
-    store
-        .insert_key(&new_key("k1", 1, Role::Client))
-        .await
-        .expect("insert");
-    let admin = NewKey {
-        models: ModelAccess::All,
-        ..new_key("k2", 2, Role::Admin)
-    };
+    store.insert_key(&new_key("k1", 1, Role::Client)).await.expect("insert");
+    let admin = NewKey { models: ModelAccess::All, ..new_key("k2", 2, Role::Admin) };
     store.insert_key(&admin).await.expect("insert");
     assert!(store.has_active_admin_key().await.expect("query"));
 
-    let found = store
-        .key_by_hash(&[1; 32])
-        .await
-        .expect("query")
-        .expect("present");
+    let found = store.key_by_hash(&[1; 32]).await.expect("query").expect("present");
     assert_eq!(found.id, "k1");
     assert_eq!(found.models, ModelAccess::Only(vec!["gemma".into()]));
-    assert_eq!(
-        store
-            .key_by_id("k2")
-            .await
-            .expect("query")
-            .map(|k| k.models),
-        Some(ModelAccess::All)
-    );
+    assert_eq!(store.key_by_id("k2").await.expect("query").map(|k| k.models), Some(ModelAccess::All));
     assert_eq!(store.key_by_hash(&[9; 32]).await.expect("query"), None);
 
-    let ids: Vec<_> = store
-        .list_keys(false)
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|k| k.id)
-        .collect();
+    let ids: Vec<_> = store.list_keys(false).await.expect("list").into_iter().map(|k| k.id).collect();
     assert_eq!(ids, ["k2", "k1"], "newest first");
 
-    let revoked = store
-        .revoke_key("k1", 77)
-        .await
-        .expect("revoke")
-        .expect("present");
+    let revoked = store.revoke_key("k1", 77).await.expect("revoke").expect("present");
     assert_eq!(revoked.revoked_at_ms, Some(77));
-    let again = store
-        .revoke_key("k1", 99)
-        .await
-        .expect("revoke")
-        .expect("present");
-    assert_eq!(
-        again.revoked_at_ms,
-        Some(77),
-        "the first revocation time stays"
-    );
+    let again = store.revoke_key("k1", 99).await.expect("revoke").expect("present");
+    assert_eq!(again.revoked_at_ms, Some(77), "the first revocation time stays");
     assert_eq!(store.revoke_key("nope", 1).await.expect("revoke"), None);
     assert_eq!(store.list_keys(false).await.expect("list").len(), 1);
     assert_eq!(store.list_keys(true).await.expect("list").len(), 2);
@@ -123,25 +79,15 @@ async fn keys_round_trip_and_revoke_once() {
 #[tokio::test]
 async fn usage_filters_and_pages_newest_first() {
     let (_dir, store) = open().await;
-    let records = vec![
-        record("0001", "a", "m1", 200),
-        record("0002", "b", "m1", 502),
-        record("0003", "a", "m2", 200),
-    ];
+    let records = vec![record("0001", "a", "m1", 200), record("0002", "b", "m1", 502), record("0003", "a", "m2", 200)];
     store.insert_usage(&records).await.expect("insert");
-    store
-        .insert_usage(&records[..1])
-        .await
-        .expect("a retried batch is ignored, not duplicated");
+    store.insert_usage(&records[..1]).await.expect("a retried batch is ignored, not duplicated");
 
     let query = |filter: UsageFilter| {
         let store = store.clone();
         async move {
             store
-                .query_usage(&UsageFilter {
-                    limit: 10,
-                    ..filter
-                })
+                .query_usage(&UsageFilter { limit: 10, ..filter })
                 .await
                 .expect("query")
                 .into_iter()
@@ -149,85 +95,25 @@ async fn usage_filters_and_pages_newest_first() {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(
-        query(UsageFilter::default()).await,
-        ["0003", "0002", "0001"]
-    );
-    assert_eq!(
-        query(UsageFilter {
-            key_id: Some("a".into()),
-            ..Default::default()
-        })
-        .await,
-        ["0003", "0001"]
-    );
-    assert_eq!(
-        query(UsageFilter {
-            model: Some("m1".into()),
-            ..Default::default()
-        })
-        .await,
-        ["0002", "0001"]
-    );
-    assert_eq!(
-        query(UsageFilter {
-            status: Some(502),
-            ..Default::default()
-        })
-        .await,
-        ["0002"]
-    );
-    assert_eq!(
-        query(UsageFilter {
-            before_id: Some("0003".into()),
-            ..Default::default()
-        })
-        .await,
-        ["0002", "0001"]
-    );
-    assert_eq!(
-        query(UsageFilter {
-            from_ms: Some(5_001),
-            ..Default::default()
-        })
-        .await,
-        Vec::<String>::new()
-    );
-    let limited = store
-        .query_usage(&UsageFilter {
-            limit: 1,
-            ..Default::default()
-        })
-        .await
-        .expect("query");
-    assert_eq!(
-        limited,
-        vec![records[2].clone()],
-        "every field survives the round trip"
-    );
+    assert_eq!(query(UsageFilter::default()).await, ["0003", "0002", "0001"]);
+    assert_eq!(query(UsageFilter { key_id: Some("a".into()), ..Default::default() }).await, ["0003", "0001"]);
+    assert_eq!(query(UsageFilter { model: Some("m1".into()), ..Default::default() }).await, ["0002", "0001"]);
+    assert_eq!(query(UsageFilter { status: Some(502), ..Default::default() }).await, ["0002"]);
+    assert_eq!(query(UsageFilter { before_id: Some("0003".into()), ..Default::default() }).await, ["0002", "0001"]);
+    assert_eq!(query(UsageFilter { from_ms: Some(5_001), ..Default::default() }).await, Vec::<String>::new());
+    let limited = store.query_usage(&UsageFilter { limit: 1, ..Default::default() }).await.expect("query");
+    assert_eq!(limited, vec![records[2].clone()], "every field survives the round trip");
 }
 
 #[tokio::test]
 async fn writer_batches_and_drains_everything_queued() {
     let (_dir, store) = open().await;
-    let (sink, writer) = UsageWriter::spawn(
-        store.clone(),
-        UsageWriterConfig {
-            max_batch: 7,
-            ..Default::default()
-        },
-    );
+    let (sink, writer) = UsageWriter::spawn(store.clone(), UsageWriterConfig { max_batch: 7, ..Default::default() });
     for i in 0..100 {
         sink.record(record(&format!("{i:04}"), "a", "m", 200)).await;
     }
     writer.drain(Duration::from_secs(5)).await;
-    let stored = store
-        .query_usage(&UsageFilter {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .expect("query");
+    let stored = store.query_usage(&UsageFilter { limit: 1000, ..Default::default() }).await.expect("query");
     assert_eq!(stored.len(), 100);
     // After drain, the sink refuses quietly (logged) instead of hanging.
     sink.record(record("late", "a", "m", 200)).await;
@@ -248,9 +134,7 @@ async fn persisted_count_is_observable() {
 
 #[tokio::test]
 async fn unknown_backends_are_refused_without_leaking_passwords() {
-    let err = Store::open("mysql://root:hunter2@db/x")
-        .await
-        .expect_err("unsupported");
+    let err = Store::open("mysql://root:hunter2@db/x").await.expect_err("unsupported");
     let message = err.to_string();
     assert!(message.contains("mysql://***@db/x"), "{message}");
     assert!(!message.contains("hunter2"));

@@ -92,36 +92,20 @@ impl Reply {
         if let Some(usage) = usage {
             body["usage"] = usage.json();
         }
-        Reply::Json {
-            status: 200,
-            body,
-            headers: Vec::new(),
-        }
+        Reply::Json { status: 200, body, headers: Vec::new() }
     }
 
     /// A chat stream of `pieces`, then a usage-only chunk when `usage` is given, then `[DONE]`.
     pub fn chat_stream(pieces: &[&str], usage: Option<FakeUsage>) -> Self {
         let mut payloads: Vec<String> = pieces
             .iter()
-            .map(|piece| {
-                chunk(
-                    json!([{ "index": 0, "delta": { "content": piece }, "finish_reason": null }]),
-                    None,
-                )
-            })
+            .map(|piece| chunk(json!([{ "index": 0, "delta": { "content": piece }, "finish_reason": null }]), None))
             .collect();
-        payloads.push(chunk(
-            json!([{ "index": 0, "delta": {}, "finish_reason": "stop" }]),
-            None,
-        ));
+        payloads.push(chunk(json!([{ "index": 0, "delta": {}, "finish_reason": "stop" }]), None));
         if let Some(usage) = usage {
             payloads.push(chunk(json!([]), Some(usage)));
         }
-        Reply::Stream {
-            payloads,
-            gap: Duration::ZERO,
-            end: StreamEnd::Done,
-        }
+        Reply::Stream { payloads, gap: Duration::ZERO, end: StreamEnd::Done }
     }
 
     /// An error in OpenAI shape.
@@ -152,17 +136,9 @@ impl Reply {
     /// Adds a response header (JSON replies only).
     pub fn with_header(self, name: &str, value: &str) -> Self {
         match self {
-            Reply::Json {
-                status,
-                body,
-                mut headers,
-            } => {
+            Reply::Json { status, body, mut headers } => {
                 headers.push((name.to_owned(), value.to_owned()));
-                Reply::Json {
-                    status,
-                    body,
-                    headers,
-                }
+                Reply::Json { status, body, headers }
             }
             other => other,
         }
@@ -232,12 +208,9 @@ impl FakeUpstream {
             .route("/v1/{*path}", post(answer))
             .route("/tokenize", post(tokenize))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("bind fake upstream: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("fake upstream address: {e}"));
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind fake upstream: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("fake upstream address: {e}"));
         #[allow(
             clippy::disallowed_methods,
             reason = "the fake lives as long as its handle; dropping the test runtime ends it"
@@ -245,12 +218,7 @@ impl FakeUpstream {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakeUpstream {
-            addr,
-            shared,
-            streams_dropped,
-            _server: server,
-        }
+        FakeUpstream { addr, shared, streams_dropped, _server: server }
     }
 
     /// The OpenAI-compatible base URL, ending in `/v1`.
@@ -286,19 +254,14 @@ impl FakeUpstream {
     /// Waits until at least `n` streams were abandoned by their reader before they ended.
     pub async fn wait_streams_dropped(&self, n: usize, within: Duration) -> bool {
         let mut rx = self.streams_dropped.clone();
-        tokio::time::timeout(within, rx.wait_for(|count| *count >= n))
-            .await
-            .is_ok()
+        tokio::time::timeout(within, rx.wait_for(|count| *count >= n)).await.is_ok()
     }
 }
 
 async fn tokenize(State(shared): State<Arc<Shared>>, body: Bytes) -> axum::Json<Value> {
     shared.tokenize_calls.fetch_add(1, Ordering::SeqCst);
     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let words = value
-        .get("content")
-        .and_then(Value::as_str)
-        .map_or(0, |s| s.split_whitespace().count());
+    let words = value.get("content").and_then(Value::as_str).map_or(0, |s| s.split_whitespace().count());
     axum::Json(json!({ "tokens": vec![1; words] }))
 }
 
@@ -308,28 +271,18 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    lock(&shared.requests).push(RecordedRequest {
-        path: path.clone(),
-        headers,
-        body,
-    });
+    lock(&shared.requests).push(RecordedRequest { path: path.clone(), headers, body });
     let scripted = lock(&shared.script).pop_front();
     let reply = scripted.unwrap_or_else(|| default_reply(&path));
     match reply {
-        Reply::Json {
-            status,
-            body,
-            headers,
-        } => {
+        Reply::Json { status, body, headers } => {
             let mut builder = Response::builder()
                 .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
                 .header("content-type", "application/json");
             for (name, value) in headers {
                 builder = builder.header(name, value);
             }
-            builder
-                .body(Body::from(body.to_string()))
-                .unwrap_or_else(|e| panic!("fake reply: {e}"))
+            builder.body(Body::from(body.to_string())).unwrap_or_else(|e| panic!("fake reply: {e}"))
         }
         Reply::Stream { payloads, gap, end } => {
             let dropped = lock(&shared.streams_dropped).clone();
@@ -368,14 +321,7 @@ fn default_reply(path: &str) -> Reply {
             }),
             headers: Vec::new(),
         },
-        _ => Reply::chat(
-            "Hello from the fake upstream.",
-            Some(FakeUsage {
-                prompt: 12,
-                completion: 7,
-                cached: 0,
-            }),
-        ),
+        _ => Reply::chat("Hello from the fake upstream.", Some(FakeUsage { prompt: 12, completion: 7, cached: 0 })),
     }
 }
 
@@ -390,27 +336,12 @@ struct ScriptedStream {
 }
 
 impl ScriptedStream {
-    fn new(
-        payloads: Vec<String>,
-        gap: Duration,
-        end: StreamEnd,
-        dropped: Option<watch::Sender<usize>>,
-    ) -> Self {
-        let mut frames: VecDeque<Bytes> = payloads
-            .into_iter()
-            .map(|p| Bytes::from(format!("data: {p}\n\n")))
-            .collect();
+    fn new(payloads: Vec<String>, gap: Duration, end: StreamEnd, dropped: Option<watch::Sender<usize>>) -> Self {
+        let mut frames: VecDeque<Bytes> = payloads.into_iter().map(|p| Bytes::from(format!("data: {p}\n\n"))).collect();
         if end == StreamEnd::Done {
             frames.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
         }
-        ScriptedStream {
-            frames,
-            gap,
-            end,
-            sleep: None,
-            finished: false,
-            dropped,
-        }
+        ScriptedStream { frames, gap, end, sleep: None, finished: false, dropped }
     }
 }
 
@@ -427,9 +358,7 @@ impl Stream for ScriptedStream {
         }
         if !self.gap.is_zero() {
             let gap = self.gap;
-            let sleep = self
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(gap)));
+            let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(gap)));
             if sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }

@@ -32,10 +32,8 @@ impl UpstreamClient {
     pub fn new(spec: DeploymentSpec) -> Result<Self, String> {
         let mut headers = HeaderMap::new();
         for (name, value) in &spec.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("invalid header name `{name}`"))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| format!("invalid value for header `{name}`"))?;
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name `{name}`"))?;
+            let value = HeaderValue::from_str(value).map_err(|_| format!("invalid value for header `{name}`"))?;
             headers.insert(name, value);
         }
         if let Some(key) = &spec.api_key {
@@ -62,11 +60,7 @@ impl UpstreamClient {
 
     /// POSTs a JSON `body` to `path` under the deployment's base URL (e.g. `chat/completions`)
     /// and returns once response headers arrive. Non-2xx answers become errors here.
-    pub async fn post_json(
-        &self,
-        path: &str,
-        body: Vec<u8>,
-    ) -> Result<UpstreamResponse, UpstreamError> {
+    pub async fn post_json(&self, path: &str, body: Vec<u8>) -> Result<UpstreamResponse, UpstreamError> {
         let url = format!("{}/{path}", self.spec.base_url);
         let response = self
             .http
@@ -81,10 +75,7 @@ impl UpstreamClient {
         if status >= 400 {
             return Err(self.status_error(response).await);
         }
-        Ok(UpstreamResponse {
-            deployment: self.spec.name.clone(),
-            response,
-        })
+        Ok(UpstreamResponse { deployment: self.spec.name.clone(), response })
     }
 
     /// Counts the tokens of `text` with the deployment's tokenize endpoint, if it has one.
@@ -92,14 +83,7 @@ impl UpstreamClient {
     pub async fn count_tokens(&self, text: &str) -> Option<u64> {
         let url = self.spec.tokenize_url.as_deref()?;
         let body = serde_json::json!({ "content": text, "prompt": text, "model": self.spec.upstream_model, "add_special": false });
-        let response = self
-            .http
-            .post(url)
-            .timeout(self.spec.connect_timeout * 3)
-            .json(&body)
-            .send()
-            .await
-            .ok()?;
+        let response = self.http.post(url).timeout(self.spec.connect_timeout * 3).json(&body).send().await.ok()?;
         if !response.status().is_success() {
             return None;
         }
@@ -107,12 +91,7 @@ impl UpstreamClient {
         value
             .get("count")
             .and_then(serde_json::Value::as_u64)
-            .or_else(|| {
-                value
-                    .get("tokens")
-                    .and_then(serde_json::Value::as_array)
-                    .map(|t| t.len() as u64)
-            })
+            .or_else(|| value.get("tokens").and_then(serde_json::Value::as_array).map(|t| t.len() as u64))
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> UpstreamError {
@@ -135,14 +114,13 @@ impl UpstreamClient {
             }
         }
         let detail = match status {
-            401 | 403 => format!(
-                "the deployment refused moat's credentials (HTTP {status}); an operator must fix its api_key"
-            ),
+            401 | 403 => {
+                format!("the deployment refused moat's credentials (HTTP {status}); an operator must fix its api_key")
+            }
             400..=499 if status != 429 => match upstream_message(&body) {
-                Some(message) => format!(
-                    "the deployment rejected the request (HTTP {status}): {}",
-                    self.scrub(&message)
-                ),
+                Some(message) => {
+                    format!("the deployment rejected the request (HTTP {status}): {}", self.scrub(&message))
+                }
                 None => format!("the deployment rejected the request (HTTP {status})"),
             },
             429 | 529 => format!("the deployment is overloaded (HTTP {status}); retry later"),
@@ -150,10 +128,7 @@ impl UpstreamClient {
         };
         UpstreamError {
             deployment: self.spec.name.clone(),
-            kind: UpstreamErrorKind::Status {
-                status,
-                retry_after_secs,
-            },
+            kind: UpstreamErrorKind::Status { status, retry_after_secs },
             detail,
         }
     }
@@ -169,61 +144,29 @@ impl UpstreamClient {
             }
         }
         if message.chars().count() > MAX_ERROR_MESSAGE_CHARS {
-            message = message
-                .chars()
-                .take(MAX_ERROR_MESSAGE_CHARS)
-                .collect::<String>()
-                + "…";
+            message = message.chars().take(MAX_ERROR_MESSAGE_CHARS).collect::<String>() + "…";
         }
         message
     }
 }
 
-fn transport_error(
-    deployment: &str,
-    timeout: std::time::Duration,
-    e: &reqwest::Error,
-) -> UpstreamError {
+fn transport_error(deployment: &str, timeout: std::time::Duration, e: &reqwest::Error) -> UpstreamError {
     let (kind, detail) = if e.is_timeout() {
-        (
-            UpstreamErrorKind::Timeout,
-            format!(
-                "the deployment did not finish within {}s",
-                timeout.as_secs()
-            ),
-        )
+        (UpstreamErrorKind::Timeout, format!("the deployment did not finish within {}s", timeout.as_secs()))
     } else if e.is_connect() {
-        (
-            UpstreamErrorKind::Connect,
-            "could not connect to the deployment".to_string(),
-        )
+        (UpstreamErrorKind::Connect, "could not connect to the deployment".to_string())
     } else {
-        (
-            UpstreamErrorKind::Protocol,
-            "the connection to the deployment broke".to_string(),
-        )
+        (UpstreamErrorKind::Protocol, "the connection to the deployment broke".to_string())
     };
-    UpstreamError {
-        deployment: deployment.to_owned(),
-        kind,
-        detail,
-    }
+    UpstreamError { deployment: deployment.to_owned(), kind, detail }
 }
 
 /// The human-readable message in an upstream error body, in the shapes OpenAI-compatible
 /// servers use (`{"error":{"message"}}`, `{"error":"..."}`, `{"message"}`, `{"detail"}`).
 fn upstream_message(body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let candidates = [
-        value.pointer("/error/message"),
-        value.get("error"),
-        value.get("message"),
-        value.get("detail"),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find_map(|v| v.as_str().map(str::to_owned))
+    let candidates = [value.pointer("/error/message"), value.get("error"), value.get("message"), value.get("detail")];
+    candidates.into_iter().flatten().find_map(|v| v.as_str().map(str::to_owned))
 }
 
 impl UpstreamResponse {
@@ -240,10 +183,7 @@ impl UpstreamResponse {
     /// Reads the whole body (non-streaming responses).
     pub async fn bytes(self, timeout: std::time::Duration) -> Result<Bytes, UpstreamError> {
         let deployment = self.deployment;
-        self.response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(&deployment, timeout, &e))
+        self.response.bytes().await.map_err(|e| transport_error(&deployment, timeout, &e))
     }
 
     /// The body as it arrives (streaming responses).
@@ -252,9 +192,7 @@ impl UpstreamResponse {
         timeout: std::time::Duration,
     ) -> impl Stream<Item = Result<Bytes, UpstreamError>> + Send + 'static {
         let deployment = self.deployment;
-        self.response
-            .bytes_stream()
-            .map(move |chunk| chunk.map_err(|e| transport_error(&deployment, timeout, &e)))
+        self.response.bytes_stream().map(move |chunk| chunk.map_err(|e| transport_error(&deployment, timeout, &e)))
     }
 }
 
@@ -264,18 +202,9 @@ mod tests {
 
     #[test]
     fn finds_messages_in_common_error_shapes() {
-        assert_eq!(
-            upstream_message(br#"{"error":{"message":"too long"}}"#).as_deref(),
-            Some("too long")
-        );
-        assert_eq!(
-            upstream_message(br#"{"error":"bad"}"#).as_deref(),
-            Some("bad")
-        );
-        assert_eq!(
-            upstream_message(br#"{"object":"error","message":"vllm says"}"#).as_deref(),
-            Some("vllm says")
-        );
+        assert_eq!(upstream_message(br#"{"error":{"message":"too long"}}"#).as_deref(), Some("too long"));
+        assert_eq!(upstream_message(br#"{"error":"bad"}"#).as_deref(), Some("bad"));
+        assert_eq!(upstream_message(br#"{"object":"error","message":"vllm says"}"#).as_deref(), Some("vllm says"));
         assert_eq!(upstream_message(br#"{"detail":"x"}"#).as_deref(), Some("x"));
         assert_eq!(upstream_message(b"<html>"), None);
     }

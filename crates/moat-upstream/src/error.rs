@@ -64,9 +64,7 @@ impl UpstreamError {
     /// The upstream's `retry-after`, to pass on to the client.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match &self.kind {
-            UpstreamErrorKind::Status {
-                retry_after_secs, ..
-            } => *retry_after_secs,
+            UpstreamErrorKind::Status { retry_after_secs, .. } => *retry_after_secs,
             _ => None,
         }
     }
@@ -79,10 +77,7 @@ mod tests {
     fn status(status: u16) -> UpstreamError {
         UpstreamError {
             deployment: "d".into(),
-            kind: UpstreamErrorKind::Status {
-                status,
-                retry_after_secs: None,
-            },
+            kind: UpstreamErrorKind::Status { status, retry_after_secs: None },
             detail: String::new(),
         }
     }

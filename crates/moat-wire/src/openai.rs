@@ -45,9 +45,7 @@ impl<'a> OpenAiRequest<'a> {
             serde_json::from_slice(body).map_err(|e| RequestError::InvalidJson(e.to_string()))?;
         let model = match members.get("model") {
             None => {
-                return Err(RequestError::InvalidField(
-                    "the `model` field is required".into(),
-                ));
+                return Err(RequestError::InvalidField("the `model` field is required".into()));
             }
             Some(raw) => serde_json::from_str::<String>(raw.get())
                 .map_err(|_| RequestError::InvalidField("`model` must be a string".into()))?,
@@ -61,19 +59,12 @@ impl<'a> OpenAiRequest<'a> {
         let client_wants_stream_usage = match members.get("stream_options") {
             None => false,
             Some(raw) => serde_json::from_str::<Option<StreamOptions>>(raw.get())
-                .map_err(|_| {
-                    RequestError::InvalidField("`stream_options` must be an object".into())
-                })?
+                .map_err(|_| RequestError::InvalidField("`stream_options` must be an object".into()))?
                 .unwrap_or_default()
                 .include_usage
                 .unwrap_or(false),
         };
-        Ok(OpenAiRequest {
-            members,
-            model,
-            stream,
-            client_wants_stream_usage,
-        })
+        Ok(OpenAiRequest { members, model, stream, client_wants_stream_usage })
     }
 
     /// The body to send upstream: `model` replaced by `upstream_model`, and on streams
@@ -108,11 +99,8 @@ impl<'a> OpenAiRequest<'a> {
     }
 
     fn stream_options_with_usage(&self) -> String {
-        let mut options: serde_json::Map<String, serde_json::Value> = self
-            .members
-            .get("stream_options")
-            .and_then(|raw| serde_json::from_str(raw.get()).ok())
-            .unwrap_or_default();
+        let mut options: serde_json::Map<String, serde_json::Value> =
+            self.members.get("stream_options").and_then(|raw| serde_json::from_str(raw.get()).ok()).unwrap_or_default();
         options.insert("include_usage".into(), serde_json::Value::Bool(true));
         serde_json::Value::Object(options).to_string()
     }
@@ -192,14 +180,8 @@ impl From<UsageJson> for Usage {
         Usage {
             input: u.prompt_tokens,
             output: u.completion_tokens,
-            cached: u
-                .prompt_tokens_details
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
-            reasoning: u
-                .completion_tokens_details
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
+            cached: u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            reasoning: u.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
         }
     }
 }
@@ -239,10 +221,7 @@ pub struct ResponseView {
 /// Reads a response body or stream chunk; `None` when it is not a JSON object.
 pub fn read_response(json: &[u8]) -> Option<ResponseView> {
     let body: BodyView = serde_json::from_slice(json).ok()?;
-    let mut view = ResponseView {
-        usage: body.usage.map(Usage::from),
-        ..ResponseView::default()
-    };
+    let mut view = ResponseView { usage: body.usage.map(Usage::from), ..ResponseView::default() };
     for choice in body.choices.unwrap_or_default() {
         view.has_choices = true;
         if let Some(text) = choice.text {
@@ -299,20 +278,11 @@ mod tests {
     #[test]
     fn streams_always_ask_for_usage() {
         let out = upstream(r#"{"model":"m","stream":true}"#, "u");
-        expect![[r#"{"model":"u","stream":true,"stream_options":{"include_usage":true}}"#]]
-            .assert_eq(&out);
-        let out = upstream(
-            r#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"other":1}}"#,
-            "u",
-        );
-        expect![[
-            r#"{"model":"u","stream":true,"stream_options":{"include_usage":true,"other":1}}"#
-        ]]
-        .assert_eq(&out);
-        let req = OpenAiRequest::parse(
-            br#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#,
-        )
-        .expect("valid");
+        expect![[r#"{"model":"u","stream":true,"stream_options":{"include_usage":true}}"#]].assert_eq(&out);
+        let out = upstream(r#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"other":1}}"#, "u");
+        expect![[r#"{"model":"u","stream":true,"stream_options":{"include_usage":true,"other":1}}"#]].assert_eq(&out);
+        let req = OpenAiRequest::parse(br#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#)
+            .expect("valid");
         assert!(req.client_wants_stream_usage);
     }
 
@@ -325,28 +295,13 @@ mod tests {
     #[test]
     fn rejects_what_it_cannot_route() {
         let err = |body: &str| OpenAiRequest::parse(body.as_bytes()).err();
-        assert!(matches!(
-            err("{not json"),
-            Some(RequestError::InvalidJson(_))
-        ));
+        assert!(matches!(err("{not json"), Some(RequestError::InvalidJson(_))));
         assert!(matches!(err("[1,2]"), Some(RequestError::InvalidJson(_))));
-        assert_eq!(
-            err("{}"),
-            Some(RequestError::InvalidField(
-                "the `model` field is required".into()
-            ))
-        );
-        assert_eq!(
-            err(r#"{"model":3}"#),
-            Some(RequestError::InvalidField(
-                "`model` must be a string".into()
-            ))
-        );
+        assert_eq!(err("{}"), Some(RequestError::InvalidField("the `model` field is required".into())));
+        assert_eq!(err(r#"{"model":3}"#), Some(RequestError::InvalidField("`model` must be a string".into())));
         assert_eq!(
             err(r#"{"model":"m","stream":"yes"}"#),
-            Some(RequestError::InvalidField(
-                "`stream` must be a boolean".into()
-            ))
+            Some(RequestError::InvalidField("`stream` must be a boolean".into()))
         );
     }
 
@@ -356,28 +311,14 @@ mod tests {
         assert_eq!(
             full,
             Some(ResponseView {
-                usage: Some(Usage {
-                    input: 10,
-                    output: 5,
-                    cached: 4,
-                    reasoning: 2
-                }),
+                usage: Some(Usage { input: 10, output: 5, cached: 4, reasoning: 2 }),
                 generated_text: String::new(),
                 has_choices: false,
             })
         );
-        let embeddings = read_response(
-            br#"{"object":"list","data":[],"usage":{"prompt_tokens":7,"total_tokens":7}}"#,
-        );
-        assert_eq!(
-            embeddings.and_then(|v| v.usage),
-            Some(Usage {
-                input: 7,
-                ..Usage::default()
-            })
-        );
-        let none = read_response(br#"{"choices":[{"delta":{"content":"Hel"}}],"usage":null}"#)
-            .expect("object");
+        let embeddings = read_response(br#"{"object":"list","data":[],"usage":{"prompt_tokens":7,"total_tokens":7}}"#);
+        assert_eq!(embeddings.and_then(|v| v.usage), Some(Usage { input: 7, ..Usage::default() }));
+        let none = read_response(br#"{"choices":[{"delta":{"content":"Hel"}}],"usage":null}"#).expect("object");
         assert_eq!(none.usage, None);
         assert_eq!(none.generated_text, "Hel");
         assert!(none.has_choices);

@@ -99,24 +99,12 @@ fn line_end(bytes: &[u8], at_eof: bool) -> LineEnd {
         return LineEnd::NeedMore;
     };
     if bytes[i] == b'\n' {
-        return LineEnd::Found {
-            end: i,
-            next: i + 1,
-        };
+        return LineEnd::Found { end: i, next: i + 1 };
     }
     match bytes.get(i + 1) {
-        Some(b'\n') => LineEnd::Found {
-            end: i,
-            next: i + 2,
-        },
-        Some(_) => LineEnd::Found {
-            end: i,
-            next: i + 1,
-        },
-        None if at_eof => LineEnd::Found {
-            end: i,
-            next: i + 1,
-        },
+        Some(b'\n') => LineEnd::Found { end: i, next: i + 2 },
+        Some(_) => LineEnd::Found { end: i, next: i + 1 },
+        None if at_eof => LineEnd::Found { end: i, next: i + 1 },
         None => LineEnd::NeedMore,
     }
 }
@@ -213,19 +201,13 @@ mod tests {
 
     #[test]
     fn parses_fields_comments_and_multiline_data() {
-        let frames = decode_all(&[b": keep-alive\n\nevent: message_start\ndata: {\"a\":1}\n\ndata: x\ndata:y\r\n\r\ndata: [DONE]\n\n"]);
-        let fields: Vec<_> = frames
-            .iter()
-            .map(|f| (f.event.as_deref(), f.data.as_deref()))
-            .collect();
+        let frames = decode_all(&[
+            b": keep-alive\n\nevent: message_start\ndata: {\"a\":1}\n\ndata: x\ndata:y\r\n\r\ndata: [DONE]\n\n",
+        ]);
+        let fields: Vec<_> = frames.iter().map(|f| (f.event.as_deref(), f.data.as_deref())).collect();
         assert_eq!(
             fields,
-            [
-                (None, None),
-                (Some("message_start"), Some("{\"a\":1}")),
-                (None, Some("x\ny")),
-                (None, Some("[DONE]")),
-            ]
+            [(None, None), (Some("message_start"), Some("{\"a\":1}")), (None, Some("x\ny")), (None, Some("[DONE]")),]
         );
     }
 
@@ -233,18 +215,11 @@ mod tests {
     fn a_trailing_cr_waits_for_the_next_byte() {
         let mut decoder = SseDecoder::new();
         decoder.push(b"data: a\r\n\r");
-        assert_eq!(
-            decoder.next_frame(),
-            None,
-            "the final \\r may be half of \\r\\n"
-        );
+        assert_eq!(decoder.next_frame(), None, "the final \\r may be half of \\r\\n");
         decoder.push(b"\ndata: b\n\n");
         let first = decoder.next_frame().map(|f| f.raw);
         assert_eq!(first.as_deref(), Some(&b"data: a\r\n\r\n"[..]));
-        assert_eq!(
-            decoder.next_frame().and_then(|f| f.data).as_deref(),
-            Some("b")
-        );
+        assert_eq!(decoder.next_frame().and_then(|f| f.data).as_deref(), Some("b"));
     }
 
     #[test]

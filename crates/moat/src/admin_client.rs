@@ -8,12 +8,7 @@ use serde_json::{Value, json};
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {
     /// moat's base URL.
-    #[arg(
-        long,
-        env = "MOAT_SERVER",
-        default_value = "http://127.0.0.1:4000",
-        global = true
-    )]
+    #[arg(long, env = "MOAT_SERVER", default_value = "http://127.0.0.1:4000", global = true)]
     server: String,
     /// An admin key.
     #[arg(long, env = "MOAT_ADMIN_KEY", hide_env_values = true, global = true)]
@@ -87,14 +82,8 @@ impl AdminApi {
         let Some(key) = args.admin_key.clone() else {
             bail!("an admin key is needed: set MOAT_ADMIN_KEY or pass --admin-key");
         };
-        let http = reqwest::Client::builder()
-            .build()
-            .context("building the HTTP client")?;
-        Ok(AdminApi {
-            http,
-            base: args.server.trim_end_matches('/').to_owned(),
-            key,
-        })
+        let http = reqwest::Client::builder().build().context("building the HTTP client")?;
+        Ok(AdminApi { http, base: args.server.trim_end_matches('/').to_owned(), key })
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
@@ -104,19 +93,10 @@ impl AdminApi {
             .await
             .with_context(|| format!("cannot reach moat at {}", self.base))?;
         let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .context("moat answered with something that is not JSON")?;
+        let body: Value = response.json().await.context("moat answered with something that is not JSON")?;
         if !status.is_success() {
-            let message = body
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .unwrap_or("no message");
-            let code = body
-                .pointer("/error/code")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown");
+            let message = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("no message");
+            let code = body.pointer("/error/code").and_then(Value::as_str).unwrap_or("unknown");
             bail!("moat refused ({status}, {code}): {message}");
         }
         Ok(body)
@@ -130,14 +110,7 @@ impl AdminApi {
 pub(crate) async fn keys(server: &ServerArgs, command: KeysCommand) -> anyhow::Result<()> {
     let api = AdminApi::new(server)?;
     match command {
-        KeysCommand::Create {
-            name,
-            owner,
-            models,
-            expires_in,
-            admin,
-            json,
-        } => {
+        KeysCommand::Create { name, owner, models, expires_in, admin, json } => {
             let mut body = json!({ "name": name, "owner": owner, "expires_in": expires_in });
             if !models.is_empty() {
                 body["models"] = json!(models);
@@ -157,26 +130,13 @@ pub(crate) async fn keys(server: &ServerArgs, command: KeysCommand) -> anyhow::R
             }
         }
         KeysCommand::List { all, json } => {
-            let keys = api
-                .send(
-                    api.http
-                        .get(api.url("keys"))
-                        .query(&[("include_revoked", all)]),
-                )
-                .await?;
+            let keys = api.send(api.http.get(api.url("keys")).query(&[("include_revoked", all)])).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
-                println!(
-                    "{:<38} {:<20} {:<8} {:<14} {:<24} STATE",
-                    "ID", "NAME", "ROLE", "PREFIX", "MODELS"
-                );
+                println!("{:<38} {:<20} {:<8} {:<14} {:<24} STATE", "ID", "NAME", "ROLE", "PREFIX", "MODELS");
                 for key in keys["data"].as_array().into_iter().flatten() {
-                    let state = if key["revoked_at"].is_null() {
-                        "active"
-                    } else {
-                        "revoked"
-                    };
+                    let state = if key["revoked_at"].is_null() { "active" } else { "revoked" };
                     println!(
                         "{:<38} {:<20} {:<8} {:<14} {:<24} {}",
                         text(&key["id"]),
@@ -190,14 +150,8 @@ pub(crate) async fn keys(server: &ServerArgs, command: KeysCommand) -> anyhow::R
             }
         }
         KeysCommand::Revoke { id } => {
-            let key = api
-                .send(api.http.delete(api.url(&format!("keys/{id}"))))
-                .await?;
-            println!(
-                "revoked {} at {}",
-                text(&key["id"]),
-                text(&key["revoked_at"])
-            );
+            let key = api.send(api.http.delete(api.url(&format!("keys/{id}")))).await?;
+            println!("revoked {} at {}", text(&key["id"]), text(&key["revoked_at"]));
         }
     }
     Ok(())
@@ -212,9 +166,7 @@ pub(crate) async fn usage(server: &ServerArgs, args: UsageArgs) -> anyhow::Resul
     if let Some(model) = args.model {
         query.push(("model", model));
     }
-    let usage = api
-        .send(api.http.get(api.url("usage")).query(&query))
-        .await?;
+    let usage = api.send(api.http.get(api.url("usage")).query(&query)).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&usage)?);
         return Ok(());
@@ -224,11 +176,7 @@ pub(crate) async fn usage(server: &ServerArgs, args: UsageArgs) -> anyhow::Resul
         "TIME", "MODEL", "DEPLOYMENT", "STATUS", "INPUT", "OUTPUT", "CACHED", "LATENCY", "TTFT"
     );
     for r in usage["data"].as_array().into_iter().flatten() {
-        let estimated = if r["estimated"].as_bool() == Some(true) {
-            "~"
-        } else {
-            ""
-        };
+        let estimated = if r["estimated"].as_bool() == Some(true) { "~" } else { "" };
         println!(
             "{:<24} {:<20} {:<16} {:>6} {:>8} {:>8} {:>7} {:>6}ms {:>5}ms",
             text(&r["created_at"]),

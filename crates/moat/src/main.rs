@@ -59,10 +59,7 @@ enum ConfigCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -72,9 +69,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config } => serve::run(config.as_deref()).await,
-            Command::Config {
-                command: ConfigCommand::Check { file },
-            } => serve::check(&file),
+            Command::Config { command: ConfigCommand::Check { file } } => serve::check(&file),
             Command::Keys { server, command } => admin_client::keys(&server, command).await,
             Command::Usage { server, args } => admin_client::usage(&server, args).await,
         }

@@ -21,17 +21,9 @@ pub(crate) fn check(path: &Path) -> anyhow::Result<()> {
         "{}: ok ({} deployment{}, {} model{})",
         path.display(),
         settings.deployments.len(),
-        if settings.deployments.len() == 1 {
-            ""
-        } else {
-            "s"
-        },
+        if settings.deployments.len() == 1 { "" } else { "s" },
         settings.catalog.names().count(),
-        if settings.catalog.names().count() == 1 {
-            ""
-        } else {
-            "s"
-        },
+        if settings.catalog.names().count() == 1 { "" } else { "s" },
     );
     Ok(())
 }
@@ -41,9 +33,7 @@ pub(crate) async fn run(path: Option<&Path>) -> anyhow::Result<()> {
     crate::logging::init(settings.log_format, &settings.log_level);
     let listen = settings.listen;
     let admin_key = std::env::var(ADMIN_KEY_ENV).ok().filter(|k| !k.is_empty());
-    let (gateway, bootstrap_key) = Gateway::start(settings, admin_key.as_deref())
-        .await
-        .context("starting moat")?;
+    let (gateway, bootstrap_key) = Gateway::start(settings, admin_key.as_deref()).await.context("starting moat")?;
     if let Some(secret) = bootstrap_key {
         // Shown once, on the terminal only: it is never logged or stored in clear.
         eprintln!(
@@ -51,13 +41,8 @@ pub(crate) async fn run(path: Option<&Path>) -> anyhow::Result<()> {
              Use it as MOAT_ADMIN_KEY with `moat keys ...`, or set MOAT_ADMIN_KEY before `moat serve`.\n"
         );
     }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    gateway
-        .serve(listener, shutdown_signal())
-        .await
-        .context("serving")?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    gateway.serve(listener, shutdown_signal()).await.context("serving")?;
     Ok(())
 }
 

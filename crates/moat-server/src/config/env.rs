@@ -10,21 +10,12 @@ use toml::{Table, Value};
 pub const ENV_PREFIX: &str = "MOAT__";
 
 /// Applies every override in `vars` to `table`; returns the problems found.
-pub fn apply_overrides(
-    table: &mut Table,
-    vars: impl IntoIterator<Item = (String, String)>,
-) -> Vec<(String, String)> {
+pub fn apply_overrides(table: &mut Table, vars: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
     let mut problems = Vec::new();
-    let mut vars: Vec<_> = vars
-        .into_iter()
-        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
-        .collect();
+    let mut vars: Vec<_> = vars.into_iter().filter(|(name, _)| name.starts_with(ENV_PREFIX)).collect();
     vars.sort();
     for (name, raw) in vars {
-        let path: Vec<String> = name[ENV_PREFIX.len()..]
-            .split("__")
-            .map(str::to_lowercase)
-            .collect();
+        let path: Vec<String> = name[ENV_PREFIX.len()..].split("__").map(str::to_lowercase).collect();
         if path.iter().any(String::is_empty) {
             problems.push((name, "empty path segment".into()));
             continue;
@@ -50,9 +41,7 @@ fn set(table: &mut Table, path: &[String], value: Value) -> Result<(), String> {
     let mut i = 0;
     while i < parents.len() {
         let key = &parents[i];
-        let entry = current
-            .entry(key.clone())
-            .or_insert_with(|| Value::Table(Table::new()));
+        let entry = current.entry(key.clone()).or_insert_with(|| Value::Table(Table::new()));
         current = match entry {
             Value::Table(t) => t,
             Value::Array(items) => {
@@ -61,19 +50,14 @@ fn set(table: &mut Table, path: &[String], value: Value) -> Result<(), String> {
                     .parse()
                     .map_err(|_| format!("`{key}` is a list; the next segment must be an index"))?;
                 if index > items.len() {
-                    return Err(format!(
-                        "`{key}` has {} entries; index {index} would leave a gap",
-                        items.len()
-                    ));
+                    return Err(format!("`{key}` has {} entries; index {index} would leave a gap", items.len()));
                 }
                 if index == items.len() {
                     items.push(Value::Table(Table::new()));
                 }
                 i += 1;
                 if i == parents.len() {
-                    return Err(format!(
-                        "`{key}[{index}]` needs a field name after the index"
-                    ));
+                    return Err(format!("`{key}[{index}]` needs a field name after the index"));
                 }
                 match &mut items[index] {
                     Value::Table(t) => t,
@@ -94,10 +78,7 @@ mod tests {
 
     fn apply(toml: &str, vars: &[(&str, &str)]) -> (Table, Vec<(String, String)>) {
         let mut table: Table = toml.parse().expect("valid toml");
-        let problems = apply_overrides(
-            &mut table,
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-        );
+        let problems = apply_overrides(&mut table, vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         (table, problems)
     }
 
@@ -125,20 +106,9 @@ mod tests {
     fn reports_impossible_paths() {
         let (_, problems) = apply(
             "[[deployments]]\nname = \"d\"\n[server]\nlisten = \"a\"\n",
-            &[
-                ("MOAT__DEPLOYMENTS__5__URL", "x"),
-                ("MOAT__SERVER__LISTEN__X", "y"),
-                ("MOAT__DEPLOYMENTS__NAME", "z"),
-            ],
+            &[("MOAT__DEPLOYMENTS__5__URL", "x"), ("MOAT__SERVER__LISTEN__X", "y"), ("MOAT__DEPLOYMENTS__NAME", "z")],
         );
         let names: Vec<_> = problems.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "MOAT__DEPLOYMENTS__5__URL",
-                "MOAT__DEPLOYMENTS__NAME",
-                "MOAT__SERVER__LISTEN__X"
-            ]
-        );
+        assert_eq!(names, ["MOAT__DEPLOYMENTS__5__URL", "MOAT__DEPLOYMENTS__NAME", "MOAT__SERVER__LISTEN__X"]);
     }
 }

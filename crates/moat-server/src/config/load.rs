@@ -29,12 +29,7 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.issues.len();
-        writeln!(
-            f,
-            "{} has {n} problem{}:",
-            self.source,
-            if n == 1 { "" } else { "s" }
-        )?;
+        writeln!(f, "{} has {n} problem{}:", self.source, if n == 1 { "" } else { "s" })?;
         for issue in &self.issues {
             if issue.path.is_empty() {
                 writeln!(f, "  - {}", issue.message)?;
@@ -57,10 +52,7 @@ pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settin
             let source = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
                 source: source.clone(),
-                issues: vec![ConfigIssue {
-                    path: String::new(),
-                    message: format!("cannot read the file: {e}"),
-                }],
+                issues: vec![ConfigIssue { path: String::new(), message: format!("cannot read the file: {e}") }],
             })?;
             load_from_str(&text, &source, env)
         }
@@ -68,38 +60,19 @@ pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settin
 }
 
 /// Like [`load`], from TOML text; `source` names it in errors.
-pub fn load_from_str(
-    text: &str,
-    source: &str,
-    env: &HashMap<String, String>,
-) -> Result<Settings, ConfigError> {
-    let fail = |issues| ConfigError {
-        source: source.to_owned(),
-        issues,
-    };
+pub fn load_from_str(text: &str, source: &str, env: &HashMap<String, String>) -> Result<Settings, ConfigError> {
+    let fail = |issues| ConfigError { source: source.to_owned(), issues };
     let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        fail(vec![ConfigIssue {
-            path: String::new(),
-            message: e.to_string().trim().to_owned(),
-        }])
+        fail(vec![ConfigIssue { path: String::new(), message: e.to_string().trim().to_owned() }])
     })?;
     let problems = apply_overrides(&mut table, env.iter().map(|(k, v)| (k.clone(), v.clone())));
     if !problems.is_empty() {
-        return Err(fail(
-            problems
-                .into_iter()
-                .map(|(path, message)| ConfigIssue { path, message })
-                .collect(),
-        ));
+        return Err(fail(problems.into_iter().map(|(path, message)| ConfigIssue { path, message }).collect()));
     }
-    let raw: RawConfig =
-        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            fail(vec![ConfigIssue {
-                path,
-                message: e.into_inner().message().to_owned(),
-            }])
-        })?;
+    let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        fail(vec![ConfigIssue { path, message: e.into_inner().message().to_owned() }])
+    })?;
     validate(raw, env).map_err(fail)
 }

@@ -63,9 +63,7 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig {
-            url: "sqlite://moat-data/moat.db".into(),
-        }
+        StoreConfig { url: "sqlite://moat-data/moat.db".into() }
     }
 }
 
@@ -81,10 +79,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig {
-            format: "pretty".into(),
-            level: "info".into(),
-        }
+        LogConfig { format: "pretty".into(), level: "info".into() }
     }
 }
 
@@ -101,10 +96,7 @@ pub struct UsageConfig {
 
 impl Default for UsageConfig {
     fn default() -> Self {
-        UsageConfig {
-            channel_capacity: 10_000,
-            max_batch: 500,
-        }
+        UsageConfig { channel_capacity: 10_000, max_batch: 500 }
     }
 }
 

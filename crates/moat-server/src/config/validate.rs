@@ -51,27 +51,15 @@ struct Issues(Vec<ConfigIssue>);
 
 impl Issues {
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigIssue {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.0.push(ConfigIssue { path: path.into(), message: message.into() });
     }
 }
 
-pub(super) fn validate(
-    raw: RawConfig,
-    env: &HashMap<String, String>,
-) -> Result<Settings, Vec<ConfigIssue>> {
+pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Settings, Vec<ConfigIssue>> {
     let mut issues = Issues(Vec::new());
 
     let listen = raw.server.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
-        issues.add(
-            "server.listen",
-            format!(
-                "`{}` is not an IP:port address (e.g. 127.0.0.1:4000)",
-                raw.server.listen
-            ),
-        );
+        issues.add("server.listen", format!("`{}` is not an IP:port address (e.g. 127.0.0.1:4000)", raw.server.listen));
         SocketAddr::from(([127, 0, 0, 1], 4000))
     });
     let max_body_bytes = match usize::try_from(raw.server.max_body_bytes) {
@@ -82,19 +70,13 @@ pub(super) fn validate(
         Ok(n) => n,
     };
     if !raw.store.url.starts_with("sqlite:") {
-        issues.add(
-            "store.url",
-            "only `sqlite://PATH` is supported by this build",
-        );
+        issues.add("store.url", "only `sqlite://PATH` is supported by this build");
     }
     let log_format = match raw.log.format.as_str() {
         "pretty" => LogFormat::Pretty,
         "json" => LogFormat::Json,
         other => {
-            issues.add(
-                "log.format",
-                format!("`{other}` is not one of `pretty`, `json`"),
-            );
+            issues.add("log.format", format!("`{other}` is not one of `pretty`, `json`"));
             LogFormat::Pretty
         }
     };
@@ -109,19 +91,18 @@ pub(super) fn validate(
     }
 
     let mut deployments = Vec::with_capacity(raw.deployments.len());
+    // Every declared name, valid deployment or not, so a model naming an invalid deployment
+    // is not reported a second time as naming a missing one.
+    let mut declared = HashSet::new();
     let mut deployment_ids = HashMap::new();
     for (i, deployment) in raw.deployments.iter().enumerate() {
         let path = format!("deployments[{i}]");
+        if !declared.insert(deployment.name.as_str()) {
+            issues.add(format!("{path}.name"), format!("`{}` is used by another deployment", deployment.name));
+            continue;
+        }
         if let Some(spec) = validate_deployment(deployment, &path, env, &mut issues) {
-            if deployment_ids
-                .insert(spec.name.clone(), DeploymentId(deployments.len()))
-                .is_some()
-            {
-                issues.add(
-                    format!("{path}.name"),
-                    format!("`{}` is used by another deployment", spec.name),
-                );
-            }
+            deployment_ids.insert(spec.name.clone(), DeploymentId(deployments.len()));
             deployments.push(spec);
         }
     }
@@ -133,25 +114,17 @@ pub(super) fn validate(
         if model.name.trim().is_empty() {
             issues.add(format!("{path}.name"), "must not be empty");
         } else if !model_names.insert(model.name.as_str()) {
-            issues.add(
-                format!("{path}.name"),
-                format!("`{}` is defined twice", model.name),
-            );
+            issues.add(format!("{path}.name"), format!("`{}` is defined twice", model.name));
         }
         if model.deployments.is_empty() {
-            issues.add(
-                format!("{path}.deployments"),
-                "needs at least one deployment",
-            );
+            issues.add(format!("{path}.deployments"), "needs at least one deployment");
         }
         let mut ids = Vec::new();
         for (j, name) in model.deployments.iter().enumerate() {
             match deployment_ids.get(name) {
                 Some(id) => ids.push(*id),
-                None => issues.add(
-                    format!("{path}.deployments[{j}]"),
-                    format!("no deployment is named `{name}`"),
-                ),
+                None if declared.contains(name.as_str()) => {}
+                None => issues.add(format!("{path}.deployments[{j}]"), format!("no deployment is named `{name}`")),
             }
         }
         catalog.insert(model.name.clone(), ids);
@@ -184,16 +157,8 @@ fn validate_deployment(
     issues: &mut Issues,
 ) -> Option<DeploymentSpec> {
     let before = issues.0.len();
-    if raw.name.is_empty()
-        || !raw
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        issues.add(
-            format!("{path}.name"),
-            "must be non-empty and use only letters, digits, `-`, `_` and `.`",
-        );
+    if raw.name.is_empty() || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        issues.add(format!("{path}.name"), "must be non-empty and use only letters, digits, `-`, `_` and `.`");
     }
     let base_url = raw.url.trim_end_matches('/').to_owned();
     check_http_url(&base_url, &format!("{path}.url"), issues);
@@ -213,32 +178,21 @@ fn validate_deployment(
     if raw.upstream_model.trim().is_empty() {
         issues.add(format!("{path}.upstream_model"), "must not be empty");
     }
-    let api_key = raw
-        .api_key
-        .as_ref()
-        .and_then(|secret| resolve_secret(secret, &format!("{path}.api_key"), env, issues));
+    let api_key =
+        raw.api_key.as_ref().and_then(|secret| resolve_secret(secret, &format!("{path}.api_key"), env, issues));
     for (name, value) in &raw.headers {
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            issues.add(
-                format!("{path}.headers.{name}"),
-                "is not a valid header name",
-            );
+            issues.add(format!("{path}.headers.{name}"), "is not a valid header name");
         }
         if http::HeaderValue::from_str(value).is_err() {
-            issues.add(
-                format!("{path}.headers.{name}"),
-                "is not a valid header value",
-            );
+            issues.add(format!("{path}.headers.{name}"), "is not a valid header value");
         }
     }
     if raw.timeout.is_zero() {
         issues.add(format!("{path}.timeout"), "must be longer than zero");
     }
     if raw.connect_timeout.is_zero() {
-        issues.add(
-            format!("{path}.connect_timeout"),
-            "must be longer than zero",
-        );
+        issues.add(format!("{path}.connect_timeout"), "must be longer than zero");
     }
     if let Some(url) = &raw.tokenize_url {
         check_http_url(url, &format!("{path}.tokenize_url"), issues);
@@ -249,11 +203,7 @@ fn validate_deployment(
         dialects,
         upstream_model: raw.upstream_model.clone(),
         api_key,
-        headers: raw
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        headers: raw.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         timeout: raw.timeout,
         connect_timeout: raw.connect_timeout,
         tokenize_url: raw.tokenize_url.clone(),
@@ -262,9 +212,7 @@ fn validate_deployment(
 
 fn check_http_url(url: &str, path: &str, issues: &mut Issues) {
     match url.parse::<http::Uri>() {
-        Ok(uri)
-            if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() =>
-        {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() => {
             if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
                 issues.add(path, "must not carry credentials; use `api_key`");
             }
@@ -296,10 +244,7 @@ fn resolve_secret(
         },
     };
     if http::HeaderValue::from_str(&format!("Bearer {value}")).is_err() {
-        issues.add(
-            path,
-            "the secret contains characters not allowed in an HTTP header",
-        );
+        issues.add(path, "the secret contains characters not allowed in an HTTP header");
         return None;
     }
     Some(SecretString::from(value))

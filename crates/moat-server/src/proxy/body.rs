@@ -12,15 +12,10 @@ pub(crate) async fn read(body: Body, headers: &HeaderMap, limit: usize) -> Resul
     let too_large = || {
         ApiError::new(
             ErrorCode::BodyTooLarge,
-            format!(
-                "the request body is larger than the {limit}-byte limit (server.max_body_bytes)"
-            ),
+            format!("the request body is larger than the {limit}-byte limit (server.max_body_bytes)"),
         )
     };
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
@@ -28,10 +23,7 @@ pub(crate) async fn read(body: Body, headers: &HeaderMap, limit: usize) -> Resul
         if is_length_limit(&error) {
             too_large()
         } else {
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                "the request body could not be read",
-            )
+            ApiError::new(ErrorCode::InvalidRequest, "the request body could not be read")
         }
     })
 }

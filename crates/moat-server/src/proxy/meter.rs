@@ -54,18 +54,9 @@ struct Pending {
 
 impl Meter {
     pub(crate) fn new(state: Arc<AppState>, base: RecordBase, request_body: Bytes) -> Self {
-        let pending = Pending {
-            base,
-            request_body,
-            deployment: None,
-            usage: None,
-            generated: String::new(),
-            first_byte: None,
-        };
-        Meter {
-            state,
-            pending: Some(pending),
-        }
+        let pending =
+            Pending { base, request_body, deployment: None, usage: None, generated: String::new(), first_byte: None };
+        Meter { state, pending: Some(pending) }
     }
 
     pub(crate) fn set_deployment(&mut self, id: DeploymentId, name: String) {
@@ -109,9 +100,7 @@ impl Meter {
     /// Counts a failed exchange with the deployment in the metrics.
     pub(crate) fn note_upstream_error(&self, code: moat_core::ErrorCode) {
         if let Some((_, name)) = self.pending.as_ref().and_then(|p| p.deployment.as_ref()) {
-            self.state
-                .metrics
-                .observe_upstream_error(name, code.as_str());
+            self.state.metrics.observe_upstream_error(name, code.as_str());
         }
     }
 
@@ -167,20 +156,15 @@ impl Settlement {
     async fn run(self, state: Arc<AppState>) {
         // Tokens must be counted when an upstream did work but reported no usage: the stream
         // was cut, or the upstream does not report usage at all.
-        let upstream_worked = self.first_byte.is_some()
-            || (self.status == STATUS_CLIENT_CLOSED && self.deployment.is_some());
+        let upstream_worked =
+            self.first_byte.is_some() || (self.status == STATUS_CLIENT_CLOSED && self.deployment.is_some());
         let (usage, estimated) = match (self.usage, &self.deployment) {
             (Some(usage), _) => (usage, false),
             (None, Some((id, _))) if upstream_worked => (self.count(&state, *id).await, true),
             (None, _) => (Usage::default(), false),
         };
         if self.deployment.is_some() {
-            state.metrics.observe_model_request(
-                &self.base.model,
-                &usage,
-                self.latency,
-                self.first_byte,
-            );
+            state.metrics.observe_model_request(&self.base.model, &usage, self.latency, self.first_byte);
         }
         let record = UsageRecord {
             id: self.base.id,
@@ -211,9 +195,7 @@ impl Settlement {
 
     /// Counts input and output tokens with the deployment's tokenizer, or estimates them.
     async fn count(&self, state: &AppState, deployment: DeploymentId) -> Usage {
-        let prompt = OpenAiRequest::parse(&self.request_body)
-            .map(|r| r.prompt_text())
-            .unwrap_or_default();
+        let prompt = OpenAiRequest::parse(&self.request_body).map(|r| r.prompt_text()).unwrap_or_default();
         let upstream = state.upstreams.get(deployment.0);
         let count = |text: String| async move {
             if text.is_empty() {
@@ -227,12 +209,7 @@ impl Settlement {
                 None => estimate_tokens(&text),
             }
         };
-        Usage {
-            input: count(prompt).await,
-            output: count(self.generated.clone()).await,
-            cached: 0,
-            reasoning: 0,
-        }
+        Usage { input: count(prompt).await, output: count(self.generated.clone()).await, cached: 0, reasoning: 0 }
     }
 }
 

@@ -64,10 +64,7 @@ impl Endpoint {
     }
 }
 
-pub(crate) async fn chat_completions(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-) -> Response {
+pub(crate) async fn chat_completions(State(state): State<Arc<AppState>>, request: Request) -> Response {
     handle(state, Endpoint::ChatCompletions, request).await
 }
 
@@ -80,10 +77,7 @@ pub(crate) async fn embeddings(State(state): State<Arc<AppState>>, request: Requ
 }
 
 /// `GET /v1/models`: the models the caller's key may use.
-pub(crate) async fn list_models(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Response {
+pub(crate) async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let principal = match state.keys.authenticate(&headers, now_ms()).await {
         Ok(principal) => principal,
         Err(error) => return error.into_response(),
@@ -102,12 +96,7 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
     let started = Instant::now();
     let created_at_ms = now_ms();
     let (parts, body) = request.into_parts();
-    let request_id = parts
-        .headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let request_id = parts.headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
 
     let body = match body::read(body, &parts.headers, state.max_body_bytes).await {
         Ok(body) => body,
@@ -146,20 +135,15 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
     );
 
     if !principal.may_use(&decoded.model) {
-        let error = ApiError::new(
-            ErrorCode::ModelNotAllowed,
-            format!("this key may not use the model `{}`", decoded.model),
-        )
-        .with_param("model");
+        let error =
+            ApiError::new(ErrorCode::ModelNotAllowed, format!("this key may not use the model `{}`", decoded.model))
+                .with_param("model");
         return meter.fail(error).into_response();
     }
     let turn = state.turn.fetch_add(1, Ordering::Relaxed);
     let Some(plan) = state.catalog.plan(&decoded.model, turn) else {
-        let error = ApiError::new(
-            ErrorCode::ModelNotFound,
-            format!("the model `{}` does not exist", decoded.model),
-        )
-        .with_param("model");
+        let error = ApiError::new(ErrorCode::ModelNotFound, format!("the model `{}` does not exist", decoded.model))
+            .with_param("model");
         return meter.fail(error).into_response();
     };
 
@@ -175,22 +159,11 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
         match call_upstream(&state, upstream, endpoint, upstream_body).await {
             Ok(response) => {
                 meter.mark_first_byte_if(!stream);
-                return relay(
-                    &state,
-                    upstream,
-                    response,
-                    meter,
-                    stream,
-                    decoded.client_wants_stream_usage,
-                )
-                .await;
+                return relay(&state, upstream, response, meter, stream, decoded.client_wants_stream_usage).await;
             }
             Err(error) => {
-                state
-                    .metrics
-                    .observe_upstream_error(&upstream.spec().name, error.code().as_str());
-                let retry_elsewhere =
-                    error.retryable() && error.kind == moat_upstream::UpstreamErrorKind::Connect;
+                state.metrics.observe_upstream_error(&upstream.spec().name, error.code().as_str());
+                let retry_elsewhere = error.retryable() && error.kind == moat_upstream::UpstreamErrorKind::Connect;
                 last_error = Some(error);
                 if !retry_elsewhere {
                     break;
@@ -200,10 +173,7 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
     }
     let error = match last_error {
         Some(error) => upstream_api_error(&error),
-        None => ApiError::new(
-            ErrorCode::ModelNotFound,
-            format!("the model `{}` has no deployment", decoded.model),
-        ),
+        None => ApiError::new(ErrorCode::ModelNotFound, format!("the model `{}` has no deployment", decoded.model)),
     };
     meter.fail(error).into_response()
 }
@@ -244,10 +214,8 @@ async fn relay(
 ) -> Response {
     let status = response.status();
     let content_type = response.content_type().cloned();
-    let is_event_stream = content_type
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let is_event_stream =
+        content_type.as_ref().and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
     let timeout = upstream.spec().timeout;
     if stream && is_event_stream {
         let body = relay::MeteredStream::new(
@@ -258,10 +226,7 @@ async fn relay(
         );
         return Response::builder()
             .status(status)
-            .header(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            )
+            .header(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"))
             .header(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))
             .header("x-accel-buffering", HeaderValue::from_static("no"))
             .body(axum::body::Body::from_stream(body))
@@ -276,19 +241,13 @@ async fn relay(
             meter.observe_body(&bytes);
             meter.finish(status, None);
             let mut response = Response::new(axum::body::Body::from(bytes));
-            *response.status_mut() =
-                axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);
-            let content_type =
-                content_type.unwrap_or_else(|| HeaderValue::from_static("application/json"));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, content_type);
+            *response.status_mut() = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);
+            let content_type = content_type.unwrap_or_else(|| HeaderValue::from_static("application/json"));
+            response.headers_mut().insert(header::CONTENT_TYPE, content_type);
             response
         }
         Err(error) => {
-            state
-                .metrics
-                .observe_upstream_error(&upstream.spec().name, error.code().as_str());
+            state.metrics.observe_upstream_error(&upstream.spec().name, error.code().as_str());
             meter.fail(upstream_api_error(&error)).into_response()
         }
     }

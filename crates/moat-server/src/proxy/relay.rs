@@ -92,10 +92,7 @@ impl Stream for MeteredStream {
                 return Poll::Ready(None);
             }
             if this.hard_stop.as_mut().poll(cx).is_ready() {
-                let frame = this.fail(
-                    ErrorCode::ShuttingDown,
-                    "moat is shutting down and ended this stream",
-                );
+                let frame = this.fail(ErrorCode::ShuttingDown, "moat is shutting down and ended this stream");
                 return Poll::Ready(Some(Ok(frame)));
             }
             match this.upstream.as_mut().poll_next(cx) {

@@ -10,10 +10,7 @@ async fn key_lifecycle_through_the_api() {
     let upstream = FakeUpstream::start().await;
     let gateway = TestGateway::start(&upstream).await;
     let response = gateway
-        .admin_post(
-            "keys",
-            json!({ "name": "ci", "owner": "team-a", "models": ["m"], "expires_in": "30d" }),
-        )
+        .admin_post("keys", json!({ "name": "ci", "owner": "team-a", "models": ["m"], "expires_in": "30d" }))
         .await;
     assert_eq!(response.status(), 201);
     let created: Value = response.json().await.expect("json");
@@ -28,18 +25,10 @@ async fn key_lifecycle_through_the_api() {
     let listed: Value = gateway.admin_get("keys").await.json().await.expect("json");
     let listed_key = &listed["data"][0];
     assert_eq!(listed_key["id"], id.as_str());
-    assert!(
-        listed_key.get("key").is_none(),
-        "the secret is shown only at creation"
-    );
+    assert!(listed_key.get("key").is_none(), "the secret is shown only at creation");
     assert!(!listed.to_string().contains(&secret));
 
-    let fetched: Value = gateway
-        .admin_get(&format!("keys/{id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let fetched: Value = gateway.admin_get(&format!("keys/{id}")).await.json().await.expect("json");
     assert_eq!(fetched["name"], "ci");
 
     let revoked = gateway
@@ -53,20 +42,10 @@ async fn key_lifecycle_through_the_api() {
     assert!(revoked["revoked_at"].is_string());
     let active: Value = gateway.admin_get("keys").await.json().await.expect("json");
     assert_eq!(active["data"].as_array().map(Vec::len), Some(0));
-    let all: Value = gateway
-        .admin_get("keys?include_revoked=true")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let all: Value = gateway.admin_get("keys?include_revoked=true").await.json().await.expect("json");
     assert_eq!(all["data"].as_array().map(Vec::len), Some(1));
 
-    assert_openai_error(
-        gateway.admin_get("keys/key_missing").await,
-        404,
-        "not_found",
-    )
-    .await;
+    assert_openai_error(gateway.admin_get("keys/key_missing").await, 404, "not_found").await;
     let response = gateway
         .http
         .delete(format!("{}/admin/v1/keys/key_missing", gateway.url))
@@ -83,34 +62,18 @@ async fn key_requests_are_validated() {
     let gateway = TestGateway::start(&upstream).await;
     let cases = [
         (json!({ "name": "" }), "name"),
-        (
-            json!({ "name": "x", "models": ["no-such-model"] }),
-            "models",
-        ),
+        (json!({ "name": "x", "models": ["no-such-model"] }), "models"),
         (json!({ "name": "x", "role": "root" }), "role"),
         (json!({ "name": "x", "expires_in": "soon" }), "expires_in"),
-        (
-            json!({ "name": "x", "expires_at": "2001-01-01T00:00:00Z" }),
-            "expires_at",
-        ),
-        (
-            json!({ "name": "x", "expires_at": "2100-01-01T00:00:00Z", "expires_in": "1d" }),
-            "expires_at",
-        ),
+        (json!({ "name": "x", "expires_at": "2001-01-01T00:00:00Z" }), "expires_at"),
+        (json!({ "name": "x", "expires_at": "2100-01-01T00:00:00Z", "expires_in": "1d" }), "expires_at"),
     ];
     for (body, param) in cases {
-        let error = assert_openai_error(
-            gateway.admin_post("keys", body.clone()).await,
-            400,
-            "invalid_request",
-        )
-        .await;
+        let error = assert_openai_error(gateway.admin_post("keys", body.clone()).await, 400, "invalid_request").await;
         assert_eq!(error["error"]["param"], param, "{body}");
     }
     assert_openai_error(
-        gateway
-            .admin_post("keys", json!({ "name": "x", "colour": "red" }))
-            .await,
+        gateway.admin_post("keys", json!({ "name": "x", "colour": "red" })).await,
         400,
         "invalid_request",
     )
@@ -124,12 +87,7 @@ async fn key_requests_are_validated() {
         .await
         .expect("send");
     assert_openai_error(response, 400, "invalid_json").await;
-    let response = gateway
-        .http
-        .get(format!("{}/admin/v1/keys", gateway.url))
-        .send()
-        .await
-        .expect("send");
+    let response = gateway.http.get(format!("{}/admin/v1/keys", gateway.url)).send().await.expect("send");
     assert_openai_error(response, 401, "missing_api_key").await;
 }
 
@@ -140,13 +98,7 @@ async fn usage_records_carry_the_contract_fields_and_filter_and_page() {
     let (a_id, a) = gateway.create_key(json!({ "name": "a" })).await;
     let (_, b) = gateway.create_key(json!({ "name": "b" })).await;
     for key in [&a, &b, &a] {
-        assert_eq!(
-            gateway
-                .post("/v1/chat/completions", key, &chat("m"))
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(gateway.post("/v1/chat/completions", key, &chat("m")).await.status(), 200);
     }
     let records = gateway.usage(3).await;
     for field in [
@@ -164,67 +116,25 @@ async fn usage_records_carry_the_contract_fields_and_filter_and_page() {
         "estimated",
         "created_at",
     ] {
-        assert!(
-            records[0].get(field).is_some(),
-            "missing `{field}` in {}",
-            records[0]
-        );
+        assert!(records[0].get(field).is_some(), "missing `{field}` in {}", records[0]);
     }
-    let ids: Vec<_> = records
-        .iter()
-        .map(|r| r["id"].as_str().expect("id").to_owned())
-        .collect();
+    let ids: Vec<_> = records.iter().map(|r| r["id"].as_str().expect("id").to_owned()).collect();
     let mut sorted = ids.clone();
     sorted.sort_unstable_by(|x, y| y.cmp(x));
     assert_eq!(ids, sorted, "newest first");
 
-    let only_a: Value = gateway
-        .admin_get(&format!("usage?key_id={a_id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let only_a: Value = gateway.admin_get(&format!("usage?key_id={a_id}")).await.json().await.expect("json");
     assert_eq!(only_a["data"].as_array().map(Vec::len), Some(2));
-    let page: Value = gateway
-        .admin_get("usage?limit=2")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let page: Value = gateway.admin_get("usage?limit=2").await.json().await.expect("json");
     assert_eq!(page["data"].as_array().map(Vec::len), Some(2));
     let next = page["next_before"].as_str().expect("a next page");
-    let rest: Value = gateway
-        .admin_get(&format!("usage?limit=2&before={next}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let rest: Value = gateway.admin_get(&format!("usage?limit=2&before={next}")).await.json().await.expect("json");
     assert_eq!(rest["data"].as_array().map(Vec::len), Some(1));
     assert!(rest["next_before"].is_null());
-    let future: Value = gateway
-        .admin_get("usage?from=2999-01-01T00:00:00Z")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let future: Value = gateway.admin_get("usage?from=2999-01-01T00:00:00Z").await.json().await.expect("json");
     assert_eq!(future["data"].as_array().map(Vec::len), Some(0));
 
-    assert_openai_error(
-        gateway.admin_get("usage?limit=0").await,
-        400,
-        "invalid_request",
-    )
-    .await;
-    assert_openai_error(
-        gateway.admin_get("usage?from=yesterday").await,
-        400,
-        "invalid_request",
-    )
-    .await;
-    assert_openai_error(
-        gateway.admin_get("usage?bogus=1").await,
-        400,
-        "invalid_request",
-    )
-    .await;
+    assert_openai_error(gateway.admin_get("usage?limit=0").await, 400, "invalid_request").await;
+    assert_openai_error(gateway.admin_get("usage?from=yesterday").await, 400, "invalid_request").await;
+    assert_openai_error(gateway.admin_get("usage?bogus=1").await, 400, "invalid_request").await;
 }

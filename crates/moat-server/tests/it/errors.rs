@@ -13,40 +13,15 @@ async fn malformed_requests() {
     let gateway = TestGateway::start(&upstream).await;
     let key = gateway.client_key().await;
     let raw = |body: &'static str| {
-        gateway
-            .http
-            .post(format!("{}/v1/chat/completions", gateway.url))
-            .bearer_auth(&key)
-            .body(body)
-            .send()
+        gateway.http.post(format!("{}/v1/chat/completions", gateway.url)).bearer_auth(&key).body(body).send()
     };
-    assert_openai_error(
-        raw("{\"model\": ").await.expect("send"),
-        400,
-        "invalid_json",
-    )
-    .await;
+    assert_openai_error(raw("{\"model\": ").await.expect("send"), 400, "invalid_json").await;
     assert_openai_error(raw("[]").await.expect("send"), 400, "invalid_json").await;
-    assert_openai_error(
-        raw("{\"messages\": []}").await.expect("send"),
-        400,
-        "invalid_request",
-    )
-    .await;
-    assert_openai_error(
-        raw("{\"model\": 7}").await.expect("send"),
-        400,
-        "invalid_request",
-    )
-    .await;
-    let body = assert_openai_error(
-        gateway
-            .post("/v1/chat/completions", &key, &chat("nope"))
-            .await,
-        404,
-        "model_not_found",
-    )
-    .await;
+    assert_openai_error(raw("{\"messages\": []}").await.expect("send"), 400, "invalid_request").await;
+    assert_openai_error(raw("{\"model\": 7}").await.expect("send"), 400, "invalid_request").await;
+    let body =
+        assert_openai_error(gateway.post("/v1/chat/completions", &key, &chat("nope")).await, 404, "model_not_found")
+            .await;
     assert_eq!(body["error"]["param"], "model");
     assert_eq!(upstream.calls(), 0);
 }
@@ -54,21 +29,13 @@ async fn malformed_requests() {
 #[tokio::test]
 async fn bodies_over_the_limit() {
     let upstream = FakeUpstream::start().await;
-    let config = crate::support::default_config(&upstream)
-        .replace("[server]", "[server]\nmax_body_bytes = 1024");
+    let config = crate::support::default_config(&upstream).replace("[server]", "[server]\nmax_body_bytes = 1024");
     let gateway = TestGateway::start_with(&config).await;
     let key = gateway.client_key().await;
-    let big =
-        json!({ "model": "m", "messages": [{ "role": "user", "content": "x".repeat(4096) }] });
-    assert_openai_error(
-        gateway.post("/v1/chat/completions", &key, &big).await,
-        413,
-        "body_too_large",
-    )
-    .await;
+    let big = json!({ "model": "m", "messages": [{ "role": "user", "content": "x".repeat(4096) }] });
+    assert_openai_error(gateway.post("/v1/chat/completions", &key, &big).await, 413, "body_too_large").await;
     // Without a Content-Length the limit still holds.
-    let chunks =
-        futures_util::stream::iter((0..8).map(|_| Ok::<_, std::io::Error>(vec![b' '; 512])));
+    let chunks = futures_util::stream::iter((0..8).map(|_| Ok::<_, std::io::Error>(vec![b' '; 512])));
     let response = gateway
         .http
         .post(format!("{}/v1/chat/completions", gateway.url))
@@ -84,19 +51,9 @@ async fn bodies_over_the_limit() {
 async fn unknown_routes_and_methods() {
     let upstream = FakeUpstream::start().await;
     let gateway = TestGateway::start(&upstream).await;
-    let response = gateway
-        .http
-        .get(format!("{}/v1/nothing-here", gateway.url))
-        .send()
-        .await
-        .expect("send");
+    let response = gateway.http.get(format!("{}/v1/nothing-here", gateway.url)).send().await.expect("send");
     assert_openai_error(response, 404, "not_found").await;
-    let response = gateway
-        .http
-        .get(format!("{}/v1/chat/completions", gateway.url))
-        .send()
-        .await
-        .expect("send");
+    let response = gateway.http.get(format!("{}/v1/chat/completions", gateway.url)).send().await.expect("send");
     assert_openai_error(response, 405, "method_not_allowed").await;
 }
 
@@ -110,71 +67,35 @@ async fn upstream_failures_map_to_their_codes() {
 
     upstream.push(Reply::error(500, "boom"));
     let body = assert_openai_error(call().await, 502, "upstream_error").await;
-    assert!(
-        !body.to_string().contains("boom"),
-        "5xx bodies are not passed on: {body}"
-    );
+    assert!(!body.to_string().contains("boom"), "5xx bodies are not passed on: {body}");
 
     upstream.push(Reply::error(429, "slow down").with_header("retry-after", "7"));
     let response = call().await;
-    assert_eq!(
-        response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok()),
-        Some("7")
-    );
+    assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("7"));
     assert_openai_error(response, 429, "upstream_rate_limited").await;
 
-    upstream.push(Reply::error(
-        401,
-        &format!("Incorrect API key provided: {UPSTREAM_SECRET}"),
-    ));
+    upstream.push(Reply::error(401, &format!("Incorrect API key provided: {UPSTREAM_SECRET}")));
     let body = assert_openai_error(call().await, 502, "upstream_auth_failed").await;
     assert!(!body.to_string().contains(UPSTREAM_SECRET));
 
-    upstream.push(Reply::error(
-        400,
-        &format!("prompt too long for context; key was {UPSTREAM_SECRET}"),
-    ));
+    upstream.push(Reply::error(400, &format!("prompt too long for context; key was {UPSTREAM_SECRET}")));
     let body = assert_openai_error(call().await, 400, "upstream_bad_request").await;
     let message = body["error"]["message"].as_str().expect("message");
-    assert!(
-        message.contains("prompt too long for context"),
-        "the upstream's reason helps the caller: {message}"
-    );
-    assert!(
-        !message.contains(UPSTREAM_SECRET),
-        "but never the deployment's credential: {message}"
-    );
+    assert!(message.contains("prompt too long for context"), "the upstream's reason helps the caller: {message}");
+    assert!(!message.contains(UPSTREAM_SECRET), "but never the deployment's credential: {message}");
 
     let records = gateway.usage(4).await;
-    let codes: Vec<_> = records
-        .iter()
-        .map(|r| r["error_code"].as_str().unwrap_or("-").to_owned())
-        .collect();
-    assert_eq!(
-        codes,
-        [
-            "upstream_bad_request",
-            "upstream_auth_failed",
-            "upstream_rate_limited",
-            "upstream_error"
-        ]
-    );
+    let codes: Vec<_> = records.iter().map(|r| r["error_code"].as_str().unwrap_or("-").to_owned()).collect();
+    assert_eq!(codes, ["upstream_bad_request", "upstream_auth_failed", "upstream_rate_limited", "upstream_error"]);
     assert!(
-        records
-            .iter()
-            .all(|r| r["input_tokens"] == 0 && r["estimated"] == false),
+        records.iter().all(|r| r["input_tokens"] == 0 && r["estimated"] == false),
         "nothing was generated, nothing is counted"
     );
 }
 
 #[tokio::test]
 async fn unreachable_and_slow_upstreams() {
-    let dead = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let dead_url = format!("http://{}/v1", dead.local_addr().expect("addr"));
     drop(dead);
     let slow = FakeUpstream::start().await;
@@ -200,46 +121,24 @@ async fn unreachable_and_slow_upstreams() {
     );
     let gateway = TestGateway::start_with(&config).await;
     let key = gateway.client_key().await;
-    assert_openai_error(
-        gateway
-            .post("/v1/chat/completions", &key, &chat("dead"))
-            .await,
-        502,
-        "upstream_unavailable",
-    )
-    .await;
+    assert_openai_error(gateway.post("/v1/chat/completions", &key, &chat("dead")).await, 502, "upstream_unavailable")
+        .await;
     slow.push(Reply::Hang);
     let started = std::time::Instant::now();
-    assert_openai_error(
-        gateway
-            .post("/v1/chat/completions", &key, &chat("slow"))
-            .await,
-        504,
-        "upstream_timeout",
-    )
-    .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "the deployment's timeout applies"
-    );
+    assert_openai_error(gateway.post("/v1/chat/completions", &key, &chat("slow")).await, 504, "upstream_timeout").await;
+    assert!(started.elapsed() < Duration::from_secs(5), "the deployment's timeout applies");
 }
 
 #[tokio::test]
 async fn a_stream_that_breaks_ends_with_an_error_frame() {
     let upstream = FakeUpstream::start().await;
-    let config = crate::support::default_config(&upstream)
-        .replace("timeout = \"5s\"", "timeout = \"500ms\"");
+    let config = crate::support::default_config(&upstream).replace("timeout = \"5s\"", "timeout = \"500ms\"");
     let gateway = TestGateway::start_with(&config).await;
     let key = gateway.client_key().await;
     upstream.push(Reply::chat_stream(&["partial"], None).ending(moat_testkit::StreamEnd::Hang));
     let mut body = chat("m");
     body["stream"] = json!(true);
-    let text = gateway
-        .post("/v1/chat/completions", &key, &body)
-        .await
-        .text()
-        .await
-        .expect("body");
+    let text = gateway.post("/v1/chat/completions", &key, &body).await.text().await.expect("body");
     assert!(text.contains("partial"), "{text}");
     let last = text.trim_end().rsplit("\n\n").next().expect("a frame");
     let error: serde_json::Value =
@@ -248,9 +147,6 @@ async fn a_stream_that_breaks_ends_with_an_error_frame() {
     let record = &gateway.usage(1).await[0];
     assert_eq!(record["status"], 504);
     assert_eq!(record["error_code"], "upstream_timeout");
-    assert_eq!(
-        record["estimated"], true,
-        "generated text was seen but no usage: counted"
-    );
+    assert_eq!(record["estimated"], true, "generated text was seen but no usage: counted");
     assert_eq!(record["output_tokens"], 1);
 }

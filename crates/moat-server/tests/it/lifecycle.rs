@@ -20,9 +20,7 @@ async fn a_client_that_disconnects_mid_stream_cancels_the_upstream_and_is_metere
     let gateway = TestGateway::start(&upstream).await;
     let key = gateway.client_key().await;
     upstream.push(Reply::chat_stream(&["one ", "two three"], None).ending(StreamEnd::Hang));
-    let response = gateway
-        .post("/v1/chat/completions", &key, &streaming_chat())
-        .await;
+    let response = gateway.post("/v1/chat/completions", &key, &streaming_chat()).await;
     let mut stream = response.bytes_stream();
     let mut seen = String::new();
     while !seen.contains("two three") {
@@ -31,20 +29,12 @@ async fn a_client_that_disconnects_mid_stream_cancels_the_upstream_and_is_metere
     }
     drop(stream);
 
-    assert!(
-        upstream
-            .wait_streams_dropped(1, Duration::from_secs(10))
-            .await,
-        "the upstream request was cancelled"
-    );
+    assert!(upstream.wait_streams_dropped(1, Duration::from_secs(10)).await, "the upstream request was cancelled");
     let record = &gateway.usage(1).await[0];
     assert_eq!(record["status"], 499);
     assert_eq!(record["error_code"], "client_closed");
     assert_eq!(record["estimated"], true);
-    assert_eq!(
-        record["output_tokens"], 3,
-        "what was generated before the disconnect is counted"
-    );
+    assert_eq!(record["output_tokens"], 3, "what was generated before the disconnect is counted");
     assert_eq!(record["input_tokens"], 3);
 }
 
@@ -55,19 +45,10 @@ async fn shutdown_lets_an_in_flight_stream_finish() {
     let key = gateway.client_key().await;
     let pieces = ["a", "b", "c", "d", "e", "f"];
     upstream.push(
-        Reply::chat_stream(
-            &pieces,
-            Some(moat_testkit::FakeUsage {
-                prompt: 4,
-                completion: 6,
-                cached: 0,
-            }),
-        )
-        .with_gap(Duration::from_millis(50)),
+        Reply::chat_stream(&pieces, Some(moat_testkit::FakeUsage { prompt: 4, completion: 6, cached: 0 }))
+            .with_gap(Duration::from_millis(50)),
     );
-    let response = gateway
-        .post("/v1/chat/completions", &key, &streaming_chat())
-        .await;
+    let response = gateway.post("/v1/chat/completions", &key, &streaming_chat()).await;
     let mut stream = response.bytes_stream();
     let first = stream.next().await.expect("first").expect("chunk");
     assert!(!first.is_empty());
@@ -77,10 +58,7 @@ async fn shutdown_lets_an_in_flight_stream_finish() {
     while let Some(chunk) = stream.next().await {
         rest.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
     }
-    assert!(
-        rest.trim_end().ends_with("data: [DONE]"),
-        "the stream completed: {rest}"
-    );
+    assert!(rest.trim_end().ends_with("data: [DONE]"), "the stream completed: {rest}");
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .expect("server stops")
@@ -88,16 +66,8 @@ async fn shutdown_lets_an_in_flight_stream_finish() {
         .expect("serve ok");
 
     // The gateway is gone; its usage was flushed to the store before it returned.
-    let store = moat_store::Store::open(&gateway.store_url)
-        .await
-        .expect("open");
-    let records = store
-        .query_usage(&moat_store::UsageFilter {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .expect("query");
+    let store = moat_store::Store::open(&gateway.store_url).await.expect("open");
+    let records = store.query_usage(&moat_store::UsageFilter { limit: 10, ..Default::default() }).await.expect("query");
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].status, 200);
     assert_eq!(records[0].usage.output, 6);
@@ -106,40 +76,23 @@ async fn shutdown_lets_an_in_flight_stream_finish() {
 #[tokio::test]
 async fn shutdown_cuts_streams_that_outlast_the_grace_period() {
     let upstream = FakeUpstream::start().await;
-    let config =
-        default_config(&upstream).replace("shutdown_grace = \"5s\"", "shutdown_grace = \"200ms\"");
+    let config = default_config(&upstream).replace("shutdown_grace = \"5s\"", "shutdown_grace = \"200ms\"");
     let mut gateway = TestGateway::start_with(&config).await;
     let key = gateway.client_key().await;
     upstream.push(Reply::chat_stream(&["endless"], None).ending(StreamEnd::Hang));
-    let response = gateway
-        .post("/v1/chat/completions", &key, &streaming_chat())
-        .await;
+    let response = gateway.post("/v1/chat/completions", &key, &streaming_chat()).await;
     let server = gateway.begin_shutdown();
-    let text = tokio::time::timeout(Duration::from_secs(10), response.text())
-        .await
-        .expect("the stream is cut")
-        .expect("body");
+    let text =
+        tokio::time::timeout(Duration::from_secs(10), response.text()).await.expect("the stream is cut").expect("body");
     assert!(text.contains("\"code\":\"shutting_down\""), "{text}");
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .expect("server stops")
         .expect("task")
         .expect("serve ok");
-    let store = moat_store::Store::open(&gateway.store_url)
-        .await
-        .expect("open");
-    let records = store
-        .query_usage(&moat_store::UsageFilter {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .expect("query");
+    let store = moat_store::Store::open(&gateway.store_url).await.expect("open");
+    let records = store.query_usage(&moat_store::UsageFilter { limit: 10, ..Default::default() }).await.expect("query");
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].error_code.as_deref(), Some("shutting_down"));
-    assert!(
-        upstream
-            .wait_streams_dropped(1, Duration::from_secs(5))
-            .await
-    );
+    assert!(upstream.wait_streams_dropped(1, Duration::from_secs(5)).await);
 }

@@ -1,11 +1,7 @@
 //! moat-server's integration tests: the whole gateway, in process, on loopback, against the
 //! scripted fake upstream. One test binary; every server binds `127.0.0.1:0`.
 
-#![allow(
-    clippy::expect_used,
-    clippy::unwrap_used,
-    reason = "a test fails loudly on what it set up itself"
-)]
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "a test fails loudly on what it set up itself")]
 
 mod admin;
 mod auth;

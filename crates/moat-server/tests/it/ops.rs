@@ -10,12 +10,7 @@ async fn health_readiness_and_root_answer() {
     let upstream = FakeUpstream::start().await;
     let gateway = TestGateway::start(&upstream).await;
     for path in ["/healthz", "/readyz", "/"] {
-        let response = gateway
-            .http
-            .get(format!("{}{path}", gateway.url))
-            .send()
-            .await
-            .expect("send");
+        let response = gateway.http.get(format!("{}{path}", gateway.url)).send().await.expect("send");
         assert_eq!(response.status(), 200, "{path}");
     }
 }
@@ -25,31 +20,12 @@ async fn metrics_count_requests_tokens_and_upstream_errors() {
     let upstream = FakeUpstream::start().await;
     let gateway = TestGateway::start(&upstream).await;
     let key = gateway.client_key().await;
-    assert_eq!(
-        gateway
-            .post("/v1/chat/completions", &key, &chat("m"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
     upstream.push(Reply::error(503, "down"));
-    assert_eq!(
-        gateway
-            .post("/v1/chat/completions", &key, &chat("m"))
-            .await
-            .status(),
-        502
-    );
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 502);
     gateway.usage(2).await;
-    let metrics = gateway
-        .http
-        .get(format!("{}/metrics", gateway.url))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let metrics =
+        gateway.http.get(format!("{}/metrics", gateway.url)).send().await.expect("send").text().await.expect("text");
     for line in [
         "moat_http_requests_total{route=\"chat.completions\",status=\"200\"} 1",
         "moat_http_requests_total{route=\"chat.completions\",status=\"502\"} 1",
@@ -61,10 +37,7 @@ async fn metrics_count_requests_tokens_and_upstream_errors() {
     }
     assert!(metrics.contains("moat_time_to_first_token_seconds_bucket"));
     assert!(metrics.contains("moat_http_request_duration_seconds_bucket"));
-    assert!(
-        !metrics.contains(&key) && !metrics.contains("key_"),
-        "no key or key id in metrics"
-    );
+    assert!(!metrics.contains(&key) && !metrics.contains("key_"), "no key or key id in metrics");
 }
 
 #[tokio::test]
@@ -72,27 +45,10 @@ async fn secrets_never_reach_the_logs() {
     let upstream = FakeUpstream::start().await;
     let gateway = TestGateway::start(&upstream).await;
     let (id, secret) = gateway.create_key(json!({ "name": "leak-check" })).await;
-    assert_eq!(
-        gateway
-            .post("/v1/chat/completions", &secret, &chat("m"))
-            .await
-            .status(),
-        200
-    );
-    upstream.push(Reply::error(
-        400,
-        &format!("bad request, credential {UPSTREAM_SECRET}"),
-    ));
-    gateway
-        .post("/v1/chat/completions", &secret, &chat("m"))
-        .await;
-    gateway
-        .post(
-            "/v1/chat/completions",
-            "moat_sk_wrong-guess-secret",
-            &chat("m"),
-        )
-        .await;
+    assert_eq!(gateway.post("/v1/chat/completions", &secret, &chat("m")).await.status(), 200);
+    upstream.push(Reply::error(400, &format!("bad request, credential {UPSTREAM_SECRET}")));
+    gateway.post("/v1/chat/completions", &secret, &chat("m")).await;
+    gateway.post("/v1/chat/completions", "moat_sk_wrong-guess-secret", &chat("m")).await;
     gateway
         .http
         .delete(format!("{}/admin/v1/keys/{id}", gateway.url))
@@ -102,16 +58,8 @@ async fn secrets_never_reach_the_logs() {
         .expect("send");
     gateway.usage(2).await;
     let logs = captured_logs();
-    assert!(
-        logs.contains(&id),
-        "the key id is logged, so the check below is meaningful"
-    );
-    for secret in [
-        secret.as_str(),
-        UPSTREAM_SECRET,
-        ADMIN_KEY,
-        "moat_sk_wrong-guess-secret",
-    ] {
+    assert!(logs.contains(&id), "the key id is logged, so the check below is meaningful");
+    for secret in [secret.as_str(), UPSTREAM_SECRET, ADMIN_KEY, "moat_sk_wrong-guess-secret"] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
 }

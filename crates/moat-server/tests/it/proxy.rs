@@ -16,10 +16,7 @@ async fn passes_bodies_through_with_only_the_model_rewritten() {
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("x-request-id").is_some());
     let answer: Value = response.json().await.expect("json");
-    assert_eq!(
-        answer["choices"][0]["message"]["content"],
-        "Hello from the fake upstream."
-    );
+    assert_eq!(answer["choices"][0]["message"]["content"], "Hello from the fake upstream.");
 
     let sent = &upstream.requests()[0];
     assert_eq!(sent.path, "chat/completions");
@@ -27,19 +24,12 @@ async fn passes_bodies_through_with_only_the_model_rewritten() {
     expected["model"] = json!("upstream-m");
     assert_eq!(sent.json(), expected, "only `model` changes");
     assert_eq!(
-        sent.headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok()),
+        sent.headers.get("authorization").and_then(|v| v.to_str().ok()),
         Some(format!("Bearer {UPSTREAM_SECRET}").as_str())
     );
-    assert_eq!(
-        sent.headers.get("x-tenant").and_then(|v| v.to_str().ok()),
-        Some("acme")
-    );
+    assert_eq!(sent.headers.get("x-tenant").and_then(|v| v.to_str().ok()), Some("acme"));
     assert_ne!(
-        sent.headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok()),
+        sent.headers.get("authorization").and_then(|v| v.to_str().ok()),
         Some(format!("Bearer {key}").as_str()),
         "the client's moat key never goes upstream"
     );
@@ -66,10 +56,7 @@ async fn read_stream(response: reqwest::Response) -> String {
 }
 
 fn data_payloads(body: &str) -> Vec<String> {
-    body.split("\n\n")
-        .filter_map(|frame| frame.strip_prefix("data: "))
-        .map(str::to_owned)
-        .collect()
+    body.split("\n\n").filter_map(|frame| frame.strip_prefix("data: ")).map(str::to_owned).collect()
 }
 
 #[tokio::test]
@@ -77,52 +64,27 @@ async fn streams_are_relayed_and_the_usage_chunk_is_stripped_unless_asked_for() 
     let upstream = FakeUpstream::start().await;
     let gateway = TestGateway::start(&upstream).await;
     let key = gateway.client_key().await;
-    let usage = FakeUsage {
-        prompt: 9,
-        completion: 3,
-        cached: 2,
-    };
+    let usage = FakeUsage { prompt: 9, completion: 3, cached: 2 };
 
     upstream.push(Reply::chat_stream(&["Hel", "lo", "!"], Some(usage)));
     let mut body = chat("m");
     body["stream"] = json!(true);
     let response = gateway.post("/v1/chat/completions", &key, &body).await;
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("text/event-stream")
-    );
+    assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"));
     let text = read_stream(response).await;
     let payloads = data_payloads(&text);
-    assert_eq!(
-        payloads.len(),
-        5,
-        "three content chunks, the finish chunk and [DONE]: {text}"
-    );
+    assert_eq!(payloads.len(), 5, "three content chunks, the finish chunk and [DONE]: {text}");
     assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
-    assert!(
-        !text.contains("\"usage\""),
-        "the client did not ask for usage: {text}"
-    );
+    assert!(!text.contains("\"usage\""), "the client did not ask for usage: {text}");
     let sent = upstream.requests()[0].json();
-    assert_eq!(
-        sent["stream_options"],
-        json!({ "include_usage": true }),
-        "moat always asks for usage"
-    );
+    assert_eq!(sent["stream_options"], json!({ "include_usage": true }), "moat always asks for usage");
 
     upstream.push(Reply::chat_stream(&["Hi"], Some(usage)));
     body["stream_options"] = json!({ "include_usage": true });
     let text = read_stream(gateway.post("/v1/chat/completions", &key, &body).await).await;
     let payloads = data_payloads(&text);
-    let usage_chunk: Value =
-        serde_json::from_str(&payloads[payloads.len() - 2]).expect("usage chunk");
-    assert_eq!(
-        usage_chunk["usage"]["prompt_tokens"], 9,
-        "kept when the client asked: {text}"
-    );
+    let usage_chunk: Value = serde_json::from_str(&payloads[payloads.len() - 2]).expect("usage chunk");
+    assert_eq!(usage_chunk["usage"]["prompt_tokens"], 9, "kept when the client asked: {text}");
 
     let records = gateway.usage(2).await;
     for record in &records {
@@ -164,10 +126,7 @@ async fn missing_usage_is_counted_with_the_tokenizer_and_marked_estimated() {
     assert_eq!(response.status(), 200);
     let record = &gateway.usage(1).await[0];
     assert_eq!(record["estimated"], true);
-    assert_eq!(
-        record["input_tokens"], 3,
-        "the fake tokenizer counts the prompt's three words"
-    );
+    assert_eq!(record["input_tokens"], 3, "the fake tokenizer counts the prompt's three words");
     assert_eq!(record["output_tokens"], 5);
     assert_eq!(upstream.tokenize_calls(), 2);
 }
@@ -175,20 +134,15 @@ async fn missing_usage_is_counted_with_the_tokenizer_and_marked_estimated() {
 #[tokio::test]
 async fn without_a_tokenizer_usage_is_estimated_from_text() {
     let upstream = FakeUpstream::start().await;
-    let config = crate::support::default_config(&upstream).replace(
-        &format!("tokenize_url = \"{}\"", upstream.tokenize_url()),
-        "",
-    );
+    let config = crate::support::default_config(&upstream)
+        .replace(&format!("tokenize_url = \"{}\"", upstream.tokenize_url()), "");
     let gateway = TestGateway::start_with(&config).await;
     let key = gateway.client_key().await;
     upstream.push(Reply::chat("abcdefgh", None));
     gateway.post("/v1/chat/completions", &key, &chat("m")).await;
     let record = &gateway.usage(1).await[0];
     assert_eq!(record["estimated"], true);
-    assert_eq!(
-        record["input_tokens"], 5,
-        "18 bytes of prompt at 4 bytes a token, rounded up"
-    );
+    assert_eq!(record["input_tokens"], 5, "18 bytes of prompt at 4 bytes a token, rounded up");
     assert_eq!(record["output_tokens"], 2);
     assert_eq!(upstream.tokenize_calls(), 0);
 }
@@ -198,34 +152,16 @@ async fn completions_and_embeddings_are_proxied_and_metered() {
     let upstream = FakeUpstream::start().await;
     let gateway = TestGateway::start(&upstream).await;
     let key = gateway.client_key().await;
-    let response = gateway
-        .post(
-            "/v1/completions",
-            &key,
-            &json!({ "model": "m", "prompt": "once upon" }),
-        )
-        .await;
+    let response = gateway.post("/v1/completions", &key, &json!({ "model": "m", "prompt": "once upon" })).await;
     assert_eq!(response.status(), 200);
-    let response = gateway
-        .post(
-            "/v1/embeddings",
-            &key,
-            &json!({ "model": "m", "input": "embed me" }),
-        )
-        .await;
+    let response = gateway.post("/v1/embeddings", &key, &json!({ "model": "m", "input": "embed me" })).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["data"][0]["embedding"], json!([0.1, 0.2, 0.3]));
     let paths: Vec<_> = upstream.requests().iter().map(|r| r.path.clone()).collect();
     assert_eq!(paths, ["completions", "embeddings"]);
     let records = gateway.usage(2).await;
-    let by_endpoint = |name: &str| {
-        records
-            .iter()
-            .find(|r| r["endpoint"] == name)
-            .cloned()
-            .expect("record")
-    };
+    let by_endpoint = |name: &str| records.iter().find(|r| r["endpoint"] == name).cloned().expect("record");
     assert_eq!(by_endpoint("completions")["output_tokens"], 2);
     assert_eq!(by_endpoint("embeddings")["input_tokens"], 4);
     assert_eq!(by_endpoint("embeddings")["output_tokens"], 0);
@@ -255,13 +191,7 @@ async fn requests_rotate_across_a_models_deployments() {
     let gateway = TestGateway::start_with(&config).await;
     let key = gateway.client_key().await;
     for _ in 0..4 {
-        assert_eq!(
-            gateway
-                .post("/v1/chat/completions", &key, &chat("m"))
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
     }
     assert_eq!((a.calls(), b.calls()), (2, 2));
 }
@@ -269,9 +199,7 @@ async fn requests_rotate_across_a_models_deployments() {
 #[tokio::test]
 async fn an_unreachable_deployment_fails_over_to_the_next() {
     let live = FakeUpstream::start().await;
-    let dead = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let dead_url = format!("http://{}/v1", dead.local_addr().expect("addr"));
     drop(dead);
     let config = format!(
@@ -293,18 +221,8 @@ async fn an_unreachable_deployment_fails_over_to_the_next() {
     let gateway = TestGateway::start_with(&config).await;
     let key = gateway.client_key().await;
     for _ in 0..2 {
-        assert_eq!(
-            gateway
-                .post("/v1/chat/completions", &key, &chat("m"))
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
     }
     let records = gateway.usage(2).await;
-    assert!(
-        records
-            .iter()
-            .all(|r| r["deployment"] == "live" && r["status"] == 200)
-    );
+    assert!(records.iter().all(|r| r["deployment"] == "live" && r["status"] == 200));
 }

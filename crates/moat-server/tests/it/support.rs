@@ -18,10 +18,7 @@ pub const UPSTREAM_SECRET: &str = "upstream-secret-value-42";
 /// Everything logged by any gateway in this test binary.
 pub fn captured_logs() -> String {
     let buffer = log_buffer();
-    let bytes = buffer
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let bytes = buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -45,10 +42,7 @@ struct SharedWriter(Arc<Mutex<Vec<u8>>>);
 
 impl Write for SharedWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -106,23 +100,13 @@ impl TestGateway {
             ("MOAT__STORE__URL".to_string(), format!("\"{store_url}\"")),
         ]);
         let settings = load_from_str(config, "test config", &env).unwrap_or_else(|e| panic!("{e}"));
-        let (gateway, bootstrap) = Gateway::start(settings, Some(ADMIN_KEY))
-            .await
-            .expect("gateway starts");
-        assert!(
-            bootstrap.is_none(),
-            "an admin key from the environment means no bootstrap key"
-        );
+        let (gateway, bootstrap) = Gateway::start(settings, Some(ADMIN_KEY)).await.expect("gateway starts");
+        assert!(bootstrap.is_none(), "an admin key from the environment means no bootstrap key");
         let persisted = gateway.usage_persisted();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = oneshot::channel::<()>();
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the handle is kept and awaited by begin_shutdown"
-        )]
+        #[allow(clippy::disallowed_methods, reason = "the handle is kept and awaited by begin_shutdown")]
         let server = tokio::spawn(gateway.serve(listener, async move {
             let _ = rx.await;
         }));
@@ -150,10 +134,7 @@ impl TestGateway {
         let response = self.admin_post("keys", body).await;
         assert_eq!(response.status(), 201);
         let key: Value = response.json().await.expect("json");
-        (
-            key["id"].as_str().expect("id").to_owned(),
-            key["key"].as_str().expect("key").to_owned(),
-        )
+        (key["id"].as_str().expect("id").to_owned(), key["key"].as_str().expect("key").to_owned())
     }
 
     /// A client key for every model.
@@ -172,41 +153,22 @@ impl TestGateway {
     }
 
     pub async fn admin_get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}/admin/v1/{path}", self.url))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .expect("send")
+        self.http.get(format!("{}/admin/v1/{path}", self.url)).bearer_auth(ADMIN_KEY).send().await.expect("send")
     }
 
     /// POSTs a JSON body to a model endpoint with a bearer key.
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(key)
-            .json(body)
-            .send()
-            .await
-            .expect("send")
+        self.http.post(format!("{}{path}", self.url)).bearer_auth(key).json(body).send().await.expect("send")
     }
 
     /// Waits until at least `n` usage records are stored, then returns the newest `n`.
     pub async fn usage(&self, n: u64) -> Vec<Value> {
         let mut persisted = self.persisted.clone();
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            persisted.wait_for(|count| *count >= n),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("{n} usage records were not stored in time"))
-        .expect("writer alive");
-        let page: Value = self
-            .admin_get(&format!("usage?limit={n}"))
+        tokio::time::timeout(Duration::from_secs(10), persisted.wait_for(|count| *count >= n))
             .await
-            .json()
-            .await
-            .expect("json");
+            .unwrap_or_else(|_| panic!("{n} usage records were not stored in time"))
+            .expect("writer alive");
+        let page: Value = self.admin_get(&format!("usage?limit={n}")).await.json().await.expect("json");
         page["data"].as_array().expect("data").clone()
     }
 }
@@ -222,25 +184,13 @@ impl Drop for TestGateway {
 /// Asserts an OpenAI-shaped error with `code` and the table's status.
 pub async fn assert_openai_error(response: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status().as_u16(), status, "status for {code}");
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("application/json")
-    );
+    assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
     let body: Value = response.json().await.expect("error body is JSON");
     let error = &body["error"];
     assert_eq!(error["code"], code, "{body}");
-    assert!(
-        error["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     assert!(error["type"].as_str().is_some(), "{body}");
-    assert!(
-        error.get("param").is_some(),
-        "param is present (possibly null): {body}"
-    );
+    assert!(error.get("param").is_some(), "param is present (possibly null): {body}");
     body
 }
 
