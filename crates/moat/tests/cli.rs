@@ -1,0 +1,153 @@
+//! The `moat` binary as a person uses it: `config check`, `serve` with a bootstrap admin key,
+//! and `keys` / `usage` against the running server.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "a test fails loudly on what it set up itself")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const MOAT: &str = env!("CARGO_BIN_EXE_moat");
+
+fn moat(args: &[&str]) -> std::process::Output {
+    Command::new(MOAT).args(args).env_remove("MOAT_ADMIN_KEY").env_remove("MOAT_CONFIG").output().expect("run moat")
+}
+
+#[test]
+fn config_check_accepts_good_files_and_lists_every_problem_in_bad_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[[deployments]]\nname = \"d\"\nurl = \"http://127.0.0.1:8080/v1\"\nupstream_model = \"g\"\n[[models]]\nname = \"m\"\ndeployments = [\"d\"]\n",
+    )
+    .expect("write");
+    let out = moat(&["config", "check", good.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 deployment, 1 model)"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nlisten = \"nowhere\"\n[[models]]\nname = \"m\"\ndeployments = [\"missing\"]\n").expect("write");
+    let out = moat(&["config", "check", bad.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has 2 problems"), "{stderr}");
+    assert!(stderr.contains("server.listen"), "{stderr}");
+    assert!(stderr.contains("models[0].deployments[0]: no deployment is named `missing`"), "{stderr}");
+}
+
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(dir: &std::path::Path, admin_key: Option<&str>) -> Self {
+        let mut command = Command::new(MOAT);
+        command
+            .arg("serve")
+            .current_dir(dir)
+            .env_remove("MOAT_CONFIG")
+            .env("MOAT__SERVER__LISTEN", "127.0.0.1:0")
+            .env("MOAT__LOG__FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        match admin_key {
+            Some(key) => command.env("MOAT_ADMIN_KEY", key),
+            None => command.env_remove("MOAT_ADMIN_KEY"),
+        };
+        let mut child = command.spawn().expect("spawn moat serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server { child, lines }
+    }
+
+    /// Lines up to and including the one containing `needle`.
+    fn wait_for(&self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let line = self.lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no `{needle}` in {seen:#?}"));
+            let found = line.contains(needle);
+            seen.push(line);
+            if found {
+                return seen;
+            }
+        }
+    }
+
+    fn url(lines: &[String]) -> String {
+        let line = lines.last().expect("listening line");
+        let json: serde_json::Value = serde_json::from_str(line).expect("json log line");
+        format!("http://{}", json["listen"].as_str().expect("listen field"))
+    }
+
+    fn stop(mut self) -> Vec<String> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "moat exits cleanly on SIGTERM: {status}");
+        self.lines.try_iter().collect()
+    }
+}
+
+#[test]
+fn serve_bootstraps_an_admin_key_once_and_the_cli_manages_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), None);
+    let lines = server.wait_for("moat is listening");
+    let banner = lines.iter().find(|l| l.trim_start().starts_with("moat_sk_")).expect("bootstrap key printed");
+    let admin_key = banner.trim().to_owned();
+    let url = Server::url(&lines);
+    assert!(dir.path().join("moat-data/moat.db").exists(), "the embedded store lives in ./moat-data");
+
+    let cli = |args: &[&str]| {
+        Command::new(MOAT)
+            .args(args)
+            .env("MOAT_SERVER", &url)
+            .env("MOAT_ADMIN_KEY", &admin_key)
+            .output()
+            .expect("run moat")
+    };
+    let out = cli(&["keys", "create", "--name", "laptop", "--owner", "ana", "--expires-in", "30d"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let id = stdout.lines().find_map(|l| l.strip_prefix("id:")).expect("id line").trim().to_owned();
+    assert!(stdout.contains("key:     moat_sk_"), "{stdout}");
+
+    let out = cli(&["keys", "list"]);
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(listing.contains(&id) && listing.contains("laptop") && listing.contains("active"), "{listing}");
+
+    let out = cli(&["keys", "revoke", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(&["keys", "list", "--all"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("revoked"));
+
+    let out = cli(&["usage", "--json"]);
+    assert!(out.status.success());
+    let usage: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(usage["data"].is_array());
+
+    let out = Command::new(MOAT).args(["keys", "list"]).env("MOAT_SERVER", &url).env("MOAT_ADMIN_KEY", "wrong").output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_api_key"));
+
+    let rest = server.stop();
+    assert!(rest.iter().any(|l| l.contains("shutdown complete")), "{rest:#?}");
+    let all_logs = lines.join("\n") + &rest.join("\n");
+    assert_eq!(all_logs.matches(&admin_key).count(), 1, "the bootstrap key appears once, in the banner, never in a log line");
+
+    // A second start finds the admin key in the store and prints none.
+    let server = Server::start(dir.path(), None);
+    let lines = server.wait_for("moat is listening");
+    assert!(!lines.iter().any(|l| l.contains("moat_sk_")), "{lines:#?}");
+    server.stop();
+}
