@@ -28,7 +28,8 @@ fn config_check_accepts_good_files_and_lists_every_problem_in_bad_ones() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 deployment, 1 model)"));
 
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[server]\nlisten = \"nowhere\"\n[[models]]\nname = \"m\"\ndeployments = [\"missing\"]\n").expect("write");
+    std::fs::write(&bad, "[server]\nlisten = \"nowhere\"\n[[models]]\nname = \"m\"\ndeployments = [\"missing\"]\n")
+        .expect("write");
     let out = moat(&["config", "check", bad.to_str().expect("utf-8")]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -75,7 +76,10 @@ impl Server {
     fn wait_for(&self, needle: &str) -> Vec<String> {
         let mut seen = Vec::new();
         loop {
-            let line = self.lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no `{needle}` in {seen:#?}"));
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no `{needle}` in {seen:#?}"));
             let found = line.contains(needle);
             seen.push(line);
             if found {
@@ -136,14 +140,23 @@ fn serve_bootstraps_an_admin_key_once_and_the_cli_manages_keys() {
     let usage: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!(usage["data"].is_array());
 
-    let out = Command::new(MOAT).args(["keys", "list"]).env("MOAT_SERVER", &url).env("MOAT_ADMIN_KEY", "wrong").output().expect("run");
+    let out = Command::new(MOAT)
+        .args(["keys", "list"])
+        .env("MOAT_SERVER", &url)
+        .env("MOAT_ADMIN_KEY", "wrong")
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_api_key"));
 
     let rest = server.stop();
     assert!(rest.iter().any(|l| l.contains("shutdown complete")), "{rest:#?}");
     let all_logs = lines.join("\n") + &rest.join("\n");
-    assert_eq!(all_logs.matches(&admin_key).count(), 1, "the bootstrap key appears once, in the banner, never in a log line");
+    assert_eq!(
+        all_logs.matches(&admin_key).count(),
+        1,
+        "the bootstrap key appears once, in the banner, never in a log line"
+    );
 
     // A second start finds the admin key in the store and prints none.
     let server = Server::start(dir.path(), None);

@@ -134,12 +134,6 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
         body.clone(),
     );
 
-    if !principal.may_use(&decoded.model) {
-        let error =
-            ApiError::new(ErrorCode::ModelNotAllowed, format!("this key may not use the model `{}`", decoded.model))
-                .with_param("model");
-        return meter.fail(error).into_response();
-    }
     let turn = state.turn.fetch_add(1, Ordering::Relaxed);
     let Some(plan) = state.catalog.plan(&decoded.model, turn) else {
         let error = ApiError::new(ErrorCode::ModelNotFound, format!("the model `{}` does not exist", decoded.model))
@@ -147,6 +141,12 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
         return meter.fail(error).into_response();
     };
 
+    if !principal.may_use(&decoded.model) {
+        let error =
+            ApiError::new(ErrorCode::ModelNotAllowed, format!("this key may not use the model `{}`", decoded.model))
+                .with_param("model");
+        return meter.fail(error).into_response();
+    }
     // Try the plan's deployments in order, moving on only when a deployment could not be
     // reached at all: nothing was generated, so nothing can be counted twice.
     let mut last_error = None;

