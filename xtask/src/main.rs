@@ -1,1 +1,40 @@
-fn main() {}
+//! Project automation. `cargo xtask config-docs` regenerates `docs/config.md` from the config
+//! structs' doc comments; the tidy checks in [`tidy`] run under `cargo test` and fail when the
+//! generated docs are stale or a project rule is broken.
+
+#![allow(clippy::print_stdout, reason = "a command-line tool reports on stdout")]
+
+mod config_docs;
+#[cfg(test)]
+mod tidy;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The repository root.
+fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+}
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1);
+    match task.as_deref() {
+        Some("config-docs") => {
+            let path = project_root().join("docs/config.md");
+            match std::fs::write(&path, config_docs::render()) {
+                Ok(()) => {
+                    println!("wrote {}", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("cannot write {}: {e}", path.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        _ => {
+            eprintln!("usage: cargo xtask config-docs");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -5,12 +5,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// moat's configuration file.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
-#[derive(Default)]
 pub struct RawConfig {
     /// The HTTP listener.
     pub server: ServerConfig,
@@ -27,7 +26,7 @@ pub struct RawConfig {
 }
 
 /// `[server]`: the HTTP listener.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address and port to listen on. Loopback by default; use `0.0.0.0:4000` to accept
@@ -38,7 +37,7 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     /// On shutdown, how long in-flight requests and streams may run before they are cut.
     #[serde(with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[schemars(with = "String", extend("format" = "duration"))]
     pub shutdown_grace: Duration,
 }
 
@@ -53,7 +52,7 @@ impl Default for ServerConfig {
 }
 
 /// `[store]`: where state lives.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// Database URL. `sqlite://PATH` (created if missing, relative to the working directory)
@@ -68,7 +67,7 @@ impl Default for StoreConfig {
 }
 
 /// `[log]`: log output on standard error.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `pretty` for people, `json` for log pipelines.
@@ -84,7 +83,7 @@ impl Default for LogConfig {
 }
 
 /// `[usage]`: how usage records reach the store.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct UsageConfig {
     /// Records that may queue between requests and the batch writer before finished requests
@@ -101,7 +100,7 @@ impl Default for UsageConfig {
 }
 
 /// `[[deployments]]`: one upstream server and the model it runs.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentConfig {
     /// Unique name, used in usage records, metrics and `[[models]]`.
@@ -123,11 +122,11 @@ pub struct DeploymentConfig {
     pub headers: BTreeMap<String, String>,
     /// Longest a whole request may take, stream included.
     #[serde(default = "default_timeout", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[schemars(with = "String", extend("format" = "duration"))]
     pub timeout: Duration,
     /// Longest connecting may take.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
-    #[schemars(with = "String")]
+    #[schemars(with = "String", extend("format" = "duration"))]
     pub connect_timeout: Duration,
     /// A tokenize endpoint (llama.cpp's or vLLM's `/tokenize`) used to count tokens when the
     /// upstream reports no usage. Without it such counts are estimated from text length.
@@ -148,7 +147,7 @@ fn default_connect_timeout() -> Duration {
 }
 
 /// Where a secret comes from. Secrets are never written in the config file itself.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum SecretRef {
     /// The value of this environment variable.
@@ -158,7 +157,7 @@ pub enum SecretRef {
 }
 
 /// `[[models]]`: a public model name and the deployments that serve it.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// The name clients put in `model`.
