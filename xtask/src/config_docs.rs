@@ -45,7 +45,10 @@ pub fn render() -> String {
     out.push_str("| code | HTTP status | OpenAI `type` | Anthropic `type` |\n|---|---|---|---|\n");
     for code in ALL_ERROR_CODES {
         let spec = code.spec();
-        out.push_str(&format!("| `{}` | {} | `{}` | `{}` |\n", spec.code, spec.status, spec.openai_type, spec.anthropic_type));
+        out.push_str(&format!(
+            "| `{}` | {} | `{}` | `{}` |\n",
+            spec.code, spec.status, spec.openai_type, spec.anthropic_type
+        ));
     }
     out
 }
@@ -81,8 +84,11 @@ fn render_fields(def: &Value, defs: &Value, out: &mut String) {
     let Some(fields) = def.get("properties").and_then(Value::as_object) else {
         return;
     };
-    let required: Vec<&str> =
-        def.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let required: Vec<&str> = def
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     out.push_str("| key | type | default | description |\n|---|---|---|---|\n");
     for (name, field) in fields {
         let default = if required.contains(&name.as_str()) {
@@ -108,8 +114,11 @@ fn type_name(field: &Value, defs: &Value) -> String {
     }
     for key in ["anyOf", "oneOf"] {
         if let Some(options) = field.get(key).and_then(Value::as_array) {
-            let names: Vec<String> =
-                options.iter().filter(|o| o.get("type") != Some(&Value::from("null"))).map(|o| type_name(o, defs)).collect();
+            let names: Vec<String> = options
+                .iter()
+                .filter(|o| o.get("type") != Some(&Value::from("null")))
+                .map(|o| type_name(o, defs))
+                .collect();
             return names.join(" or ");
         }
     }
