@@ -15,5 +15,5 @@ pub mod usage_record;
 pub use error_code::ErrorCode;
 pub use principal::{ModelAccess, Principal, Role};
 pub use routing::{DeploymentId, ModelCatalog, RoutePlan};
-pub use usage::{MeteredUsage, Usage};
+pub use usage::Usage;
 pub use usage_record::UsageRecord;

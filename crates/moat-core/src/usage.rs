@@ -17,19 +17,3 @@ pub struct Usage {
     /// Generated tokens the model spent reasoning.
     pub reasoning: u64,
 }
-
-impl Usage {
-    /// Input plus output: what "tokens per minute" limits and throughput count.
-    pub fn total(&self) -> u64 {
-        self.input.saturating_add(self.output)
-    }
-}
-
-/// Usage together with how it was obtained, because an estimate must never pass for a count.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MeteredUsage {
-    /// The token counts.
-    pub usage: Usage,
-    /// True when any count was estimated rather than reported by the upstream.
-    pub estimated: bool,
-}

@@ -56,6 +56,7 @@ impl UsageSink {
 pub struct UsageWriter {
     task: JoinHandle<()>,
     persisted: watch::Receiver<u64>,
+    failed_writes: watch::Receiver<u64>,
     drain_by: watch::Sender<Option<Instant>>,
 }
 
@@ -64,15 +65,27 @@ impl UsageWriter {
     pub fn spawn(store: Store, config: UsageWriterConfig) -> (UsageSink, UsageWriter) {
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
         let (persisted_tx, persisted) = watch::channel(0);
+        let (failed_tx, failed_writes) = watch::channel(0);
         let (drain_by, drain_rx) = watch::channel(None);
         #[allow(clippy::disallowed_methods, reason = "the handle is kept; drain() awaits it")]
-        let task = tokio::spawn(run(store, config, rx, persisted_tx, drain_rx));
-        (UsageSink { tx }, UsageWriter { task, persisted, drain_by })
+        let task = tokio::spawn(run(
+            store,
+            config,
+            rx,
+            Progress { persisted: persisted_tx, failed_writes: failed_tx },
+            drain_rx,
+        ));
+        (UsageSink { tx }, UsageWriter { task, persisted, failed_writes, drain_by })
     }
 
     /// The count of records stored so far; tests and shutdown wait on it.
     pub fn persisted(&self) -> watch::Receiver<u64> {
         self.persisted.clone()
+    }
+
+    /// The count of failed write attempts so far (each is retried); operators alert on it.
+    pub fn failed_writes(&self) -> watch::Receiver<u64> {
+        self.failed_writes.clone()
     }
 
     /// Stops accepting records, writes every queued one, and returns when done. If the database
@@ -85,11 +98,17 @@ impl UsageWriter {
     }
 }
 
+/// Counters the writer publishes.
+struct Progress {
+    persisted: watch::Sender<u64>,
+    failed_writes: watch::Sender<u64>,
+}
+
 async fn run(
     store: Store,
     config: UsageWriterConfig,
     mut rx: mpsc::Receiver<UsageRecord>,
-    persisted: watch::Sender<u64>,
+    progress: Progress,
     mut drain_by: watch::Receiver<Option<Instant>>,
 ) {
     let mut batch = Vec::with_capacity(config.max_batch);
@@ -115,7 +134,7 @@ async fn run(
                         Err(_) => break,
                     }
                 }
-                write_batch(&store, &config, &mut batch, &persisted, &drain_by).await;
+                write_batch(&store, &config, &mut batch, &progress, &drain_by).await;
             }
         }
     }
@@ -126,7 +145,7 @@ async fn write_batch(
     store: &Store,
     config: &UsageWriterConfig,
     batch: &mut Vec<UsageRecord>,
-    persisted: &watch::Sender<u64>,
+    progress: &Progress,
     drain_by: &watch::Receiver<Option<Instant>>,
 ) {
     let mut backoff = Duration::from_millis(50);
@@ -134,11 +153,12 @@ async fn write_batch(
         match store.insert_usage(batch).await {
             Ok(()) => {
                 let n = batch.len() as u64;
-                persisted.send_modify(|count| *count += n);
+                progress.persisted.send_modify(|count| *count += n);
                 batch.clear();
                 return;
             }
             Err(error) => {
+                progress.failed_writes.send_modify(|count| *count += 1);
                 let deadline = *drain_by.borrow();
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     tracing::error!(%error, lost = batch.len(), "usage records could not be stored before shutdown");

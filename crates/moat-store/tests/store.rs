@@ -139,3 +139,33 @@ async fn unknown_backends_are_refused_without_leaking_passwords() {
     assert!(message.contains("mysql://***@db/x"), "{message}");
     assert!(!message.contains("hunter2"));
 }
+
+#[tokio::test]
+async fn records_survive_a_store_that_is_briefly_broken() {
+    let (dir, store) = open().await;
+    let url = format!("sqlite://{}/nested/moat.db", dir.path().display());
+    let saboteur = sqlx::SqlitePool::connect(&url).await.expect("second connection");
+    sqlx::query("ALTER TABLE usage_records RENAME TO usage_records_away").execute(&saboteur).await.expect("break");
+
+    let (sink, writer) = UsageWriter::spawn(
+        store.clone(),
+        UsageWriterConfig { max_backoff: Duration::from_millis(50), ..Default::default() },
+    );
+    let mut failed = writer.failed_writes();
+    let mut persisted = writer.persisted();
+    sink.record(record("survivor", "a", "m", 200)).await;
+    tokio::time::timeout(Duration::from_secs(5), failed.wait_for(|n| *n >= 2))
+        .await
+        .expect("writes fail")
+        .expect("alive");
+    assert_eq!(*persisted.borrow(), 0);
+
+    sqlx::query("ALTER TABLE usage_records_away RENAME TO usage_records").execute(&saboteur).await.expect("repair");
+    tokio::time::timeout(Duration::from_secs(5), persisted.wait_for(|n| *n >= 1))
+        .await
+        .expect("retried")
+        .expect("alive");
+    writer.drain(Duration::from_secs(1)).await;
+    let stored = store.query_usage(&UsageFilter { limit: 10, ..Default::default() }).await.expect("query");
+    assert_eq!(stored.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["survivor"]);
+}

@@ -16,7 +16,7 @@ pub enum Dialect {
 ///
 /// `message` is shown to people as is: callers must never put secrets or raw upstream bodies
 /// in it.
-pub fn error_body(dialect: Dialect, code: ErrorCode, message: &str, param: Option<&str>) -> Vec<u8> {
+pub fn error_body(dialect: Dialect, code: ErrorCode, message: &str, param: Option<&str>) -> String {
     let spec = code.spec();
     let body = match dialect {
         Dialect::OpenAi => json!({
@@ -32,7 +32,7 @@ pub fn error_body(dialect: Dialect, code: ErrorCode, message: &str, param: Optio
             "error": { "type": spec.anthropic_type, "message": message, "code": spec.code },
         }),
     };
-    body.to_string().into_bytes()
+    body.to_string()
 }
 
 #[cfg(test)]
@@ -44,11 +44,11 @@ mod tests {
     fn renders_both_envelopes() {
         let openai = error_body(Dialect::OpenAi, ErrorCode::ModelNotFound, "no model `x`", Some("model"));
         expect![[r#"{"error":{"code":"model_not_found","message":"no model `x`","param":"model","type":"invalid_request_error"}}"#]]
-            .assert_eq(&String::from_utf8_lossy(&openai));
+            .assert_eq(&openai);
         let anthropic = error_body(Dialect::Anthropic, ErrorCode::InvalidApiKey, "bad key", None);
         expect![[
             r#"{"error":{"code":"invalid_api_key","message":"bad key","type":"authentication_error"},"type":"error"}"#
         ]]
-        .assert_eq(&String::from_utf8_lossy(&anthropic));
+        .assert_eq(&anthropic);
     }
 }

@@ -157,11 +157,6 @@ impl SseDecoder {
         self.scanned = 0;
         Some(SseFrame::parse(self.buf.split().freeze()))
     }
-
-    /// Bytes buffered but not yet returned in a frame.
-    pub fn buffered(&self) -> usize {
-        self.buf.len()
-    }
 }
 
 /// Encodes one frame with an optional event name; multi-line data becomes several `data:` lines.

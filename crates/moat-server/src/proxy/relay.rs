@@ -17,7 +17,7 @@ use moat_core::ErrorCode;
 use moat_upstream::UpstreamError;
 use moat_wire::error_envelope::{Dialect, error_body};
 use moat_wire::openai::{STREAM_DONE, read_response};
-use moat_wire::sse::{SseDecoder, SseFrame};
+use moat_wire::sse::{SseDecoder, SseFrame, encode_frame};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::Meter;
@@ -70,15 +70,11 @@ impl MeteredStream {
 
     /// Ends the stream with an error frame in the OpenAI stream shape, and records the failure.
     fn fail(&mut self, code: ErrorCode, detail: &str) -> Bytes {
-        let body = error_body(Dialect::OpenAi, code, detail, None);
         if let Some(meter) = self.meter.take() {
             meter.finish(code.status(), Some(code.as_str()));
         }
-        let mut frame = BytesMut::with_capacity(body.len() + 16);
-        frame.extend_from_slice(b"data: ");
-        frame.extend_from_slice(&body);
-        frame.extend_from_slice(b"\n\n");
-        frame.freeze()
+        let body = error_body(Dialect::OpenAi, code, detail, None);
+        encode_frame(None, &body)
     }
 }
 
