@@ -95,9 +95,7 @@ async fn upstream_failures_map_to_their_codes() {
 
 #[tokio::test]
 async fn unreachable_and_slow_upstreams() {
-    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let dead_url = format!("http://{}/v1", dead.local_addr().expect("addr"));
-    drop(dead);
+    let dead_url = crate::support::dead_upstream_url().await;
     let slow = FakeUpstream::start().await;
     let config = format!(
         r#"

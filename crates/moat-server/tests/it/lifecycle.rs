@@ -59,15 +59,8 @@ async fn shutdown_lets_an_in_flight_stream_finish() {
         rest.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
     }
     assert!(rest.trim_end().ends_with("data: [DONE]"), "the stream completed: {rest}");
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("server stops")
-        .expect("task")
-        .expect("serve ok");
-
     // The gateway is gone; its usage was flushed to the store before it returned.
-    let store = moat_store::Store::open(&gateway.store_url).await.expect("open");
-    let records = store.query_usage(&moat_store::UsageFilter { limit: 10, ..Default::default() }).await.expect("query");
+    let records = gateway.records_after_shutdown(server).await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].status, 200);
     assert_eq!(records[0].usage.output, 6);
@@ -85,13 +78,7 @@ async fn shutdown_cuts_streams_that_outlast_the_grace_period() {
     let text =
         tokio::time::timeout(Duration::from_secs(10), response.text()).await.expect("the stream is cut").expect("body");
     assert!(text.contains("\"code\":\"shutting_down\""), "{text}");
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("server stops")
-        .expect("task")
-        .expect("serve ok");
-    let store = moat_store::Store::open(&gateway.store_url).await.expect("open");
-    let records = store.query_usage(&moat_store::UsageFilter { limit: 10, ..Default::default() }).await.expect("query");
+    let records = gateway.records_after_shutdown(server).await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].error_code.as_deref(), Some("shutting_down"));
     assert!(upstream.wait_streams_dropped(1, Duration::from_secs(5)).await);

@@ -199,9 +199,7 @@ async fn requests_rotate_across_a_models_deployments() {
 #[tokio::test]
 async fn an_unreachable_deployment_fails_over_to_the_next() {
     let live = FakeUpstream::start().await;
-    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let dead_url = format!("http://{}/v1", dead.local_addr().expect("addr"));
-    drop(dead);
+    let dead_url = crate::support::dead_upstream_url().await;
     let config = format!(
         r#"
         [[deployments]]

@@ -197,3 +197,41 @@ pub async fn assert_openai_error(response: reqwest::Response, status: u16, code:
 pub fn chat(model: &str) -> Value {
     json!({ "model": model, "messages": [{ "role": "user", "content": "hello there friend" }] })
 }
+
+/// A base URL where nothing listens: the port was bound and released.
+pub async fn dead_upstream_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    format!("http://{}/v1", listener.local_addr().expect("addr"))
+}
+
+impl TestGateway {
+    /// The model ids `GET /v1/models` lists for `key`.
+    pub async fn model_ids(&self, key: &str) -> Vec<String> {
+        let models: Value = self
+            .http
+            .get(format!("{}/v1/models", self.url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        models["data"].as_array().expect("list").iter().filter_map(|m| m["id"].as_str().map(str::to_owned)).collect()
+    }
+
+    /// Waits for the server task begun by `begin_shutdown`, then reads every stored usage record
+    /// straight from the store: what survived shutdown.
+    pub async fn records_after_shutdown(
+        &self,
+        server: tokio::task::JoinHandle<std::io::Result<()>>,
+    ) -> Vec<moat_core::UsageRecord> {
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("server stops")
+            .expect("task")
+            .expect("serve ok");
+        let store = moat_store::Store::open(&self.store_url).await.expect("open");
+        store.query_usage(&moat_store::UsageFilter { limit: 100, ..Default::default() }).await.expect("query")
+    }
+}
