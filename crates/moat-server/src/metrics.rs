@@ -11,6 +11,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use moat_core::Usage;
+use tokio::sync::watch;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
@@ -54,6 +55,16 @@ pub(crate) struct Metrics {
     time_to_first_token: Family<ModelLabels, Histogram, fn() -> Histogram>,
     tokens: Family<TokenLabels, Counter>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    usage_records_written: Counter,
+    usage_write_failures: Counter,
+    /// The usage writer's own counts, mirrored into the counters above at each scrape.
+    usage_progress: Option<UsageProgress>,
+}
+
+/// The usage writer's published counts.
+pub(crate) struct UsageProgress {
+    pub(crate) persisted: watch::Receiver<u64>,
+    pub(crate) failed_writes: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,7 +111,32 @@ impl Metrics {
             "Failed exchanges with upstreams, by deployment and error code",
             upstream_errors.clone(),
         );
-        Metrics { registry, http_requests, http_duration, model_duration, time_to_first_token, tokens, upstream_errors }
+        let usage_records_written = Counter::default();
+        registry.register("usage_records_written", "Usage records stored", usage_records_written.clone());
+        let usage_write_failures = Counter::default();
+        registry.register(
+            "usage_write_failures",
+            "Failed attempts to store a batch of usage records (each batch is retried)",
+            usage_write_failures.clone(),
+        );
+        Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            model_duration,
+            time_to_first_token,
+            tokens,
+            upstream_errors,
+            usage_records_written,
+            usage_write_failures,
+            usage_progress: None,
+        }
+    }
+
+    /// Connects the usage writer's counts.
+    pub(crate) fn with_usage_progress(mut self, progress: UsageProgress) -> Self {
+        self.usage_progress = Some(progress);
+        self
     }
 
     pub(crate) fn observe_http(&self, route: &'static str, status: u16, elapsed: Duration) {
@@ -129,6 +165,18 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     pub(crate) fn encode(&self) -> String {
+        if let Some(progress) = &self.usage_progress {
+            // Both sources only grow, so catching the counters up keeps them monotonic.
+            let catch_up = |counter: &Counter, source: &watch::Receiver<u64>| {
+                let target = *source.borrow();
+                let current = counter.get();
+                if target > current {
+                    counter.inc_by(target - current);
+                }
+            };
+            catch_up(&self.usage_records_written, &progress.persisted);
+            catch_up(&self.usage_write_failures, &progress.failed_writes);
+        }
         let mut out = String::new();
         if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(%error, "encoding metrics failed");

@@ -20,7 +20,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::auth::{KeyResolver, display_prefix, generate_secret, hash_secret};
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, UsageProgress};
 use crate::state::AppState;
 use crate::time::now_ms;
 use crate::{admin, edge, ops, proxy};
@@ -82,7 +82,10 @@ impl Gateway {
             keys: KeyResolver::new(store.clone(), env_admin_key),
             store,
             usage,
-            metrics: Metrics::new(),
+            metrics: Metrics::new().with_usage_progress(UsageProgress {
+                persisted: writer.persisted(),
+                failed_writes: writer.failed_writes(),
+            }),
             tasks: TaskTracker::new(),
             turn: AtomicUsize::new(0),
             max_body_bytes: settings.max_body_bytes,

@@ -32,6 +32,8 @@ async fn metrics_count_requests_tokens_and_upstream_errors() {
         "moat_tokens_total{model=\"m\",kind=\"input\"} 12",
         "moat_tokens_total{model=\"m\",kind=\"output\"} 7",
         "moat_upstream_errors_total{deployment=\"fake\",code=\"upstream_error\"} 1",
+        "moat_usage_records_written_total 2",
+        "moat_usage_write_failures_total 0",
     ] {
         assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
     }
