@@ -5,5 +5,6 @@
 //! renders every error in the shape the client's dialect expects.
 
 pub mod error_envelope;
+pub mod json_object;
 pub mod openai;
 pub mod sse;

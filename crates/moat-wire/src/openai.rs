@@ -4,26 +4,16 @@
 //! as raw JSON text, in order, and only `model` (the upstream's name) and, for streams,
 //! `stream_options.include_usage` (so usage is always metered) are replaced.
 
-use indexmap::IndexMap;
 use moat_core::Usage;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
-/// Why a request body could not be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum RequestError {
-    /// The body is not JSON, or not a JSON object.
-    #[error("the request body is not a valid JSON object: {0}")]
-    InvalidJson(String),
-    /// A field is missing or has the wrong type.
-    #[error("{0}")]
-    InvalidField(String),
-}
+pub use crate::json_object::RequestError;
+use crate::json_object::{JsonObject, json_string};
 
 /// A parsed OpenAI request body that borrows every member it does not need to understand.
 #[derive(Debug)]
 pub struct OpenAiRequest<'a> {
-    members: IndexMap<String, &'a RawValue>,
+    object: JsonObject<'a>,
     /// The public model name the client asked for.
     pub model: String,
     /// Whether the client asked for a stream.
@@ -41,113 +31,37 @@ struct StreamOptions {
 impl<'a> OpenAiRequest<'a> {
     /// Parses `body`, checking only the fields the gateway relies on.
     pub fn parse(body: &'a [u8]) -> Result<Self, RequestError> {
-        let members: IndexMap<String, &'a RawValue> =
-            serde_json::from_slice(body).map_err(|e| RequestError::InvalidJson(e.to_string()))?;
-        let model = match members.get("model") {
-            None => {
-                return Err(RequestError::InvalidField("the `model` field is required".into()));
-            }
-            Some(raw) => serde_json::from_str::<String>(raw.get())
-                .map_err(|_| RequestError::InvalidField("`model` must be a string".into()))?,
-        };
-        let stream = match members.get("stream") {
-            None => false,
-            Some(raw) => serde_json::from_str::<Option<bool>>(raw.get())
-                .map_err(|_| RequestError::InvalidField("`stream` must be a boolean".into()))?
-                .unwrap_or(false),
-        };
-        let client_wants_stream_usage = match members.get("stream_options") {
-            None => false,
-            Some(raw) => serde_json::from_str::<Option<StreamOptions>>(raw.get())
-                .map_err(|_| RequestError::InvalidField("`stream_options` must be an object".into()))?
-                .unwrap_or_default()
-                .include_usage
-                .unwrap_or(false),
-        };
-        Ok(OpenAiRequest { members, model, stream, client_wants_stream_usage })
+        let object = JsonObject::parse(body)?;
+        let model = object.required_string("model")?;
+        let stream = object.field::<Option<bool>>("stream", "a boolean")?.flatten().unwrap_or(false);
+        let client_wants_stream_usage = object
+            .field::<Option<StreamOptions>>("stream_options", "an object")?
+            .flatten()
+            .unwrap_or_default()
+            .include_usage
+            .unwrap_or(false);
+        Ok(OpenAiRequest { object, model, stream, client_wants_stream_usage })
     }
 
     /// The body to send upstream: `model` replaced by `upstream_model`, and on streams
     /// `stream_options.include_usage` forced on, every other member byte for byte as received.
     pub fn to_upstream_body(&self, upstream_model: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.members.values().map(|v| v.get().len() + 16).sum());
-        out.push(b'{');
-        let mut first = true;
-        let mut push_member = |out: &mut Vec<u8>, key: &str, value: &str| {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            // Keys came from valid JSON, so re-encoding them as JSON strings cannot fail.
-            out.extend_from_slice(json_string(key).as_bytes());
-            out.push(b':');
-            out.extend_from_slice(value.as_bytes());
-        };
-        let stream_options = self.stream.then(|| self.stream_options_with_usage());
-        for (key, value) in &self.members {
-            match key.as_str() {
-                "model" => push_member(&mut out, key, &json_string(upstream_model)),
-                "stream_options" if stream_options.is_some() => {}
-                _ => push_member(&mut out, key, value.get()),
-            }
+        let mut replacements = vec![("model", json_string(upstream_model))];
+        if self.stream {
+            let mut options = match self.object.value("stream_options") {
+                Some(serde_json::Value::Object(options)) => options,
+                _ => serde_json::Map::new(),
+            };
+            options.insert("include_usage".into(), serde_json::Value::Bool(true));
+            replacements.push(("stream_options", serde_json::Value::Object(options).to_string()));
         }
-        if let Some(options) = stream_options {
-            push_member(&mut out, "stream_options", &options);
-        }
-        out.push(b'}');
-        out
-    }
-
-    fn stream_options_with_usage(&self) -> String {
-        let mut options: serde_json::Map<String, serde_json::Value> =
-            self.members.get("stream_options").and_then(|raw| serde_json::from_str(raw.get()).ok()).unwrap_or_default();
-        options.insert("include_usage".into(), serde_json::Value::Bool(true));
-        serde_json::Value::Object(options).to_string()
+        self.object.rewrite(&replacements)
     }
 
     /// The prompt text, concatenated, for counting or estimating input tokens when the upstream
     /// reports none. Reads chat `messages`, completion `prompt` and embedding `input`.
     pub fn prompt_text(&self) -> String {
-        let mut text = String::new();
-        for field in ["messages", "prompt", "input"] {
-            if let Some(raw) = self.members.get(field)
-                && let Ok(value) = serde_json::from_str::<serde_json::Value>(raw.get())
-            {
-                collect_text(&value, &mut text);
-            }
-        }
-        text
-    }
-}
-
-fn json_string(s: &str) -> String {
-    serde_json::Value::String(s.to_owned()).to_string()
-}
-
-/// Appends every string found under text-bearing keys (or bare strings in arrays).
-fn collect_text(value: &serde_json::Value, out: &mut String) {
-    match value {
-        serde_json::Value::String(s) => {
-            if !out.is_empty() {
-                out.push('\n');
-            }
-            out.push_str(s);
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
-        serde_json::Value::Object(map) => {
-            for key in ["content", "text", "arguments", "name"] {
-                if let Some(v) = map.get(key) {
-                    collect_text(v, out);
-                }
-            }
-            if let Some(calls) = map.get("tool_calls") {
-                collect_text(calls, out);
-            }
-            if let Some(function) = map.get("function") {
-                collect_text(function, out);
-            }
-        }
-        _ => {}
+        self.object.text_of(&["messages", "prompt", "input"])
     }
 }
 

@@ -1,0 +1,154 @@
+//! A request body as an ordered map of raw JSON members.
+//!
+//! A gateway must read a few fields and forward the rest exactly as the client wrote them.
+//! [`JsonObject`] parses only the object's top level, keeps every member's value as borrowed
+//! raw JSON text, deserialises single fields on demand, and writes the object back with chosen
+//! members replaced.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Why a request body could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    /// The body is not JSON, or not a JSON object.
+    #[error("the request body is not a valid JSON object: {0}")]
+    InvalidJson(String),
+    /// A field is missing or has the wrong type.
+    #[error("{0}")]
+    InvalidField(String),
+}
+
+/// The top-level members of a JSON object, values unparsed.
+#[derive(Debug)]
+pub struct JsonObject<'a> {
+    members: IndexMap<String, &'a RawValue>,
+}
+
+impl<'a> JsonObject<'a> {
+    /// Parses the top level of `body`, which must be a JSON object.
+    pub fn parse(body: &'a [u8]) -> Result<Self, RequestError> {
+        let members = serde_json::from_slice(body).map_err(|e| RequestError::InvalidJson(e.to_string()))?;
+        Ok(JsonObject { members })
+    }
+
+    /// The member `key` deserialised as `T`; `None` when absent. `expected` describes `T` in the
+    /// error ("a string", "a boolean").
+    pub fn field<T: Deserialize<'a>>(&self, key: &str, expected: &str) -> Result<Option<T>, RequestError> {
+        match self.members.get(key) {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str::<T>(raw.get())
+                .map(Some)
+                .map_err(|_| RequestError::InvalidField(format!("`{key}` must be {expected}"))),
+        }
+    }
+
+    /// The string member `key`, which must be present.
+    pub fn required_string(&self, key: &str) -> Result<String, RequestError> {
+        self.field::<String>(key, "a string")?
+            .ok_or_else(|| RequestError::InvalidField(format!("the `{key}` field is required")))
+    }
+
+    /// The member `key` fully parsed, for the rare paths that need its structure.
+    pub fn value(&self, key: &str) -> Option<serde_json::Value> {
+        self.members.get(key).and_then(|raw| serde_json::from_str(raw.get()).ok())
+    }
+
+    /// The object written back with the `replacements` (key, raw JSON value) applied in place,
+    /// and appended at the end for keys it did not have; every other member byte for byte.
+    pub fn rewrite(&self, replacements: &[(&str, String)]) -> Vec<u8> {
+        let size: usize = self.members.values().map(|v| v.get().len() + 16).sum();
+        let mut out = Vec::with_capacity(size + replacements.iter().map(|(_, v)| v.len() + 16).sum::<usize>());
+        out.push(b'{');
+        let mut first = true;
+        let mut push = |key: &str, value: &str| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(json_string(key).as_bytes());
+            out.push(b':');
+            out.extend_from_slice(value.as_bytes());
+        };
+        for (key, value) in &self.members {
+            match replacements.iter().find(|(k, _)| k == key) {
+                Some((_, replacement)) => push(key, replacement),
+                None => push(key, value.get()),
+            }
+        }
+        for (key, value) in replacements {
+            if !self.members.contains_key(*key) {
+                push(key, value);
+            }
+        }
+        out.push(b'}');
+        out
+    }
+
+    /// The text under `fields`, concatenated: what a tokenizer counts when the upstream reports
+    /// no usage.
+    pub fn text_of(&self, fields: &[&str]) -> String {
+        let mut text = String::new();
+        for field in fields {
+            if let Some(value) = self.value(field) {
+                collect_text(&value, &mut text);
+            }
+        }
+        text
+    }
+}
+
+/// `s` as a JSON string literal.
+pub fn json_string(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+/// Appends every string found under text-bearing keys, or bare strings in arrays.
+fn collect_text(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::String(s) => {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(s);
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
+        serde_json::Value::Object(map) => {
+            for key in ["content", "text", "thinking", "arguments", "name", "description", "input", "tool_calls", "function"] {
+                if let Some(v) = map.get(key) {
+                    if key == "input" && v.is_object() {
+                        // A tool_use block's input: count its JSON text.
+                        collect_text(&serde_json::Value::String(v.to_string()), out);
+                    } else {
+                        collect_text(v, out);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expect_test::expect;
+
+    #[test]
+    fn rewrites_in_place_and_appends_new_members() {
+        let object = JsonObject::parse(br#"{"a":1, "model" : "x","b":{"k":[1, 2]}}"#).expect("object");
+        let out = object.rewrite(&[("model", json_string("y")), ("added", "true".into())]);
+        expect![[r#"{"a":1,"model":"y","b":{"k":[1, 2]},"added":true}"#]].assert_eq(&String::from_utf8_lossy(&out));
+    }
+
+    #[test]
+    fn typed_fields_report_what_they_expected() {
+        let object = JsonObject::parse(br#"{"model":3,"stream":true}"#).expect("object");
+        assert_eq!(object.field::<bool>("stream", "a boolean"), Ok(Some(true)));
+        assert_eq!(object.field::<bool>("missing", "a boolean"), Ok(None));
+        assert_eq!(object.required_string("model"), Err(RequestError::InvalidField("`model` must be a string".into())));
+        assert_eq!(object.required_string("nope"), Err(RequestError::InvalidField("the `nope` field is required".into())));
+        assert!(matches!(JsonObject::parse(b"[1]"), Err(RequestError::InvalidJson(_))));
+    }
+}
