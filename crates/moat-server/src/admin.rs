@@ -212,6 +212,7 @@ fn usage_json(r: &UsageRecord) -> Value {
         "input_tokens": r.usage.input,
         "output_tokens": r.usage.output,
         "cached_tokens": r.usage.cached,
+        "cache_write_tokens": r.usage.cache_write,
         "reasoning_tokens": r.usage.reasoning,
         "estimated": r.estimated,
         "streamed": r.streamed,

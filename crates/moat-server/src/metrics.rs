@@ -102,7 +102,7 @@ impl Metrics {
         let tokens = Family::<TokenLabels, Counter>::default();
         registry.register(
             "tokens",
-            "Tokens metered, by model and kind (input, output, cached, reasoning)",
+            "Tokens metered, by model and kind (input, output, cached, cache_write, reasoning)",
             tokens.clone(),
         );
         let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
@@ -150,9 +150,13 @@ impl Metrics {
         if let Some(ttft) = ttft {
             self.time_to_first_token.get_or_create(&labels).observe(ttft.as_secs_f64());
         }
-        for (kind, count) in
-            [("input", usage.input), ("output", usage.output), ("cached", usage.cached), ("reasoning", usage.reasoning)]
-        {
+        for (kind, count) in [
+            ("input", usage.input),
+            ("output", usage.output),
+            ("cached", usage.cached),
+            ("cache_write", usage.cache_write),
+            ("reasoning", usage.reasoning),
+        ] {
             if count > 0 {
                 self.tokens.get_or_create(&TokenLabels { model: model.to_owned(), kind }).inc_by(count);
             }

@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, Row, SqlitePool};
 
 use crate::{KeyRecord, NewKey, StoreError, UsageFilter};
 
-/// SQLite allows at most 32766 bound parameters per statement; 16 columns per record.
+/// SQLite allows at most 32766 bound parameters per statement; 17 columns per record.
 const MAX_RECORDS_PER_INSERT: usize = 1000;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -126,8 +126,8 @@ impl SqliteStore {
         for chunk in records.chunks(MAX_RECORDS_PER_INSERT) {
             let mut query = QueryBuilder::new(
                 "INSERT OR IGNORE INTO usage_records (id, created_at, key_id, model, deployment, endpoint, status, \
-                 error_code, input_tokens, output_tokens, cached_tokens, reasoning_tokens, estimated, streamed, \
-                 latency_ms, ttft_ms) ",
+                 error_code, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, estimated, \
+                 streamed, latency_ms, ttft_ms) ",
             );
             query.push_values(chunk, |mut row, r| {
                 row.push_bind(&r.id)
@@ -141,6 +141,7 @@ impl SqliteStore {
                     .push_bind(to_i64(r.usage.input))
                     .push_bind(to_i64(r.usage.output))
                     .push_bind(to_i64(r.usage.cached))
+                    .push_bind(to_i64(r.usage.cache_write))
                     .push_bind(to_i64(r.usage.reasoning))
                     .push_bind(r.estimated)
                     .push_bind(r.streamed)
@@ -156,7 +157,7 @@ impl SqliteStore {
     pub(crate) async fn query_usage(&self, filter: &UsageFilter) -> Result<Vec<UsageRecord>, StoreError> {
         let mut query = QueryBuilder::new(
             "SELECT id, created_at, key_id, model, deployment, endpoint, status, error_code, input_tokens, \
-             output_tokens, cached_tokens, reasoning_tokens, estimated, streamed, latency_ms, ttft_ms \
+             output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, estimated, streamed, latency_ms, ttft_ms \
              FROM usage_records WHERE 1 = 1",
         );
         if let Some(key_id) = &filter.key_id {
@@ -223,6 +224,7 @@ fn usage_from_row(row: &SqliteRow) -> Result<UsageRecord, StoreError> {
             input: to_u64(row.try_get("input_tokens")?),
             output: to_u64(row.try_get("output_tokens")?),
             cached: to_u64(row.try_get("cached_tokens")?),
+            cache_write: to_u64(row.try_get("cache_write_tokens")?),
             reasoning: to_u64(row.try_get("reasoning_tokens")?),
         },
         estimated: row.try_get("estimated")?,

@@ -38,7 +38,7 @@ fn record(id: &str, key: &str, model: &str, status: u16) -> UsageRecord {
         endpoint: "chat.completions".into(),
         status,
         error_code: None,
-        usage: Usage { input: 10, output: 20, cached: 3, reasoning: 1 },
+        usage: Usage { input: 10, output: 20, cached: 3, cache_write: 2, reasoning: 1 },
         estimated: false,
         streamed: true,
         latency_ms: 42,

@@ -115,7 +115,9 @@ fn collect_text(value: &serde_json::Value, out: &mut String) {
         }
         serde_json::Value::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
         serde_json::Value::Object(map) => {
-            for key in ["content", "text", "thinking", "arguments", "name", "description", "input", "tool_calls", "function"] {
+            for key in
+                ["content", "text", "thinking", "arguments", "name", "description", "input", "tool_calls", "function"]
+            {
                 if let Some(v) = map.get(key) {
                     if key == "input" && v.is_object() {
                         // A tool_use block's input: count its JSON text.
@@ -148,7 +150,10 @@ mod tests {
         assert_eq!(object.field::<bool>("stream", "a boolean"), Ok(Some(true)));
         assert_eq!(object.field::<bool>("missing", "a boolean"), Ok(None));
         assert_eq!(object.required_string("model"), Err(RequestError::InvalidField("`model` must be a string".into())));
-        assert_eq!(object.required_string("nope"), Err(RequestError::InvalidField("the `nope` field is required".into())));
+        assert_eq!(
+            object.required_string("nope"),
+            Err(RequestError::InvalidField("the `nope` field is required".into()))
+        );
         assert!(matches!(JsonObject::parse(b"[1]"), Err(RequestError::InvalidJson(_))));
     }
 }

@@ -95,6 +95,7 @@ impl From<UsageJson> for Usage {
             input: u.prompt_tokens,
             output: u.completion_tokens,
             cached: u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            cache_write: 0,
             reasoning: u.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
         }
     }
@@ -225,7 +226,7 @@ mod tests {
         assert_eq!(
             full,
             Some(ResponseView {
-                usage: Some(Usage { input: 10, output: 5, cached: 4, reasoning: 2 }),
+                usage: Some(Usage { input: 10, output: 5, cached: 4, cache_write: 0, reasoning: 2 }),
                 generated_text: String::new(),
                 has_choices: false,
             })

@@ -91,7 +91,7 @@ impl Meter {
     pub(crate) fn observe(&mut self, view: ResponseView) {
         if let Some(p) = &mut self.pending {
             if let Some(usage) = view.usage {
-                p.usage = Some(usage);
+                p.usage = Some(p.usage.map_or(usage, |seen| seen.merge_max(usage)));
             }
             p.generated.push_str(&view.generated_text);
         }
@@ -209,7 +209,7 @@ impl Settlement {
                 None => estimate_tokens(&text),
             }
         };
-        Usage { input: count(prompt).await, output: count(self.generated.clone()).await, cached: 0, reasoning: 0 }
+        Usage { input: count(prompt).await, output: count(self.generated.clone()).await, ..Usage::default() }
     }
 }
 

@@ -25,6 +25,7 @@ CREATE TABLE usage_records (
     input_tokens      INTEGER NOT NULL,
     output_tokens     INTEGER NOT NULL,
     cached_tokens     INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
     reasoning_tokens  INTEGER NOT NULL,
     estimated         INTEGER NOT NULL,
     streamed          INTEGER NOT NULL,
