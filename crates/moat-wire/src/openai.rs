@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 pub use crate::json_object::RequestError;
 use crate::json_object::{JsonObject, json_string};
+pub use crate::response_view::ResponseView;
 
 /// A parsed OpenAI request body that borrows every member it does not need to understand.
 #[derive(Debug)]
@@ -118,19 +119,6 @@ struct ChoiceView {
     message: Option<serde_json::Value>,
     #[serde(default)]
     delta: Option<serde_json::Value>,
-}
-
-/// The usage and generated text found in one response body or one stream chunk.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct ResponseView {
-    /// Usage, when the upstream reported it here.
-    pub usage: Option<Usage>,
-    /// Generated text (content, reasoning, tool-call arguments), for counting when no usage
-    /// is reported.
-    pub generated_text: String,
-    /// Whether the body had a `choices` array with at least one entry. A stream chunk with
-    /// usage and no choices is the usage-only chunk that `include_usage` adds.
-    pub has_choices: bool,
 }
 
 /// Reads a response body or stream chunk; `None` when it is not a JSON object.
