@@ -28,6 +28,8 @@ pub enum ErrorCode {
     AdminRequired,
     /// No model of this name is configured.
     ModelNotFound,
+    /// The model exists, but none of its deployments serves this endpoint's dialect.
+    EndpointNotSupported,
     /// The path does not exist.
     NotFound,
     /// The path exists but not for this HTTP method.
@@ -62,6 +64,7 @@ pub const ALL_ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::ModelNotAllowed,
     ErrorCode::AdminRequired,
     ErrorCode::ModelNotFound,
+    ErrorCode::EndpointNotSupported,
     ErrorCode::NotFound,
     ErrorCode::MethodNotAllowed,
     ErrorCode::UpstreamUnavailable,
@@ -102,6 +105,9 @@ impl ErrorCode {
             E::ModelNotAllowed => ("model_not_allowed", 403, "permission_error", "permission_error"),
             E::AdminRequired => ("admin_required", 403, "permission_error", "permission_error"),
             E::ModelNotFound => ("model_not_found", 404, "invalid_request_error", "not_found_error"),
+            E::EndpointNotSupported => {
+                ("endpoint_not_supported", 400, "invalid_request_error", "invalid_request_error")
+            }
             E::NotFound => ("not_found", 404, "invalid_request_error", "not_found_error"),
             E::MethodNotAllowed => ("method_not_allowed", 405, "invalid_request_error", "invalid_request_error"),
             E::UpstreamUnavailable => ("upstream_unavailable", 502, "server_error", "api_error"),

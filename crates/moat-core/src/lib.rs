@@ -5,6 +5,7 @@
 //! usage is counted, which error a client sees) testable in milliseconds and identical across
 //! every transport and store that builds on them.
 
+pub mod dialect;
 pub mod error_code;
 pub mod estimate;
 pub mod principal;
@@ -12,6 +13,7 @@ pub mod routing;
 pub mod usage;
 pub mod usage_record;
 
+pub use dialect::Dialect;
 pub use error_code::ErrorCode;
 pub use principal::{ModelAccess, Principal, Role};
 pub use routing::{DeploymentId, ModelCatalog, RoutePlan};

@@ -48,6 +48,8 @@ fn route_name(path: &str) -> &'static str {
         "/v1/completions" => "completions",
         "/v1/embeddings" => "embeddings",
         "/v1/models" => "models",
+        "/v1/messages" => "messages",
+        "/v1/messages/count_tokens" => "messages.count_tokens",
         "/healthz" | "/readyz" | "/metrics" | "/" => "ops",
         p if p.starts_with("/admin/") => "admin",
         _ => "other",

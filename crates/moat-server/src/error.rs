@@ -2,6 +2,7 @@
 //! the caller's dialect. Rendering never logs; the access log and the usage record say what
 //! happened, once.
 
+use axum::http::HeaderMap;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use moat_core::ErrorCode;
@@ -20,6 +21,12 @@ pub(crate) struct ApiError {
 impl ApiError {
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError { code, message: message.into(), param: None, retry_after_secs: None, dialect: Dialect::OpenAi }
+    }
+
+    /// Renders this error in `dialect`'s envelope.
+    pub(crate) fn in_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
     }
 
     pub(crate) fn with_param(mut self, param: &'static str) -> Self {
@@ -53,4 +60,10 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The dialect a request speaks when its route does not say: Anthropic clients always send
+/// `anthropic-version`.
+pub(crate) fn dialect_of(headers: &HeaderMap) -> Dialect {
+    if headers.contains_key("anthropic-version") { Dialect::Anthropic } else { Dialect::OpenAi }
 }

@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use moat_core::ErrorCode;
 use serde_json::json;
 
-use crate::error::ApiError;
+use axum::http::HeaderMap;
+
+use crate::error::{ApiError, dialect_of};
 use crate::state::AppState;
 
 /// Liveness: the process answers.
@@ -42,13 +44,15 @@ pub(crate) async fn root() -> Response {
     axum::Json(json!({ "name": "moat", "version": env!("CARGO_PKG_VERSION") })).into_response()
 }
 
-pub(crate) async fn not_found() -> ApiError {
+pub(crate) async fn not_found(headers: HeaderMap) -> ApiError {
     ApiError::new(
         ErrorCode::NotFound,
         "no such route; model endpoints live under /v1 and the admin API under /admin/v1",
     )
+    .in_dialect(dialect_of(&headers))
 }
 
-pub(crate) async fn method_not_allowed() -> ApiError {
+pub(crate) async fn method_not_allowed(headers: HeaderMap) -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept this HTTP method")
+        .in_dialect(dialect_of(&headers))
 }

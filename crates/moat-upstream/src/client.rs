@@ -5,6 +5,8 @@ use futures_util::{Stream, StreamExt};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use secrecy::ExposeSecret;
 
+use moat_core::Dialect;
+
 use crate::{DeploymentSpec, UpstreamError, UpstreamErrorKind};
 
 /// Most bytes of an upstream error body read to find its message.
@@ -60,11 +62,24 @@ impl UpstreamClient {
 
     /// POSTs a JSON `body` to `path` under the deployment's base URL (e.g. `chat/completions`)
     /// and returns once response headers arrive. Non-2xx answers become errors here.
-    pub async fn post_json(&self, path: &str, body: Vec<u8>) -> Result<UpstreamResponse, UpstreamError> {
+    pub async fn post_json(
+        &self,
+        dialect: Dialect,
+        path: &str,
+        body: Vec<u8>,
+        headers: HeaderMap,
+    ) -> Result<UpstreamResponse, UpstreamError> {
         let url = format!("{}/{path}", self.spec.base_url);
-        let response = self
-            .http
-            .post(url)
+        let mut request = self.http.post(url).headers(headers);
+        if dialect == Dialect::Anthropic
+            && let Some(key) = &self.spec.api_key
+            && let Ok(mut value) = HeaderValue::from_str(key.expose_secret())
+        {
+            // Anthropic-dialect servers read the credential from x-api-key.
+            value.set_sensitive(true);
+            request = request.header("x-api-key", value);
+        }
+        let response = request
             .header(CONTENT_TYPE, "application/json")
             .timeout(self.spec.timeout)
             .body(body)

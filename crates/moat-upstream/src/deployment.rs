@@ -2,23 +2,8 @@
 
 use std::time::Duration;
 
+use moat_core::Dialect;
 use secrecy::SecretString;
-
-/// A wire dialect an upstream speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WireDialect {
-    /// OpenAI's `/chat/completions`, `/completions`, `/embeddings`.
-    OpenAi,
-}
-
-impl WireDialect {
-    /// The name used in configuration.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            WireDialect::OpenAi => "openai",
-        }
-    }
-}
 
 /// One upstream: where it is, how to authenticate, what it is called there.
 #[derive(Debug, Clone)]
@@ -28,7 +13,7 @@ pub struct DeploymentSpec {
     /// Base URL ending in the API version (e.g. `http://gpu-1:8000/v1`), without a trailing slash.
     pub base_url: String,
     /// Dialects the upstream speaks.
-    pub dialects: Vec<WireDialect>,
+    pub dialects: Vec<Dialect>,
     /// The model name sent upstream.
     pub upstream_model: String,
     /// Bearer credential, if the upstream needs one.
@@ -39,6 +24,8 @@ pub struct DeploymentSpec {
     pub timeout: Duration,
     /// Limit on establishing a connection.
     pub connect_timeout: Duration,
+    /// `anthropic-beta` values this deployment accepts; others are dropped, never forwarded.
+    pub anthropic_beta: Vec<String>,
     /// A tokenize endpoint (llama.cpp's or vLLM's `/tokenize`) to count tokens with when the
     /// upstream reports no usage.
     pub tokenize_url: Option<String>,

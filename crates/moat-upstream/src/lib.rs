@@ -10,5 +10,5 @@ mod deployment;
 mod error;
 
 pub use client::{UpstreamClient, UpstreamResponse};
-pub use deployment::{DeploymentSpec, WireDialect};
+pub use deployment::DeploymentSpec;
 pub use error::{UpstreamError, UpstreamErrorKind};

@@ -179,12 +179,19 @@ mod tests {
     #[test]
     fn stream_events_report_input_then_output() {
         let start = read_event(br#"{"type":"message_start","message":{"content":[],"usage":{"input_tokens":26,"cache_read_input_tokens":0,"output_tokens":0}}}"#).expect("event");
-        let delta = read_event(br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":6}}"#).expect("event");
+        let delta =
+            read_event(br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":6}}"#)
+                .expect("event");
         let merged = start.usage.expect("start usage").merge_max(delta.usage.expect("delta usage"));
         assert_eq!(merged, Usage { input: 26, output: 6, ..Usage::default() });
-        let text = read_event(br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Say"}}"#).expect("event");
+        let text =
+            read_event(br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Say"}}"#)
+                .expect("event");
         assert_eq!((text.usage, text.generated_text.as_str()), (None, "Say"));
-        let json = read_event(br#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\""}}"#).expect("event");
+        let json = read_event(
+            br#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\""}}"#,
+        )
+        .expect("event");
         assert_eq!(json.generated_text, "{\"a\"");
         assert_eq!(read_event(b"not json"), None);
     }

@@ -1,16 +1,8 @@
 //! Error bodies in each dialect's envelope, rendered from the one error-code table.
 
+pub use moat_core::Dialect;
 use moat_core::ErrorCode;
 use serde_json::json;
-
-/// The dialect a client speaks, which decides the shape of its error bodies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// `{"error":{"message","type","param","code"}}`.
-    OpenAi,
-    /// `{"type":"error","error":{"type","message"}}`.
-    Anthropic,
-}
 
 /// The JSON error body for `code` with a human-readable `message`.
 ///

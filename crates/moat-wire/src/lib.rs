@@ -5,9 +5,9 @@
 //! find usage in responses and streams, and [`error_envelope`] renders every error in the shape
 //! the client's dialect expects.
 
+pub mod anthropic;
 pub mod error_envelope;
 pub mod json_object;
-pub mod anthropic;
 pub mod openai;
 pub mod response_view;
 pub mod sse;

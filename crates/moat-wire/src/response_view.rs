@@ -14,4 +14,3 @@ pub struct ResponseView {
     /// usage and no choices is the usage-only chunk that `include_usage` adds.
     pub has_choices: bool,
 }
-

@@ -106,9 +106,12 @@ pub struct DeploymentConfig {
     /// Unique name, used in usage records, metrics and `[[models]]`.
     pub name: String,
     /// Base URL of the upstream's API, ending in its version: `http://host:8080/v1`. moat
-    /// appends `/chat/completions`, `/completions` or `/embeddings`.
+    /// appends `/chat/completions`, `/completions`, `/embeddings`, `/messages` or
+    /// `/messages/count_tokens`.
     pub url: String,
-    /// Wire dialects the upstream speaks. Only `openai` for now.
+    /// Wire dialects the upstream speaks: `openai` (chat/completions, completions,
+    /// embeddings) and/or `anthropic` (messages, messages/count_tokens). A request in a dialect
+    /// the deployment speaks is passed through.
     #[serde(default = "default_dialects")]
     pub dialects: Vec<String>,
     /// The model name sent upstream (what the upstream calls it).
@@ -128,6 +131,10 @@ pub struct DeploymentConfig {
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     #[schemars(with = "String", extend("format" = "duration"))]
     pub connect_timeout: Duration,
+    /// `anthropic-beta` values forwarded to this deployment (Anthropic dialect only). Any
+    /// other value a client sends is dropped for it, never turned into an error.
+    #[serde(default)]
+    pub anthropic_beta: Vec<String>,
     /// A tokenize endpoint (llama.cpp's or vLLM's `/tokenize`) used to count tokens when the
     /// upstream reports no usage. Without it such counts are estimated from text length.
     #[serde(default)]

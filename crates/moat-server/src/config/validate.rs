@@ -7,9 +7,10 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use moat_core::Dialect;
 use moat_core::{DeploymentId, ModelCatalog};
 use moat_store::UsageWriterConfig;
-use moat_upstream::{DeploymentSpec, WireDialect};
+use moat_upstream::DeploymentSpec;
 use secrecy::SecretString;
 
 use super::load::ConfigIssue;
@@ -168,10 +169,11 @@ fn validate_deployment(
     }
     for (j, dialect) in raw.dialects.iter().enumerate() {
         match dialect.as_str() {
-            "openai" => dialects.push(WireDialect::OpenAi),
+            "openai" => dialects.push(Dialect::OpenAi),
+            "anthropic" => dialects.push(Dialect::Anthropic),
             other => issues.add(
                 format!("{path}.dialects[{j}]"),
-                format!("`{other}` is not a supported dialect (supported: `openai`)"),
+                format!("`{other}` is not a supported dialect (supported: `openai`, `anthropic`)"),
             ),
         }
     }
@@ -206,6 +208,7 @@ fn validate_deployment(
         headers: raw.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         timeout: raw.timeout,
         connect_timeout: raw.connect_timeout,
+        anthropic_beta: raw.anthropic_beta.clone(),
         tokenize_url: raw.tokenize_url.clone(),
     })
 }

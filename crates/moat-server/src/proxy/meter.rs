@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use moat_core::estimate::estimate_tokens;
 use moat_core::usage_record::STATUS_CLIENT_CLOSED;
 use moat_core::{DeploymentId, Usage, UsageRecord};
-use moat_wire::openai::{OpenAiRequest, ResponseView, read_response};
+use moat_wire::response_view::ResponseView;
 
 use super::Endpoint;
 use crate::error::ApiError;
@@ -77,13 +77,6 @@ impl Meter {
     pub(crate) fn mark_first_byte_if(&mut self, condition: bool) {
         if condition {
             self.mark_first_byte();
-        }
-    }
-
-    /// Takes usage and generated text from a whole response body.
-    pub(crate) fn observe_body(&mut self, body: &[u8]) {
-        if let Some(view) = read_response(body) {
-            self.observe(view);
         }
     }
 
@@ -195,7 +188,7 @@ impl Settlement {
 
     /// Counts input and output tokens with the deployment's tokenizer, or estimates them.
     async fn count(&self, state: &AppState, deployment: DeploymentId) -> Usage {
-        let prompt = OpenAiRequest::parse(&self.request_body).map(|r| r.prompt_text()).unwrap_or_default();
+        let prompt = super::ingress::prompt_text(self.base.endpoint.dialect(), &self.request_body);
         let upstream = state.upstreams.get(deployment.0);
         let count = |text: String| async move {
             if text.is_empty() {

@@ -1,5 +1,8 @@
 //! The model endpoints and the request pipeline they share.
 //!
+//! Two ingress dialects share it: OpenAI (`/v1/chat/completions`, `/v1/completions`,
+//! `/v1/embeddings`) and Anthropic (`/v1/messages`). A request goes to the model's deployments
+//! that speak its dialect and is passed through (translation between dialects comes next).
 //! [`handle`] sequences the stages explicitly, each taking the typed output of the one before:
 //! read the body → authenticate → decode → authorize and route → call the upstream → relay the
 //! response (with a usage tap on streams) → settle usage (off the request path). A [`Meter`]
@@ -7,6 +10,8 @@
 //! request takes from there, including the client vanishing, the meter records it exactly once.
 
 mod body;
+mod count_tokens;
+mod ingress;
 mod meter;
 mod relay;
 
@@ -17,52 +22,18 @@ use std::time::Instant;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use moat_core::ErrorCode;
+use moat_core::{DeploymentId, Dialect, ErrorCode};
 use moat_upstream::{UpstreamClient, UpstreamError, UpstreamResponse};
-use moat_wire::openai::{OpenAiRequest, RequestError};
 use serde_json::json;
 
 use crate::edge::REQUEST_ID;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::time::now_ms;
+use ingress::Decoded;
+pub(crate) use ingress::Endpoint;
 pub(crate) use meter::Meter;
 use meter::RecordBase;
-
-/// An OpenAI-compatible model endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Endpoint {
-    ChatCompletions,
-    Completions,
-    Embeddings,
-}
-
-impl Endpoint {
-    /// The path under a deployment's base URL.
-    fn upstream_path(self) -> &'static str {
-        match self {
-            Endpoint::ChatCompletions => "chat/completions",
-            Endpoint::Completions => "completions",
-            Endpoint::Embeddings => "embeddings",
-        }
-    }
-
-    /// The name in usage records and metrics.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Endpoint::ChatCompletions => "chat.completions",
-            Endpoint::Completions => "completions",
-            Endpoint::Embeddings => "embeddings",
-        }
-    }
-
-    fn can_stream(self) -> bool {
-        match self {
-            Endpoint::ChatCompletions | Endpoint::Completions => true,
-            Endpoint::Embeddings => false,
-        }
-    }
-}
 
 pub(crate) async fn chat_completions(State(state): State<Arc<AppState>>, request: Request) -> Response {
     handle(state, Endpoint::ChatCompletions, request).await
@@ -76,23 +47,45 @@ pub(crate) async fn embeddings(State(state): State<Arc<AppState>>, request: Requ
     handle(state, Endpoint::Embeddings, request).await
 }
 
+pub(crate) async fn messages(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    handle(state, Endpoint::Messages, request).await
+}
+
+pub(crate) use count_tokens::count_tokens;
+
 /// `GET /v1/models`: the models the caller's key may use.
+///
+/// One payload serves both dialects' clients: it carries the OpenAI list fields and the
+/// Anthropic ones (`type`, `display_name`, `created_at`, `has_more`, `first_id`, `last_id`).
 pub(crate) async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let principal = match state.keys.authenticate(&headers, now_ms()).await {
         Ok(principal) => principal,
-        Err(error) => return error.into_response(),
+        Err(error) => return error.in_dialect(crate::error::dialect_of(&headers)).into_response(),
     };
-    let data: Vec<_> = state
-        .catalog
-        .names()
-        .filter(|name| principal.may_use(name))
-        .map(|name| json!({ "id": name, "object": "model", "created": 0, "owned_by": "moat" }))
+    let names: Vec<&str> = state.catalog.names().filter(|name| principal.may_use(name)).collect();
+    let data: Vec<_> = names
+        .iter()
+        .map(|name| {
+            json!({
+                "id": name, "object": "model", "created": 0, "owned_by": "moat",
+                "type": "model", "display_name": name, "created_at": "1970-01-01T00:00:00Z",
+            })
+        })
         .collect();
-    axum::Json(json!({ "object": "list", "data": data })).into_response()
+    axum::Json(json!({
+        "object": "list",
+        "data": data,
+        "has_more": false,
+        "first_id": names.first(),
+        "last_id": names.last(),
+    }))
+    .into_response()
 }
 
 /// The request pipeline.
 async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> Response {
+    let dialect = endpoint.dialect();
+    let respond = |error: ApiError| error.in_dialect(dialect).into_response();
     let started = Instant::now();
     let created_at_ms = now_ms();
     let (parts, body) = request.into_parts();
@@ -100,26 +93,18 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
 
     let body = match body::read(body, &parts.headers, state.max_body_bytes).await {
         Ok(body) => body,
-        Err(error) => return error.into_response(),
+        Err(error) => return respond(error),
     };
     let principal = match state.keys.authenticate(&parts.headers, created_at_ms).await {
         Ok(principal) => principal,
-        Err(error) => return error.into_response(),
+        Err(error) => return respond(error),
     };
-    let decoded = match OpenAiRequest::parse(&body) {
+    let decoded = match Decoded::parse(endpoint, &body) {
         Ok(decoded) => decoded,
-        Err(RequestError::InvalidJson(detail)) => {
-            return ApiError::new(
-                ErrorCode::InvalidJson,
-                format!("the request body is not a valid JSON object: {detail}"),
-            )
-            .into_response();
-        }
-        Err(RequestError::InvalidField(message)) => {
-            return ApiError::new(ErrorCode::InvalidRequest, message).into_response();
-        }
+        Err(error) => return respond(error),
     };
-    let stream = decoded.stream && endpoint.can_stream();
+    let model = decoded.model().to_owned();
+    let stream = decoded.stream() && endpoint.can_stream();
     let mut meter = Meter::new(
         state.clone(),
         RecordBase {
@@ -127,39 +112,37 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
             created_at_ms,
             started,
             key_id: principal.key_id.clone(),
-            model: decoded.model.clone(),
+            model: model.clone(),
             endpoint,
             streamed: stream,
         },
         body.clone(),
     );
 
-    let turn = state.turn.fetch_add(1, Ordering::Relaxed);
-    let Some(plan) = state.catalog.plan(&decoded.model, turn) else {
-        let error = ApiError::new(ErrorCode::ModelNotFound, format!("the model `{}` does not exist", decoded.model))
-            .with_param("model");
-        return meter.fail(error).into_response();
+    let plan = match route(&state, &model, dialect, endpoint) {
+        Ok(plan) => plan,
+        Err(error) => return respond(meter.fail(error)),
     };
-
-    if !principal.may_use(&decoded.model) {
-        let error =
-            ApiError::new(ErrorCode::ModelNotAllowed, format!("this key may not use the model `{}`", decoded.model))
-                .with_param("model");
-        return meter.fail(error).into_response();
+    if !principal.may_use(&model) {
+        let error = ApiError::new(ErrorCode::ModelNotAllowed, format!("this key may not use the model `{model}`"))
+            .with_param("model");
+        return respond(meter.fail(error));
     }
     // Try the plan's deployments in order, moving on only when a deployment could not be
     // reached at all: nothing was generated, so nothing can be counted twice.
     let mut last_error = None;
-    for deployment in plan.deployments {
+    for deployment in plan {
         let Some(upstream) = state.upstreams.get(deployment.0) else {
             continue;
         };
         meter.set_deployment(deployment, upstream.spec().name.clone());
         let upstream_body = decoded.to_upstream_body(&upstream.spec().upstream_model);
-        match call_upstream(&state, upstream, endpoint, upstream_body).await {
+        let headers = ingress::upstream_headers(dialect, &parts.headers, upstream.spec());
+        match call_upstream(&state, upstream, endpoint, upstream_body, headers).await {
             Ok(response) => {
                 meter.mark_first_byte_if(!stream);
-                return relay(&state, upstream, response, meter, stream, decoded.client_wants_stream_usage).await;
+                let relay = Relay { endpoint, stream, strip_usage_chunk: decoded.strip_usage_chunk() };
+                return relay.run(&state, upstream, response, meter).await;
             }
             Err(error) => {
                 state.metrics.observe_upstream_error(&upstream.spec().name, error.code().as_str());
@@ -173,9 +156,36 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
     }
     let error = match last_error {
         Some(error) => upstream_api_error(&error),
-        None => ApiError::new(ErrorCode::ModelNotFound, format!("the model `{}` has no deployment", decoded.model)),
+        None => ApiError::new(ErrorCode::ModelNotFound, format!("the model `{model}` has no deployment")),
     };
-    meter.fail(error).into_response()
+    respond(meter.fail(error))
+}
+
+/// The deployments to try for `model` that speak `dialect`, in plan order.
+fn route(state: &AppState, model: &str, dialect: Dialect, endpoint: Endpoint) -> Result<Vec<DeploymentId>, ApiError> {
+    let turn = state.turn.fetch_add(1, Ordering::Relaxed);
+    let Some(plan) = state.catalog.plan(model, turn) else {
+        return Err(
+            ApiError::new(ErrorCode::ModelNotFound, format!("the model `{model}` does not exist")).with_param("model")
+        );
+    };
+    let speaking: Vec<DeploymentId> = plan
+        .deployments
+        .into_iter()
+        .filter(|id| state.upstreams.get(id.0).is_some_and(|u| u.spec().dialects.contains(&dialect)))
+        .collect();
+    if speaking.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::EndpointNotSupported,
+            format!(
+                "the model `{model}` has no deployment that speaks the {} dialect, which {} needs",
+                dialect.as_str(),
+                endpoint.client_path()
+            ),
+        )
+        .with_param("model"));
+    }
+    Ok(speaking)
 }
 
 /// Calls the upstream unless shutdown's grace period ends first.
@@ -184,9 +194,10 @@ async fn call_upstream(
     upstream: &UpstreamClient,
     endpoint: Endpoint,
     body: Vec<u8>,
+    headers: axum::http::HeaderMap,
 ) -> Result<UpstreamResponse, UpstreamError> {
     tokio::select! {
-        result = upstream.post_json(endpoint.upstream_path(), body) => result,
+        result = upstream.post_json(endpoint.dialect(), endpoint.upstream_path(), body, headers) => result,
         () = state.hard_stop.cancelled() => Err(shutdown_error(upstream)),
     }
 }
@@ -203,52 +214,63 @@ pub(crate) fn upstream_api_error(error: &UpstreamError) -> ApiError {
     ApiError::new(error.code(), error.detail.clone()).with_retry_after(error.retry_after_secs())
 }
 
-/// Sends the upstream's answer to the client: streams frame by frame, bodies whole.
-async fn relay(
-    state: &Arc<AppState>,
-    upstream: &UpstreamClient,
-    response: UpstreamResponse,
-    mut meter: Meter,
+/// How to send one upstream answer back to the client.
+struct Relay {
+    endpoint: Endpoint,
     stream: bool,
-    client_wants_stream_usage: bool,
-) -> Response {
-    let status = response.status();
-    let content_type = response.content_type().cloned();
-    let is_event_stream =
-        content_type.as_ref().and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
-    let timeout = upstream.spec().timeout;
-    if stream && is_event_stream {
-        let body = relay::MeteredStream::new(
-            Box::pin(response.into_stream(timeout)),
-            meter,
-            !client_wants_stream_usage,
-            state.hard_stop.clone(),
-        );
-        return Response::builder()
-            .status(status)
-            .header(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"))
-            .header(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))
-            .header("x-accel-buffering", HeaderValue::from_static("no"))
-            .body(axum::body::Body::from_stream(body))
-            .unwrap_or_else(|_| ApiError::internal().into_response());
-    }
-    let read = tokio::select! {
-        read = response.bytes(timeout) => read,
-        () = state.hard_stop.cancelled() => Err(shutdown_error(upstream)),
-    };
-    match read {
-        Ok(bytes) => {
-            meter.observe_body(&bytes);
-            meter.finish(status, None);
-            let mut response = Response::new(axum::body::Body::from(bytes));
-            *response.status_mut() = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);
-            let content_type = content_type.unwrap_or_else(|| HeaderValue::from_static("application/json"));
-            response.headers_mut().insert(header::CONTENT_TYPE, content_type);
-            response
+    strip_usage_chunk: bool,
+}
+
+impl Relay {
+    /// Streams frame by frame, bodies whole.
+    async fn run(
+        self,
+        state: &Arc<AppState>,
+        upstream: &UpstreamClient,
+        response: UpstreamResponse,
+        mut meter: Meter,
+    ) -> Response {
+        let status = response.status();
+        let content_type = response.content_type().cloned();
+        let is_event_stream =
+            content_type.as_ref().and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
+        let timeout = upstream.spec().timeout;
+        let dialect = self.endpoint.dialect();
+        if self.stream && is_event_stream {
+            let tap = match dialect {
+                Dialect::OpenAi => relay::StreamTap::OpenAi { strip_usage_chunk: self.strip_usage_chunk },
+                Dialect::Anthropic => relay::StreamTap::Anthropic,
+            };
+            let body =
+                relay::MeteredStream::new(Box::pin(response.into_stream(timeout)), meter, tap, state.hard_stop.clone());
+            return Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"))
+                .header(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))
+                .header("x-accel-buffering", HeaderValue::from_static("no"))
+                .body(axum::body::Body::from_stream(body))
+                .unwrap_or_else(|_| ApiError::internal().in_dialect(dialect).into_response());
         }
-        Err(error) => {
-            state.metrics.observe_upstream_error(&upstream.spec().name, error.code().as_str());
-            meter.fail(upstream_api_error(&error)).into_response()
+        let read = tokio::select! {
+            read = response.bytes(timeout) => read,
+            () = state.hard_stop.cancelled() => Err(shutdown_error(upstream)),
+        };
+        match read {
+            Ok(bytes) => {
+                if let Some(view) = self.endpoint.read_body(&bytes) {
+                    meter.observe(view);
+                }
+                meter.finish(status, None);
+                let mut response = Response::new(axum::body::Body::from(bytes));
+                *response.status_mut() = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);
+                let content_type = content_type.unwrap_or_else(|| HeaderValue::from_static("application/json"));
+                response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+                response
+            }
+            Err(error) => {
+                state.metrics.observe_upstream_error(&upstream.spec().name, error.code().as_str());
+                meter.fail(upstream_api_error(&error)).in_dialect(dialect).into_response()
+            }
         }
     }
 }

@@ -16,13 +16,23 @@ use futures_util::Stream;
 use moat_core::ErrorCode;
 use moat_upstream::UpstreamError;
 use moat_wire::error_envelope::{Dialect, error_body};
-use moat_wire::openai::{STREAM_DONE, read_response};
+use moat_wire::anthropic;
+use moat_wire::openai::{self, STREAM_DONE};
 use moat_wire::sse::{SseDecoder, SseFrame, encode_frame};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::Meter;
 
 type UpstreamStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>;
+
+/// How to read the frames of one dialect's stream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StreamTap {
+    /// OpenAI chunks; hold back the usage-only chunk when moat asked for it on its own.
+    OpenAi { strip_usage_chunk: bool },
+    /// Anthropic events: usage in `message_start` and `message_delta`.
+    Anthropic,
+}
 
 /// The client-facing body of a streamed response.
 pub(crate) struct MeteredStream {
@@ -31,23 +41,18 @@ pub(crate) struct MeteredStream {
     out: BytesMut,
     /// `None` once the stream has ended and the meter has been settled.
     meter: Option<Meter>,
-    strip_usage_chunk: bool,
+    tap: StreamTap,
     hard_stop: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl MeteredStream {
-    pub(crate) fn new(
-        upstream: UpstreamStream,
-        meter: Meter,
-        strip_usage_chunk: bool,
-        hard_stop: CancellationToken,
-    ) -> Self {
+    pub(crate) fn new(upstream: UpstreamStream, meter: Meter, tap: StreamTap, hard_stop: CancellationToken) -> Self {
         MeteredStream {
             upstream,
             decoder: SseDecoder::new(),
             out: BytesMut::new(),
             meter: Some(meter),
-            strip_usage_chunk,
+            tap,
             hard_stop: Box::pin(hard_stop.cancelled_owned()),
         }
     }
@@ -57,24 +62,37 @@ impl MeteredStream {
         let (Some(data), Some(meter)) = (frame.data.as_deref(), self.meter.as_mut()) else {
             return true;
         };
-        if data == STREAM_DONE {
-            return true;
+        match self.tap {
+            StreamTap::OpenAi { strip_usage_chunk } => {
+                if data == STREAM_DONE {
+                    return true;
+                }
+                let Some(view) = openai::read_response(data.as_bytes()) else {
+                    return true;
+                };
+                let usage_only = view.usage.is_some() && !view.has_choices;
+                meter.observe(view);
+                !(usage_only && strip_usage_chunk)
+            }
+            StreamTap::Anthropic => {
+                if let Some(view) = anthropic::read_event(data.as_bytes()) {
+                    meter.observe(view);
+                }
+                true
+            }
         }
-        let Some(view) = read_response(data.as_bytes()) else {
-            return true;
-        };
-        let usage_only = view.usage.is_some() && !view.has_choices;
-        meter.observe(view);
-        !(usage_only && self.strip_usage_chunk)
     }
 
-    /// Ends the stream with an error frame in the OpenAI stream shape, and records the failure.
+    /// Ends the stream with an error frame in the stream's dialect (an OpenAI `data:` error
+    /// object, or an Anthropic `error` event), and records the failure.
     fn fail(&mut self, code: ErrorCode, detail: &str) -> Bytes {
         if let Some(meter) = self.meter.take() {
             meter.finish(code.status(), Some(code.as_str()));
         }
-        let body = error_body(Dialect::OpenAi, code, detail, None);
-        encode_frame(None, &body)
+        match self.tap {
+            StreamTap::OpenAi { .. } => encode_frame(None, &error_body(Dialect::OpenAi, code, detail, None)),
+            StreamTap::Anthropic => encode_frame(Some("error"), &error_body(Dialect::Anthropic, code, detail, None)),
+        }
     }
 }
 
