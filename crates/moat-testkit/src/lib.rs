@@ -23,6 +23,9 @@ use futures_util::Stream;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+/// The frame that ends an OpenAI stream.
+const DONE_FRAME: &str = "data: [DONE]\n\n";
+
 /// Token counts a scripted reply reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FakeUsage {
@@ -35,6 +38,15 @@ pub struct FakeUsage {
 }
 
 impl FakeUsage {
+    /// Anthropic's shape: `cached` is reported beside `input_tokens`, not inside it.
+    fn anthropic_json(self) -> Value {
+        json!({
+            "input_tokens": self.prompt - self.cached,
+            "cache_read_input_tokens": self.cached,
+            "output_tokens": self.completion,
+        })
+    }
+
     fn json(self) -> Value {
         json!({
             "prompt_tokens": self.prompt,
@@ -66,10 +78,10 @@ pub enum Reply {
         /// Extra response headers.
         headers: Vec<(String, String)>,
     },
-    /// An SSE stream of `data:` payloads sent `gap` apart.
+    /// An SSE stream of frames sent `gap` apart.
     Stream {
-        /// The `data:` payloads, one frame each.
-        payloads: Vec<String>,
+        /// Whole SSE frames (`event:` and `data:` lines, blank line included).
+        frames: Vec<String>,
         /// Pause before each frame.
         gap: Duration,
         /// What follows the payloads.
@@ -105,7 +117,66 @@ impl Reply {
         if let Some(usage) = usage {
             payloads.push(chunk(json!([]), Some(usage)));
         }
-        Reply::Stream { payloads, gap: Duration::ZERO, end: StreamEnd::Done }
+        let mut frames: Vec<String> = payloads.iter().map(|p| format!("data: {p}\n\n")).collect();
+        frames.push(DONE_FRAME.into());
+        Reply::Stream { frames, gap: Duration::ZERO, end: StreamEnd::Done }
+    }
+
+    /// An Anthropic Messages reply saying `content`, with Anthropic-style usage.
+    pub fn message(content: &str, usage: FakeUsage) -> Self {
+        let body = json!({
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": "fake-upstream-model",
+            "content": [{ "type": "text", "text": content }],
+            "stop_reason": "end_turn",
+            "stop_sequence": null,
+            "usage": usage.anthropic_json(),
+        });
+        Reply::Json { status: 200, body, headers: Vec::new() }
+    }
+
+    /// An Anthropic Messages stream of `pieces` in one text block, every frame with its
+    /// `event:` line, input usage in `message_start` and output usage in `message_delta`.
+    pub fn message_stream(pieces: &[&str], usage: FakeUsage) -> Self {
+        let start_usage = FakeUsage { completion: 0, ..usage };
+        let mut events = vec![
+            (
+                "message_start",
+                json!({ "type": "message_start", "message": {
+                "id": "msg_fake", "type": "message", "role": "assistant", "model": "fake-upstream-model",
+                "content": [], "stop_reason": null, "stop_sequence": null, "usage": start_usage.anthropic_json() } }),
+            ),
+            (
+                "content_block_start",
+                json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } }),
+            ),
+            ("ping", json!({ "type": "ping" })),
+        ];
+        for piece in pieces {
+            events.push((
+                "content_block_delta",
+                json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": piece } }),
+            ));
+        }
+        events.push(("content_block_stop", json!({ "type": "content_block_stop", "index": 0 })));
+        events.push(("message_delta", json!({ "type": "message_delta", "delta": { "stop_reason": "end_turn", "stop_sequence": null }, "usage": { "output_tokens": usage.completion } })));
+        events.push(("message_stop", json!({ "type": "message_stop" })));
+        let frames = events.into_iter().map(|(event, data)| format!("event: {event}\ndata: {data}\n\n")).collect();
+        Reply::Stream { frames, gap: Duration::ZERO, end: StreamEnd::Done }
+    }
+
+    /// Drops the last `n` frames of a stream (no effect on other replies): with
+    /// [`StreamEnd::Hang`], a stream that stalls before it reports its final usage.
+    pub fn truncated(self, n: usize) -> Self {
+        match self {
+            Reply::Stream { mut frames, gap, end } => {
+                frames.truncate(frames.len().saturating_sub(n));
+                Reply::Stream { frames, gap, end }
+            }
+            other => other,
+        }
     }
 
     /// An error in OpenAI shape.
@@ -120,7 +191,7 @@ impl Reply {
     /// Sets the pause before each frame of a stream (no effect on other replies).
     pub fn with_gap(self, gap: Duration) -> Self {
         match self {
-            Reply::Stream { payloads, end, .. } => Reply::Stream { payloads, gap, end },
+            Reply::Stream { frames, end, .. } => Reply::Stream { frames, gap, end },
             other => other,
         }
     }
@@ -128,7 +199,13 @@ impl Reply {
     /// Replaces how a stream ends (no effect on other replies).
     pub fn ending(self, end: StreamEnd) -> Self {
         match self {
-            Reply::Stream { payloads, gap, .. } => Reply::Stream { payloads, gap, end },
+            Reply::Stream { mut frames, gap, .. } => {
+                // A stream that hangs never says it is done.
+                if end == StreamEnd::Hang && frames.last().is_some_and(|f| f == DONE_FRAME) {
+                    frames.pop();
+                }
+                Reply::Stream { frames, gap, end }
+            }
             other => other,
         }
     }
@@ -284,9 +361,9 @@ async fn answer(
             }
             builder.body(Body::from(body.to_string())).unwrap_or_else(|e| panic!("fake reply: {e}"))
         }
-        Reply::Stream { payloads, gap, end } => {
+        Reply::Stream { frames, gap, end } => {
             let dropped = lock(&shared.streams_dropped).clone();
-            let stream = ScriptedStream::new(payloads, gap, end, dropped);
+            let stream = ScriptedStream::new(frames, gap, end, dropped);
             Response::builder()
                 .header("content-type", "text/event-stream")
                 .body(Body::from_stream(stream))
@@ -301,6 +378,12 @@ async fn answer(
 
 fn default_reply(path: &str) -> Reply {
     match path {
+        "messages" => {
+            Reply::message("Hello from the fake upstream.", FakeUsage { prompt: 12, completion: 7, cached: 0 })
+        }
+        "messages/count_tokens" => {
+            Reply::Json { status: 200, body: json!({ "input_tokens": 11 }), headers: Vec::new() }
+        }
         "embeddings" => Reply::Json {
             status: 200,
             body: json!({
@@ -336,11 +419,8 @@ struct ScriptedStream {
 }
 
 impl ScriptedStream {
-    fn new(payloads: Vec<String>, gap: Duration, end: StreamEnd, dropped: Option<watch::Sender<usize>>) -> Self {
-        let mut frames: VecDeque<Bytes> = payloads.into_iter().map(|p| Bytes::from(format!("data: {p}\n\n"))).collect();
-        if end == StreamEnd::Done {
-            frames.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
-        }
+    fn new(frames: Vec<String>, gap: Duration, end: StreamEnd, dropped: Option<watch::Sender<usize>>) -> Self {
+        let frames: VecDeque<Bytes> = frames.into_iter().map(Bytes::from).collect();
         ScriptedStream { frames, gap, end, sleep: None, finished: false, dropped }
     }
 }

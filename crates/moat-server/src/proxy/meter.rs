@@ -152,6 +152,11 @@ impl Settlement {
         let upstream_worked =
             self.first_byte.is_some() || (self.status == STATUS_CLIENT_CLOSED && self.deployment.is_some());
         let (usage, estimated) = match (self.usage, &self.deployment) {
+            // A stream cut after its input count but before its output count (Anthropic
+            // reports them in separate events): count what was generated.
+            (Some(usage), Some((id, _))) if usage.output == 0 && !self.generated.is_empty() => {
+                (Usage { output: self.count_text(&state, *id, self.generated.clone()).await, ..usage }, true)
+            }
             (Some(usage), _) => (usage, false),
             (None, Some((id, _))) if upstream_worked => (self.count(&state, *id).await, true),
             (None, _) => (Usage::default(), false),
@@ -189,20 +194,25 @@ impl Settlement {
     /// Counts input and output tokens with the deployment's tokenizer, or estimates them.
     async fn count(&self, state: &AppState, deployment: DeploymentId) -> Usage {
         let prompt = super::ingress::prompt_text(self.base.endpoint.dialect(), &self.request_body);
-        let upstream = state.upstreams.get(deployment.0);
-        let count = |text: String| async move {
-            if text.is_empty() {
-                return 0;
-            }
-            match upstream {
-                Some(upstream) => match upstream.count_tokens(&text).await {
-                    Some(n) => n,
-                    None => estimate_tokens(&text),
-                },
+        Usage {
+            input: self.count_text(state, deployment, prompt).await,
+            output: self.count_text(state, deployment, self.generated.clone()).await,
+            ..Usage::default()
+        }
+    }
+
+    /// Tokens in `text` by the deployment's tokenizer, or estimated when it has none.
+    async fn count_text(&self, state: &AppState, deployment: DeploymentId, text: String) -> u64 {
+        if text.is_empty() {
+            return 0;
+        }
+        match state.upstreams.get(deployment.0) {
+            Some(upstream) => match upstream.count_tokens(&text).await {
+                Some(n) => n,
                 None => estimate_tokens(&text),
-            }
-        };
-        Usage { input: count(prompt).await, output: count(self.generated.clone()).await, ..Usage::default() }
+            },
+            None => estimate_tokens(&text),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod errors;
 mod lifecycle;
+mod messages;
 mod ops;
 mod proxy;
 mod support;

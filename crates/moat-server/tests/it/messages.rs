@@ -1,0 +1,286 @@
+//! The Anthropic Messages API: passthrough to Anthropic-dialect deployments, count_tokens,
+//! and errors in the Anthropic shape.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use moat_testkit::{FakeUpstream, FakeUsage, Reply, StreamEnd};
+use serde_json::{Value, json};
+
+use crate::support::{TestGateway, UPSTREAM_SECRET};
+
+fn config(anthropic: &FakeUpstream, openai: &FakeUpstream, timeout: &str) -> String {
+    format!(
+        r#"
+        [[deployments]]
+        name = "anthropic-fake"
+        url = "{}"
+        dialects = ["anthropic"]
+        upstream_model = "upstream-claude"
+        api_key = {{ env = "FAKE_UPSTREAM_KEY" }}
+        anthropic_beta = ["claude-code-20250219"]
+        tokenize_url = "{}"
+        timeout = "{timeout}"
+
+        [[deployments]]
+        name = "openai-fake"
+        url = "{}"
+        upstream_model = "x"
+        tokenize_url = "{}"
+
+        [[models]]
+        name = "claude-sonnet"
+        deployments = ["anthropic-fake"]
+
+        [[models]]
+        name = "chat-only"
+        deployments = ["openai-fake"]
+        "#,
+        anthropic.base_url(),
+        anthropic.tokenize_url(),
+        openai.base_url(),
+        openai.tokenize_url(),
+    )
+}
+
+async fn setup(timeout: &str) -> (FakeUpstream, FakeUpstream, TestGateway, String) {
+    let anthropic = FakeUpstream::start().await;
+    let openai = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&config(&anthropic, &openai, timeout)).await;
+    let key = gateway.client_key().await;
+    (anthropic, openai, gateway, key)
+}
+
+fn message(model: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "max_tokens": 64,
+        "system": [{ "type": "text", "text": "be brief", "cache_control": { "type": "ephemeral" } }],
+        "messages": [{ "role": "user", "content": "hello there friend" }],
+        "thinking": { "type": "adaptive" },
+        "metadata": { "user_id": "{\"session\":\"abc\"}" },
+        "stream": stream,
+    })
+}
+
+/// Claude Code's request: `?beta=true`, `x-api-key`, a version and a list of betas.
+async fn post_messages(gateway: &TestGateway, key: &str, body: &Value) -> reqwest::Response {
+    gateway
+        .http
+        .post(format!("{}/v1/messages?beta=true", gateway.url))
+        .header("x-api-key", key)
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "claude-code-20250219,interleaved-thinking-2025-05-14")
+        .json(body)
+        .send()
+        .await
+        .expect("send")
+}
+
+async fn assert_anthropic_error(response: reqwest::Response, status: u16, error_type: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], error_type, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    body
+}
+
+#[tokio::test]
+async fn messages_pass_through_with_only_the_model_rewritten() {
+    let (anthropic, _openai, gateway, key) = setup("5s").await;
+    let body = message("claude-sonnet", false);
+    let response = post_messages(&gateway, &key, &body).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["content"][0]["text"], "Hello from the fake upstream.");
+
+    let sent = &anthropic.requests()[0];
+    assert_eq!(sent.path, "messages");
+    let mut expected = body.clone();
+    expected["model"] = json!("upstream-claude");
+    assert_eq!(sent.json(), expected, "thinking, cache_control and metadata are forwarded untouched");
+    let header = |name: &str| sent.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(header("x-api-key").as_deref(), Some(UPSTREAM_SECRET));
+    assert_eq!(header("anthropic-version").as_deref(), Some("2023-06-01"));
+    assert_eq!(header("anthropic-beta").as_deref(), Some("claude-code-20250219"), "only allowed betas are forwarded");
+
+    let record = &gateway.usage(1).await[0];
+    assert_eq!(record["endpoint"], "messages");
+    assert_eq!(record["model"], "claude-sonnet");
+    assert_eq!(record["deployment"], "anthropic-fake");
+    assert_eq!((record["input_tokens"].as_u64(), record["output_tokens"].as_u64()), (Some(12), Some(7)));
+    assert_eq!(record["estimated"], false);
+}
+
+#[tokio::test]
+async fn message_streams_are_relayed_with_their_event_lines_and_metered() {
+    let (anthropic, _openai, gateway, key) = setup("5s").await;
+    anthropic.push(Reply::message_stream(&["Hel", "lo"], FakeUsage { prompt: 50, completion: 4, cached: 40 }));
+    let text = post_messages(&gateway, &key, &message("claude-sonnet", true)).await.text().await.expect("body");
+    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(
+        events,
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    let record = &gateway.usage(1).await[0];
+    assert_eq!(record["streamed"], true);
+    assert_eq!(record["input_tokens"], 50, "cache reads are folded into input");
+    assert_eq!(record["cached_tokens"], 40);
+    assert_eq!(record["output_tokens"], 4);
+    assert_eq!(record["estimated"], false);
+}
+
+#[tokio::test]
+async fn errors_take_the_anthropic_shape() {
+    let (anthropic, _openai, gateway, key) = setup("5s").await;
+    let no_key = gateway
+        .http
+        .post(format!("{}/v1/messages", gateway.url))
+        .header("anthropic-version", "2023-06-01")
+        .json(&message("claude-sonnet", false))
+        .send()
+        .await
+        .expect("send");
+    assert_anthropic_error(no_key, 401, "authentication_error").await;
+    assert_anthropic_error(
+        post_messages(&gateway, &key, &message("claude-opus-4", false)).await,
+        404,
+        "not_found_error",
+    )
+    .await;
+    let bad_json = gateway
+        .http
+        .post(format!("{}/v1/messages", gateway.url))
+        .header("x-api-key", &key)
+        .body("{\"model\":")
+        .send()
+        .await
+        .expect("send");
+    assert_anthropic_error(bad_json, 400, "invalid_request_error").await;
+    let body = assert_anthropic_error(
+        post_messages(&gateway, &key, &message("chat-only", false)).await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(body["error"]["code"], "endpoint_not_supported");
+
+    anthropic.push(Reply::error(529, "overloaded").with_header("retry-after", "3"));
+    let response = post_messages(&gateway, &key, &message("claude-sonnet", false)).await;
+    assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("3"));
+    assert_anthropic_error(response, 429, "rate_limit_error").await;
+
+    let unknown_route = gateway
+        .http
+        .post(format!("{}/v1/messages/batches", gateway.url))
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .expect("send");
+    assert_anthropic_error(unknown_route, 404, "not_found_error").await;
+}
+
+#[tokio::test]
+async fn a_stream_that_stalls_ends_with_an_error_event_and_counts_what_was_generated() {
+    let (anthropic, _openai, gateway, key) = setup("500ms").await;
+    let reply = Reply::message_stream(&["one ", "two three"], FakeUsage { prompt: 20, completion: 3, cached: 0 })
+        .truncated(3)
+        .ending(StreamEnd::Hang);
+    anthropic.push(reply);
+    let text = post_messages(&gateway, &key, &message("claude-sonnet", true)).await.text().await.expect("body");
+    let last = text.trim_end().rsplit("\n\n").next().expect("a frame");
+    assert!(last.starts_with("event: error\ndata: "), "{text}");
+    let error: Value = serde_json::from_str(last.trim_start_matches("event: error\ndata: ")).expect("json");
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["error"]["type"], "api_error");
+    let record = &gateway.usage(1).await[0];
+    assert_eq!(record["error_code"], "upstream_timeout");
+    assert_eq!(record["input_tokens"], 20, "message_start's count is kept");
+    assert_eq!(record["output_tokens"], 3, "the output never reported is counted by the tokenizer");
+    assert_eq!(record["estimated"], true);
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_a_message_stream_is_metered() {
+    let (anthropic, _openai, gateway, key) = setup("5s").await;
+    anthropic.push(
+        Reply::message_stream(&["alpha ", "beta"], FakeUsage { prompt: 9, completion: 2, cached: 0 })
+            .truncated(3)
+            .ending(StreamEnd::Hang),
+    );
+    let response = post_messages(&gateway, &key, &message("claude-sonnet", true)).await;
+    let mut stream = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("beta") {
+        seen.push_str(&String::from_utf8_lossy(&stream.next().await.expect("more").expect("chunk")));
+    }
+    drop(stream);
+    assert!(anthropic.wait_streams_dropped(1, Duration::from_secs(10)).await);
+    let record = &gateway.usage(1).await[0];
+    assert_eq!(record["status"], 499);
+    assert_eq!(record["input_tokens"], 9);
+    assert_eq!(record["output_tokens"], 2);
+}
+
+#[tokio::test]
+async fn count_tokens_asks_the_deployment_or_its_tokenizer_and_leaves_no_usage_record() {
+    let (anthropic, openai, gateway, key) = setup("5s").await;
+    let count = |model: &str| {
+        let body = json!({ "model": model, "messages": [{ "role": "user", "content": "one two three four" }] });
+        gateway
+            .http
+            .post(format!("{}/v1/messages/count_tokens?beta=true", gateway.url))
+            .bearer_auth(&key)
+            .header("anthropic-version", "2023-06-01")
+            .json(&body)
+            .send()
+    };
+    let passthrough: Value = count("claude-sonnet").await.expect("send").json().await.expect("json");
+    assert_eq!(passthrough, json!({ "input_tokens": 11 }), "the Anthropic-dialect deployment answers itself");
+    assert_eq!(anthropic.requests()[0].path, "messages/count_tokens");
+    assert_eq!(anthropic.requests()[0].json()["model"], "upstream-claude");
+
+    let tokenized: Value = count("chat-only").await.expect("send").json().await.expect("json");
+    assert_eq!(tokenized, json!({ "input_tokens": 4 }), "an OpenAI-only deployment's tokenizer counts the text");
+    assert_eq!(openai.tokenize_calls(), 1);
+
+    assert_anthropic_error(count("claude-opus-4").await.expect("send"), 404, "not_found_error").await;
+
+    // Counting is not usage: the only record is the message below.
+    assert_eq!(post_messages(&gateway, &key, &message("claude-sonnet", false)).await.status(), 200);
+    let endpoints: Vec<_> = gateway.usage(1).await.iter().map(|r| r["endpoint"].clone()).collect();
+    assert_eq!(endpoints, [json!("messages")]);
+    let records: Value = gateway.admin_get("usage").await.json().await.expect("json");
+    assert_eq!(records["data"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn models_list_serves_both_sdks() {
+    let (_anthropic, _openai, gateway, key) = setup("5s").await;
+    let list: Value = gateway
+        .http
+        .get(format!("{}/v1/models", gateway.url))
+        .header("x-api-key", &key)
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["object"], "list");
+    assert_eq!(list["has_more"], false);
+    assert_eq!(list["first_id"], "claude-sonnet");
+    assert_eq!(list["data"][0]["type"], "model");
+    assert_eq!(list["data"][0]["object"], "model");
+}
