@@ -15,6 +15,8 @@ use crate::state::AppState;
 
 /// The request id header, set on the request for handlers and on the response for clients.
 pub(crate) const REQUEST_ID: &str = "x-request-id";
+/// The same id under the name Anthropic's API and SDKs use (`_request_id` in the Python SDK).
+const ANTHROPIC_REQUEST_ID: &str = "request-id";
 
 pub(crate) async fn edge(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -25,6 +27,7 @@ pub(crate) async fn edge(State(state): State<Arc<AppState>>, mut request: Reques
     let route = route_name(request.uri().path());
     let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;
+    response.headers_mut().insert(ANTHROPIC_REQUEST_ID, id_header.clone());
     response.headers_mut().insert(REQUEST_ID, id_header);
     let elapsed = started.elapsed();
     let status = response.status().as_u16();

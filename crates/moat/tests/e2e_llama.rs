@@ -138,6 +138,12 @@ upstream_model = "gemma"
 tokenize_url = "http://127.0.0.1:{chat_port}/tokenize"
 
 [[deployments]]
+name = "local-gemma-messages"
+url = "http://127.0.0.1:{chat_port}/v1"
+dialects = ["anthropic"]
+upstream_model = "gemma"
+
+[[deployments]]
 name = "local-gemma-embed"
 url = "http://127.0.0.1:{embed_port}/v1"
 upstream_model = "gemma"
@@ -149,6 +155,10 @@ deployments = ["local-gemma"]
 [[models]]
 name = "gemma-3-270m-embed"
 deployments = ["local-gemma-embed"]
+
+[[models]]
+name = "claude-sonnet-4"
+deployments = ["local-gemma-messages"]
 "#
         ),
     )
@@ -158,7 +168,9 @@ deployments = ["local-gemma-embed"]
     let created: Value = http
         .post(format!("{url}/admin/v1/keys"))
         .bearer_auth(ADMIN_KEY)
-        .json(&serde_json::json!({ "name": "e2e", "models": ["gemma-3-270m", "gemma-3-270m-embed"] }))
+        .json(
+            &serde_json::json!({ "name": "e2e", "models": ["gemma-3-270m", "gemma-3-270m-embed", "claude-sonnet-4"] }),
+        )
         .send()
         .await
         .expect("create key")
@@ -185,7 +197,7 @@ deployments = ["local-gemma-embed"]
     assert_eq!(observed["errors"]["bad_key"]["code"], "invalid_api_key");
     assert_eq!(observed["errors"]["unknown_model"]["status"], 404);
     assert_eq!(observed["errors"]["unknown_model"]["code"], "model_not_found");
-    assert_eq!(observed["models"], serde_json::json!(["gemma-3-270m", "gemma-3-270m-embed"]));
+    assert_eq!(observed["models"], serde_json::json!(["gemma-3-270m", "gemma-3-270m-embed", "claude-sonnet-4"]));
 
     let plain = calls.iter().find(|c| c["kind"] == "chat_stream_plain").expect("plain stream");
     assert_eq!(plain["saw_usage"], false, "moat strips the usage chunk it asked for itself");
@@ -236,4 +248,59 @@ deployments = ["local-gemma-embed"]
     }
     let not_found = records.iter().find(|r| r["status"] == 404).expect("unknown model recorded");
     assert_eq!(not_found["error_code"], "model_not_found");
+
+    anthropic_sdk_through_moat(&venv, &url, key, &http).await;
+}
+
+/// The anthropic SDK through moat's `/v1/messages`, passed through to llama-server's own
+/// Anthropic-dialect endpoint.
+async fn anthropic_sdk_through_moat(venv: &Path, url: &str, key: &str, http: &reqwest::Client) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/anthropic_sdk.py");
+    let out = Command::new(venv.join("bin/python"))
+        .arg(&script)
+        .env("ANTHROPIC_BASE_URL", url)
+        .env("ANTHROPIC_API_KEY", key)
+        .env("MESSAGES_MODEL", "claude-sonnet-4")
+        .output()
+        .expect("run the SDK script");
+    assert!(out.status.success(), "anthropic SDK script failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let observed: Value = serde_json::from_slice(&out.stdout).expect("script prints JSON");
+    println!("anthropic SDK observed: {}", serde_json::to_string_pretty(&observed).unwrap_or_default());
+    assert_eq!(observed["errors"]["bad_key"], serde_json::json!({ "status": 401, "type": "authentication_error" }));
+    assert_eq!(observed["errors"]["unknown_model"], serde_json::json!({ "status": 404, "type": "not_found_error" }));
+    assert!(observed["count_tokens"].as_u64().is_some_and(|n| n > 0), "count_tokens answered by llama-server");
+
+    let calls = observed["calls"].as_array().expect("calls");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for call in calls {
+        let id = call["request_id"].as_str().expect("request id");
+        let record = loop {
+            let page: Value = http
+                .get(format!("{url}/admin/v1/usage?limit=100"))
+                .bearer_auth(ADMIN_KEY)
+                .send()
+                .await
+                .expect("usage")
+                .json()
+                .await
+                .expect("json");
+            if let Some(record) = page["data"].as_array().and_then(|d| d.iter().find(|r| r["id"] == id)).cloned() {
+                break record;
+            }
+            assert!(Instant::now() < deadline, "no usage record for {call}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        println!("usage record: {record}");
+        let usage = &call["usage"];
+        let input = ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"]
+            .iter()
+            .map(|k| usage[k].as_u64().unwrap_or(0))
+            .sum::<u64>();
+        assert_eq!(record["endpoint"], "messages");
+        assert_eq!(record["deployment"], "local-gemma-messages");
+        assert_eq!(record["input_tokens"].as_u64(), Some(input), "{call} vs {record}");
+        assert_eq!(record["cached_tokens"], usage["cache_read_input_tokens"], "{call} vs {record}");
+        assert_eq!(record["output_tokens"], usage["output_tokens"], "{call} vs {record}");
+        assert_eq!(record["estimated"], false);
+    }
 }
