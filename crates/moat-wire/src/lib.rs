@@ -11,3 +11,4 @@ pub mod json_object;
 pub mod openai;
 pub mod response_view;
 pub mod sse;
+pub mod translate;

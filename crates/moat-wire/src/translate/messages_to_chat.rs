@@ -1,0 +1,546 @@
+//! Anthropic Messages in, OpenAI chat completions upstream.
+//!
+//! What maps, and how:
+//! - `system` (string or blocks, and `role: "system"` messages inside `messages`) → system
+//!   messages; text, image (base64 or URL), `tool_use` and `tool_result` blocks → chat content
+//!   parts, `tool_calls` and `role: "tool"` messages (a `tool_result` with `is_error` is
+//!   prefixed `Error: `); assistant `thinking` blocks → `reasoning_content` (signatures are
+//!   moat's to drop: an OpenAI upstream cannot check them).
+//! - `tools` → function tools (server tools with a `type` are dropped), `tool_choice` auto / any /
+//!   tool / none → auto / required / named / none, `disable_parallel_tool_use` →
+//!   `parallel_tool_calls: false`, `stop_sequences` → `stop`, `max_tokens`, `temperature`,
+//!   `top_p`, `top_k` as they are. `thinking`, `metadata`, `cache_control` and
+//!   `context_management` have no chat equivalent and are dropped on purpose.
+//! - Responses: `reasoning_content`/`reasoning` → a `thinking` block, `content` → a `text`
+//!   block, `tool_calls` → `tool_use` blocks; `finish_reason` stop / length / tool_calls →
+//!   `stop_reason` end_turn / max_tokens / tool_use; usage with cache reads split out of input.
+
+use serde_json::{Map, Value, json};
+
+use crate::sse::encode_frame;
+
+/// Why a Messages request cannot be translated.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct TranslateError(pub String);
+
+fn text_of_blocks(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+fn image_part(block: &Value) -> Option<Value> {
+    let source = block.get("source")?;
+    let url = match source.get("type").and_then(Value::as_str)? {
+        "base64" => format!(
+            "data:{};base64,{}",
+            source.get("media_type").and_then(Value::as_str).unwrap_or("image/png"),
+            source.get("data").and_then(Value::as_str)?
+        ),
+        "url" => source.get("url").and_then(Value::as_str)?.to_owned(),
+        _ => return None,
+    };
+    Some(json!({ "type": "image_url", "image_url": { "url": url } }))
+}
+
+/// The chat-completions body for a Messages request `body`, sent as `upstream_model`.
+pub fn request(body: &Value, upstream_model: &str) -> Result<Value, TranslateError> {
+    let object = body.as_object().ok_or_else(|| TranslateError("the request body must be a JSON object".into()))?;
+    let mut messages = Vec::new();
+    if let Some(system) = object.get("system") {
+        let text = text_of_blocks(system);
+        if !text.is_empty() {
+            messages.push(json!({ "role": "system", "content": text }));
+        }
+    }
+    let turns = object
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| TranslateError("`messages` must be an array".into()))?;
+    for (i, turn) in turns.iter().enumerate() {
+        let role = turn.get("role").and_then(Value::as_str).unwrap_or_default();
+        let content = turn.get("content").unwrap_or(&Value::Null);
+        match role {
+            "system" => messages.push(json!({ "role": "system", "content": text_of_blocks(content) })),
+            "user" => user_turn(content, &mut messages),
+            "assistant" => messages.push(assistant_turn(content)),
+            other => return Err(TranslateError(format!("messages[{i}].role `{other}` is not user, assistant or system"))),
+        }
+    }
+
+    let mut out = Map::new();
+    out.insert("model".into(), Value::String(upstream_model.to_owned()));
+    out.insert("messages".into(), Value::Array(messages));
+    for (from, to) in [("max_tokens", "max_tokens"), ("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k"), ("stop_sequences", "stop")] {
+        if let Some(value) = object.get(from).filter(|v| !v.is_null()) {
+            out.insert(to.into(), value.clone());
+        }
+    }
+    if let Some(tools) = object.get("tools").and_then(Value::as_array) {
+        let functions: Vec<Value> = tools
+            .iter()
+            .filter(|t| t.get("type").is_none_or(|k| k == "custom"))
+            .filter_map(|tool| {
+                let mut parameters = tool.get("input_schema").cloned().unwrap_or_else(|| json!({ "type": "object" }));
+                if let Some(schema) = parameters.as_object_mut() {
+                    schema.remove("$schema");
+                }
+                Some(json!({ "type": "function", "function": {
+                    "name": tool.get("name")?.clone(),
+                    "description": tool.get("description").cloned().unwrap_or(Value::Null),
+                    "parameters": parameters,
+                }}))
+            })
+            .collect();
+        if !functions.is_empty() {
+            out.insert("tools".into(), Value::Array(functions));
+        }
+    }
+    if let Some(choice) = object.get("tool_choice") {
+        let mapped = match choice.get("type").and_then(Value::as_str) {
+            Some("auto") => Some(json!("auto")),
+            Some("any") => Some(json!("required")),
+            Some("none") => Some(json!("none")),
+            Some("tool") => choice.get("name").map(|name| json!({ "type": "function", "function": { "name": name } })),
+            _ => None,
+        };
+        if let Some(mapped) = mapped {
+            out.insert("tool_choice".into(), mapped);
+        }
+        if choice.get("disable_parallel_tool_use") == Some(&Value::Bool(true)) {
+            out.insert("parallel_tool_calls".into(), Value::Bool(false));
+        }
+    }
+    if object.get("stream") == Some(&Value::Bool(true)) {
+        out.insert("stream".into(), Value::Bool(true));
+        out.insert("stream_options".into(), json!({ "include_usage": true }));
+    }
+    Ok(Value::Object(out))
+}
+
+/// A user turn: tool results become `tool` messages (they must follow the assistant's calls),
+/// the rest one user message.
+fn user_turn(content: &Value, messages: &mut Vec<Value>) {
+    let Value::Array(blocks) = content else {
+        messages.push(json!({ "role": "user", "content": content.as_str().unwrap_or_default() }));
+        return;
+    };
+    let mut parts = Vec::new();
+    for block in blocks {
+        match block.get("type").and_then(Value::as_str) {
+            Some("tool_result") => {
+                let mut text = text_of_blocks(block.get("content").unwrap_or(&Value::Null));
+                if block.get("is_error") == Some(&Value::Bool(true)) {
+                    text = format!("Error: {text}");
+                }
+                messages.push(json!({
+                    "role": "tool",
+                    "tool_call_id": block.get("tool_use_id").cloned().unwrap_or(Value::Null),
+                    "content": text,
+                }));
+            }
+            Some("text") => parts.push(json!({ "type": "text", "text": block.get("text").cloned().unwrap_or_default() })),
+            Some("image") => parts.extend(image_part(block)),
+            _ => {}
+        }
+    }
+    if parts.is_empty() {
+        return;
+    }
+    let only_text = parts.iter().all(|p| p["type"] == "text");
+    let content = if only_text {
+        Value::String(parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("\n"))
+    } else {
+        Value::Array(parts)
+    };
+    messages.push(json!({ "role": "user", "content": content }));
+}
+
+fn assistant_turn(content: &Value) -> Value {
+    let Value::Array(blocks) = content else {
+        return json!({ "role": "assistant", "content": content.as_str().unwrap_or_default() });
+    };
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut calls = Vec::new();
+    for block in blocks {
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => text.push_str(block.get("text").and_then(Value::as_str).unwrap_or_default()),
+            Some("thinking") => reasoning.push_str(block.get("thinking").and_then(Value::as_str).unwrap_or_default()),
+            Some("tool_use") => calls.push(json!({
+                "id": block.get("id").cloned().unwrap_or(Value::Null),
+                "type": "function",
+                "function": {
+                    "name": block.get("name").cloned().unwrap_or(Value::Null),
+                    "arguments": block.get("input").map_or_else(|| "{}".to_owned(), Value::to_string),
+                },
+            })),
+            _ => {}
+        }
+    }
+    let mut message = json!({ "role": "assistant", "content": text });
+    if !reasoning.is_empty() {
+        message["reasoning_content"] = Value::String(reasoning);
+    }
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    message
+}
+
+fn stop_reason(finish_reason: Option<&str>) -> &'static str {
+    match finish_reason {
+        Some("length") => "max_tokens",
+        Some("tool_calls" | "function_call") => "tool_use",
+        _ => "end_turn",
+    }
+}
+
+/// Anthropic usage from OpenAI usage: cache reads are reported beside input, not inside it.
+fn usage_json(usage: Option<&Value>) -> Value {
+    let get = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
+    let prompt = get(usage.and_then(|u| u.get("prompt_tokens")));
+    let cached = get(usage.and_then(|u| u.pointer("/prompt_tokens_details/cached_tokens")));
+    json!({
+        "input_tokens": prompt.saturating_sub(cached),
+        "cache_read_input_tokens": cached,
+        "cache_creation_input_tokens": 0,
+        "output_tokens": get(usage.and_then(|u| u.get("completion_tokens"))),
+    })
+}
+
+/// The Messages response for a chat-completions `response`; `model` is the client's name.
+pub fn response(response: &Value, model: &str) -> Value {
+    let choice = response.pointer("/choices/0");
+    let message = choice.and_then(|c| c.get("message"));
+    let mut content = Vec::new();
+    if let Some(reasoning) = message
+        .and_then(|m| m.get("reasoning_content").or_else(|| m.get("reasoning")))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        content.push(json!({ "type": "thinking", "thinking": reasoning, "signature": "" }));
+    }
+    if let Some(text) = message.and_then(|m| m.get("content")).and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        content.push(json!({ "type": "text", "text": text }));
+    }
+    for call in message.and_then(|m| m.get("tool_calls")).and_then(Value::as_array).into_iter().flatten() {
+        let arguments = call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("{}");
+        content.push(json!({
+            "type": "tool_use",
+            "id": call.get("id").cloned().unwrap_or(Value::Null),
+            "name": call.pointer("/function/name").cloned().unwrap_or(Value::Null),
+            "input": serde_json::from_str::<Value>(arguments).unwrap_or_else(|_| json!({})),
+        }));
+    }
+    let id = response.get("id").and_then(Value::as_str).unwrap_or("translated");
+    json!({
+        "id": format!("msg_{id}"),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason(choice.and_then(|c| c.get("finish_reason")).and_then(Value::as_str)),
+        "stop_sequence": null,
+        "usage": usage_json(response.get("usage")),
+    })
+}
+
+/// The content block being streamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Text(usize),
+    Thinking(usize),
+    Tool(usize),
+}
+
+/// The stream state machine: OpenAI chat chunks in, Anthropic events out, in the order
+/// clients parse them: `message_start`, `ping`, per block `content_block_start` →
+/// `content_block_delta`… → `content_block_stop`, then `message_delta` (stop reason and final
+/// usage) and `message_stop`.
+#[derive(Debug)]
+pub struct StreamTranslator {
+    model: String,
+    input_tokens_hint: u64,
+    started: bool,
+    finished: bool,
+    open: Option<Block>,
+    next_index: usize,
+    /// OpenAI tool-call index → Anthropic block index.
+    tools: Vec<(u64, usize)>,
+    finish_reason: Option<String>,
+    usage: Option<Value>,
+}
+
+impl StreamTranslator {
+    /// A translator for one stream. `input_tokens_hint` is the prompt's token count, counted
+    /// before the upstream reports it, for `message_start`.
+    pub fn new(model: &str, input_tokens_hint: u64) -> Self {
+        StreamTranslator {
+            model: model.to_owned(),
+            input_tokens_hint,
+            started: false,
+            finished: false,
+            open: None,
+            next_index: 0,
+            tools: Vec::new(),
+            finish_reason: None,
+            usage: None,
+        }
+    }
+
+    fn emit(out: &mut Vec<u8>, event: &str, data: Value) {
+        out.extend_from_slice(&encode_frame(Some(event), &data.to_string()));
+    }
+
+    fn start(&mut self, id: &str, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        Self::emit(out, "message_start", json!({ "type": "message_start", "message": {
+            "id": format!("msg_{id}"), "type": "message", "role": "assistant", "model": self.model,
+            "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": { "input_tokens": self.input_tokens_hint, "output_tokens": 0 },
+        }}));
+        Self::emit(out, "ping", json!({ "type": "ping" }));
+    }
+
+    fn close(&mut self, out: &mut Vec<u8>) {
+        if let Some(block) = self.open.take() {
+            let index = match block {
+                Block::Text(i) | Block::Thinking(i) | Block::Tool(i) => i,
+            };
+            if let Block::Thinking(_) = block {
+                Self::emit(out, "content_block_delta", json!({ "type": "content_block_delta", "index": index, "delta": { "type": "signature_delta", "signature": "" } }));
+            }
+            Self::emit(out, "content_block_stop", json!({ "type": "content_block_stop", "index": index }));
+        }
+    }
+
+    fn open_block(&mut self, out: &mut Vec<u8>, block: impl Fn(usize) -> Block, content_block: Value) -> usize {
+        self.close(out);
+        let index = self.next_index;
+        self.next_index += 1;
+        self.open = Some(block(index));
+        Self::emit(out, "content_block_start", json!({ "type": "content_block_start", "index": index, "content_block": content_block }));
+        index
+    }
+
+    /// Translates one upstream frame's `data` payload; returns the client bytes to send.
+    pub fn push(&mut self, data: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.finished {
+            return out;
+        }
+        if data == crate::openai::STREAM_DONE {
+            self.finish(&mut out);
+            return out;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+            return out;
+        };
+        self.start(chunk.get("id").and_then(Value::as_str).unwrap_or("translated"), &mut out);
+        if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
+            self.usage = Some(usage.clone());
+        }
+        let Some(choice) = chunk.pointer("/choices/0") else {
+            return out;
+        };
+        let delta = choice.get("delta").cloned().unwrap_or(Value::Null);
+        let reasoning = delta.get("reasoning_content").or_else(|| delta.get("reasoning")).and_then(Value::as_str).unwrap_or_default();
+        if !reasoning.is_empty() {
+            let index = match self.open {
+                Some(Block::Thinking(i)) => i,
+                _ => self.open_block(&mut out, Block::Thinking, json!({ "type": "thinking", "thinking": "" })),
+            };
+            Self::emit(&mut out, "content_block_delta", json!({ "type": "content_block_delta", "index": index, "delta": { "type": "thinking_delta", "thinking": reasoning } }));
+        }
+        let text = delta.get("content").and_then(Value::as_str).unwrap_or_default();
+        if !text.is_empty() {
+            let index = match self.open {
+                Some(Block::Text(i)) => i,
+                _ => self.open_block(&mut out, Block::Text, json!({ "type": "text", "text": "" })),
+            };
+            Self::emit(&mut out, "content_block_delta", json!({ "type": "content_block_delta", "index": index, "delta": { "type": "text_delta", "text": text } }));
+        }
+        for call in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+            let openai_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let known = self.tools.iter().find(|(i, _)| *i == openai_index).map(|(_, b)| *b);
+            let index = match known {
+                Some(index) => index,
+                None => {
+                    let block = json!({
+                        "type": "tool_use",
+                        "id": call.get("id").cloned().unwrap_or_else(|| json!(format!("toolu_{openai_index}"))),
+                        "name": call.pointer("/function/name").cloned().unwrap_or(Value::Null),
+                        "input": {},
+                    });
+                    let index = self.open_block(&mut out, Block::Tool, block);
+                    self.tools.push((openai_index, index));
+                    index
+                }
+            };
+            let arguments = call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or_default();
+            if !arguments.is_empty() {
+                Self::emit(&mut out, "content_block_delta", json!({ "type": "content_block_delta", "index": index, "delta": { "type": "input_json_delta", "partial_json": arguments } }));
+            }
+        }
+        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            self.finish_reason = Some(reason.to_owned());
+        }
+        out
+    }
+
+    /// Ends the message: closes the open block and sends `message_delta` and `message_stop`.
+    /// Called at `[DONE]`, or at the end of the upstream stream if it never said `[DONE]`.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.finished {
+            return;
+        }
+        self.start("translated", out);
+        self.close(out);
+        self.finished = true;
+        let mut usage = usage_json(self.usage.as_ref());
+        if self.usage.is_none() {
+            usage["input_tokens"] = json!(self.input_tokens_hint);
+        }
+        Self::emit(out, "message_delta", json!({
+            "type": "message_delta",
+            "delta": { "stop_reason": stop_reason(self.finish_reason.as_deref()), "stop_sequence": null },
+            "usage": usage,
+        }));
+        Self::emit(out, "message_stop", json!({ "type": "message_stop" }));
+    }
+
+    /// Whether `message_stop` was sent.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sse::SseDecoder;
+    use proptest::prelude::*;
+
+    fn fixtures() -> Vec<(String, Value)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/messages_to_chat");
+        let mut files: Vec<_> = std::fs::read_dir(&dir).expect("test_data").map(|e| e.expect("entry").path()).collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|path| {
+                let text = std::fs::read_to_string(&path).expect("read fixture");
+                (path.display().to_string(), serde_json::from_str(&text).expect("fixture is JSON"))
+            })
+            .collect()
+    }
+
+    /// Decodes translated bytes back into (event, data) pairs.
+    fn events(bytes: &[u8]) -> Vec<(String, Value)> {
+        let mut decoder = SseDecoder::new();
+        decoder.push(bytes);
+        std::iter::from_fn(|| decoder.next_frame())
+            .map(|f| {
+                let data = f.data.expect("data line");
+                (f.event.expect("every frame has an event line"), serde_json::from_str(&data).expect("json"))
+            })
+            .collect()
+    }
+
+    fn translate_stream(fixture: &Value) -> Vec<u8> {
+        let mut translator = StreamTranslator::new(
+            fixture["model"].as_str().expect("model"),
+            fixture["input_tokens_hint"].as_u64().expect("hint"),
+        );
+        let mut out = Vec::new();
+        for frame in fixture["openai_frames"].as_array().expect("frames") {
+            out.extend(translator.push(frame.as_str().expect("frame")));
+        }
+        assert!(translator.is_finished());
+        out
+    }
+
+    #[test]
+    fn recorded_fixtures_translate_exactly() {
+        let all = fixtures();
+        assert!(all.len() >= 3, "fixtures found: {}", all.len());
+        for (name, fixture) in all {
+            match fixture["kind"].as_str() {
+                Some("request") => {
+                    let got = request(&fixture["anthropic"], fixture["upstream_model"].as_str().expect("model")).expect("translates");
+                    assert_eq!(got, fixture["openai"], "{name}");
+                }
+                Some("response") => {
+                    let got = response(&fixture["openai"], fixture["model"].as_str().expect("model"));
+                    assert_eq!(got, fixture["anthropic"], "{name}");
+                }
+                Some("stream") => {
+                    let got = events(&translate_stream(&fixture));
+                    let expected: Vec<(String, Value)> = fixture["anthropic_events"]
+                        .as_array()
+                        .expect("events")
+                        .iter()
+                        .map(|pair| (pair[0].as_str().expect("name").to_owned(), pair[1].clone()))
+                        .collect();
+                    assert_eq!(got, expected, "{name}");
+                }
+                other => panic!("{name}: unknown kind {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_without_done_still_ends_the_message() {
+        let mut translator = StreamTranslator::new("m", 7);
+        let mut out = translator.push(r#"{"id":"x","choices":[{"index":0,"delta":{"content":"hi"}}]}"#);
+        translator.finish(&mut out);
+        let names: Vec<String> = events(&out).into_iter().map(|(e, _)| e).collect();
+        assert_eq!(names, ["message_start", "ping", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]);
+        let last_usage = &events(&out)[5].1["usage"];
+        assert_eq!(last_usage["input_tokens"], 7, "without upstream usage the counted input stands");
+    }
+
+    #[test]
+    fn bad_requests_are_refused_with_a_reason() {
+        assert_eq!(request(&json!({ "model": "m" }), "u"), Err(TranslateError("`messages` must be an array".into())));
+        assert!(request(&json!({ "messages": [{ "role": "robot", "content": "x" }] }), "u").is_err());
+    }
+
+    proptest! {
+        /// However the network splits the upstream stream, the client receives the same events.
+        #[test]
+        fn translation_survives_any_chunking(cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..10)) {
+            let fixture = fixtures().into_iter().find(|(_, f)| f["kind"] == "stream").expect("a stream fixture").1;
+            let upstream: String = fixture["openai_frames"].as_array().expect("frames").iter()
+                .map(|f| format!("data: {}\n\n", f.as_str().expect("frame"))).collect();
+            let bytes = upstream.as_bytes();
+            let mut points: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+            points.sort_unstable();
+            let mut decoder = SseDecoder::new();
+            let mut translator = StreamTranslator::new(fixture["model"].as_str().expect("model"), fixture["input_tokens_hint"].as_u64().expect("hint"));
+            let mut out = Vec::new();
+            let mut last = 0;
+            for p in points.into_iter().chain(std::iter::once(bytes.len())) {
+                decoder.push(&bytes[last..p]);
+                last = p;
+                while let Some(frame) = decoder.next_frame() {
+                    if let Some(data) = frame.data {
+                        out.extend(translator.push(&data));
+                    }
+                }
+            }
+            prop_assert_eq!(out, translate_stream(&fixture));
+        }
+    }
+}
