@@ -16,7 +16,7 @@ use moat_core::{Dialect, ErrorCode};
 use moat_wire::anthropic::count_tokens_body;
 
 use super::ingress::{self, Decoded, Endpoint};
-use super::{body, route, upstream_api_error};
+use super::{Hop, body, route, upstream_api_error};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::time::now_ms;
@@ -44,7 +44,8 @@ async fn count(state: &Arc<AppState>, request: Request) -> Result<Response, ApiE
             .with_param("model"));
     }
     if let Ok(plan) = route(state, &model, Dialect::Anthropic, Endpoint::Messages)
-        && let Some(upstream) = plan.first().and_then(|id| state.upstreams.get(id.0))
+        && let Some(upstream) =
+            plan.iter().find(|(_, hop)| *hop == Hop::PassThrough).and_then(|(id, _)| state.upstreams.get(id.0))
     {
         let headers = ingress::upstream_headers(Dialect::Anthropic, &parts.headers, upstream.spec());
         let upstream_body = decoded.to_upstream_body(&upstream.spec().upstream_model);

@@ -14,6 +14,7 @@ mod count_tokens;
 mod ingress;
 mod meter;
 mod relay;
+mod translate;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -131,17 +132,38 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
     // Try the plan's deployments in order, moving on only when a deployment could not be
     // reached at all: nothing was generated, so nothing can be counted twice.
     let mut last_error = None;
-    for deployment in plan {
+    for (deployment, hop) in plan {
         let Some(upstream) = state.upstreams.get(deployment.0) else {
             continue;
         };
         meter.set_deployment(deployment, upstream.spec().name.clone());
-        let upstream_body = decoded.to_upstream_body(&upstream.spec().upstream_model);
-        let headers = ingress::upstream_headers(dialect, &parts.headers, upstream.spec());
-        match call_upstream(&state, upstream, endpoint, upstream_body, headers).await {
+        let outbound = match hop {
+            Hop::PassThrough => Outbound {
+                dialect,
+                path: endpoint.upstream_path(),
+                body: decoded.to_upstream_body(&upstream.spec().upstream_model),
+                headers: ingress::upstream_headers(dialect, &parts.headers, upstream.spec()),
+            },
+            Hop::MessagesToChat => match translate::messages_request(&body, &upstream.spec().upstream_model) {
+                Ok(outbound) => outbound,
+                Err(error) => return respond(meter.fail(error)),
+            },
+        };
+        let input_hint = match (hop, stream) {
+            (Hop::MessagesToChat, true) => translate::count_prompt(upstream, &body).await,
+            _ => 0,
+        };
+        match call_upstream(&state, upstream, outbound).await {
             Ok(response) => {
                 meter.mark_first_byte_if(!stream);
-                let relay = Relay { endpoint, stream, strip_usage_chunk: decoded.strip_usage_chunk() };
+                let relay = Relay {
+                    endpoint,
+                    hop,
+                    stream,
+                    strip_usage_chunk: decoded.strip_usage_chunk(),
+                    client_model: model.clone(),
+                    input_hint,
+                };
                 return relay.run(&state, upstream, response, meter).await;
             }
             Err(error) => {
@@ -161,43 +183,69 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
     respond(meter.fail(error))
 }
 
-/// The deployments to try for `model` that speak `dialect`, in plan order.
-fn route(state: &AppState, model: &str, dialect: Dialect, endpoint: Endpoint) -> Result<Vec<DeploymentId>, ApiError> {
+/// How a request reaches one deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hop {
+    /// The deployment speaks the client's dialect: the body is forwarded as sent.
+    PassThrough,
+    /// An Anthropic Messages request for an OpenAI-dialect deployment: translated both ways.
+    MessagesToChat,
+}
+
+/// The deployments to try for `model`, in plan order, each with how to reach it: passed
+/// through where the deployment speaks the request's dialect, translated where it can be.
+fn route(
+    state: &AppState,
+    model: &str,
+    dialect: Dialect,
+    endpoint: Endpoint,
+) -> Result<Vec<(DeploymentId, Hop)>, ApiError> {
     let turn = state.turn.fetch_add(1, Ordering::Relaxed);
     let Some(plan) = state.catalog.plan(model, turn) else {
         return Err(
             ApiError::new(ErrorCode::ModelNotFound, format!("the model `{model}` does not exist")).with_param("model")
         );
     };
-    let speaking: Vec<DeploymentId> = plan
+    let hops: Vec<(DeploymentId, Hop)> = plan
         .deployments
         .into_iter()
-        .filter(|id| state.upstreams.get(id.0).is_some_and(|u| u.spec().dialects.contains(&dialect)))
+        .filter_map(|id| {
+            let dialects = &state.upstreams.get(id.0)?.spec().dialects;
+            if dialects.contains(&dialect) {
+                Some((id, Hop::PassThrough))
+            } else if endpoint == Endpoint::Messages && dialects.contains(&Dialect::OpenAi) {
+                Some((id, Hop::MessagesToChat))
+            } else {
+                None
+            }
+        })
         .collect();
-    if speaking.is_empty() {
+    if hops.is_empty() {
         return Err(ApiError::new(
             ErrorCode::EndpointNotSupported,
-            format!(
-                "the model `{model}` has no deployment that speaks the {} dialect, which {} needs",
-                dialect.as_str(),
-                endpoint.client_path()
-            ),
+            format!("the model `{model}` has no deployment that can serve {}", endpoint.client_path()),
         )
         .with_param("model"));
     }
-    Ok(speaking)
+    Ok(hops)
+}
+
+/// What is sent to one deployment.
+pub(crate) struct Outbound {
+    pub(crate) dialect: Dialect,
+    pub(crate) path: &'static str,
+    pub(crate) body: Vec<u8>,
+    pub(crate) headers: HeaderMap,
 }
 
 /// Calls the upstream unless shutdown's grace period ends first.
 async fn call_upstream(
     state: &AppState,
     upstream: &UpstreamClient,
-    endpoint: Endpoint,
-    body: Vec<u8>,
-    headers: axum::http::HeaderMap,
+    outbound: Outbound,
 ) -> Result<UpstreamResponse, UpstreamError> {
     tokio::select! {
-        result = upstream.post_json(endpoint.dialect(), endpoint.upstream_path(), body, headers) => result,
+        result = upstream.post_json(outbound.dialect, outbound.path, outbound.body, outbound.headers) => result,
         () = state.hard_stop.cancelled() => Err(shutdown_error(upstream)),
     }
 }
@@ -217,8 +265,13 @@ pub(crate) fn upstream_api_error(error: &UpstreamError) -> ApiError {
 /// How to send one upstream answer back to the client.
 struct Relay {
     endpoint: Endpoint,
+    hop: Hop,
     stream: bool,
     strip_usage_chunk: bool,
+    /// The model name the client asked for, which translated answers carry.
+    client_model: String,
+    /// The prompt's counted tokens, for a translated stream's `message_start`.
+    input_hint: u64,
 }
 
 impl Relay {
@@ -237,9 +290,14 @@ impl Relay {
         let timeout = upstream.spec().timeout;
         let dialect = self.endpoint.dialect();
         if self.stream && is_event_stream {
-            let tap = match dialect {
-                Dialect::OpenAi => relay::StreamTap::OpenAi { strip_usage_chunk: self.strip_usage_chunk },
-                Dialect::Anthropic => relay::StreamTap::Anthropic,
+            let tap = match (self.hop, dialect) {
+                (Hop::MessagesToChat, _) => relay::StreamTap::MessagesToChat(Box::new(
+                    moat_wire::translate::messages_to_chat::StreamTranslator::new(&self.client_model, self.input_hint),
+                )),
+                (Hop::PassThrough, Dialect::OpenAi) => {
+                    relay::StreamTap::OpenAi { strip_usage_chunk: self.strip_usage_chunk }
+                }
+                (Hop::PassThrough, Dialect::Anthropic) => relay::StreamTap::Anthropic,
             };
             let body =
                 relay::MeteredStream::new(Box::pin(response.into_stream(timeout)), meter, tap, state.hard_stop.clone());
@@ -257,9 +315,29 @@ impl Relay {
         };
         match read {
             Ok(bytes) => {
-                if let Some(view) = self.endpoint.read_body(&bytes) {
-                    meter.observe(view);
-                }
+                let bytes = match self.hop {
+                    Hop::PassThrough => {
+                        if let Some(view) = self.endpoint.read_body(&bytes) {
+                            meter.observe(view);
+                        }
+                        bytes
+                    }
+                    Hop::MessagesToChat => {
+                        if let Some(view) = moat_wire::openai::read_response(&bytes) {
+                            meter.observe(view);
+                        }
+                        match translate::messages_response(&bytes, &self.client_model) {
+                            Some(translated) => translated.into(),
+                            None => {
+                                let error = ApiError::new(
+                                    ErrorCode::UpstreamError,
+                                    "the deployment's answer was not a chat completion moat could translate",
+                                );
+                                return meter.fail(error).in_dialect(dialect).into_response();
+                            }
+                        }
+                    }
+                };
                 meter.finish(status, None);
                 let mut response = Response::new(axum::body::Body::from(bytes));
                 *response.status_mut() = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);

@@ -19,6 +19,7 @@ use moat_wire::anthropic;
 use moat_wire::error_envelope::{Dialect, error_body};
 use moat_wire::openai::{self, STREAM_DONE};
 use moat_wire::sse::{SseDecoder, SseFrame, encode_frame};
+use moat_wire::translate::messages_to_chat::StreamTranslator;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::Meter;
@@ -26,12 +27,14 @@ use super::Meter;
 type UpstreamStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>;
 
 /// How to read the frames of one dialect's stream.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) enum StreamTap {
     /// OpenAI chunks; hold back the usage-only chunk when moat asked for it on its own.
     OpenAi { strip_usage_chunk: bool },
     /// Anthropic events: usage in `message_start` and `message_delta`.
     Anthropic,
+    /// OpenAI chunks from the upstream, translated into Anthropic events for the client.
+    MessagesToChat(Box<StreamTranslator>),
 }
 
 /// The client-facing body of a streamed response.
@@ -57,28 +60,41 @@ impl MeteredStream {
         }
     }
 
-    /// Taps one frame; returns whether to forward it.
-    fn tap(&mut self, frame: &SseFrame) -> bool {
-        let (Some(data), Some(meter)) = (frame.data.as_deref(), self.meter.as_mut()) else {
-            return true;
+    /// Taps one frame and appends what the client should receive of it to `self.out`.
+    fn tap(&mut self, frame: SseFrame) {
+        let Some(meter) = self.meter.as_mut() else {
+            return;
         };
-        match self.tap {
+        let Some(data) = frame.data.as_deref() else {
+            if !matches!(self.tap, StreamTap::MessagesToChat(_)) {
+                self.out.extend_from_slice(&frame.raw);
+            }
+            return;
+        };
+        match &mut self.tap {
             StreamTap::OpenAi { strip_usage_chunk } => {
-                if data == STREAM_DONE {
-                    return true;
+                let view = (data != STREAM_DONE).then(|| openai::read_response(data.as_bytes())).flatten();
+                let usage_only = view.as_ref().is_some_and(|v| v.usage.is_some() && !v.has_choices);
+                if let Some(view) = view {
+                    meter.observe(view);
                 }
-                let Some(view) = openai::read_response(data.as_bytes()) else {
-                    return true;
-                };
-                let usage_only = view.usage.is_some() && !view.has_choices;
-                meter.observe(view);
-                !(usage_only && strip_usage_chunk)
+                if !(usage_only && *strip_usage_chunk) {
+                    self.out.extend_from_slice(&frame.raw);
+                }
             }
             StreamTap::Anthropic => {
                 if let Some(view) = anthropic::read_event(data.as_bytes()) {
                     meter.observe(view);
                 }
-                true
+                self.out.extend_from_slice(&frame.raw);
+            }
+            StreamTap::MessagesToChat(translator) => {
+                if data != STREAM_DONE
+                    && let Some(view) = openai::read_response(data.as_bytes())
+                {
+                    meter.observe(view);
+                }
+                self.out.extend_from_slice(&translator.push(data));
             }
         }
     }
@@ -89,9 +105,11 @@ impl MeteredStream {
         if let Some(meter) = self.meter.take() {
             meter.finish(code.status(), Some(code.as_str()));
         }
-        match self.tap {
+        match &self.tap {
             StreamTap::OpenAi { .. } => encode_frame(None, &error_body(Dialect::OpenAi, code, detail, None)),
-            StreamTap::Anthropic => encode_frame(Some("error"), &error_body(Dialect::Anthropic, code, detail, None)),
+            StreamTap::Anthropic | StreamTap::MessagesToChat(_) => {
+                encode_frame(Some("error"), &error_body(Dialect::Anthropic, code, detail, None))
+            }
         }
     }
 }
@@ -117,9 +135,7 @@ impl Stream for MeteredStream {
                     }
                     this.decoder.push(&chunk);
                     while let Some(frame) = this.decoder.next_frame() {
-                        if this.tap(&frame) {
-                            this.out.extend_from_slice(&frame.raw);
-                        }
+                        this.tap(frame);
                     }
                     if !this.out.is_empty() {
                         return Poll::Ready(Some(Ok(this.out.split().freeze())));
@@ -133,10 +149,14 @@ impl Stream for MeteredStream {
                     return Poll::Ready(Some(Ok(frame)));
                 }
                 Poll::Ready(None) => {
-                    if let Some(frame) = this.decoder.finish()
-                        && this.tap(&frame)
-                    {
-                        this.out.extend_from_slice(&frame.raw);
+                    if let Some(frame) = this.decoder.finish() {
+                        this.tap(frame);
+                    }
+                    if let StreamTap::MessagesToChat(translator) = &mut this.tap {
+                        // An upstream that ends without `[DONE]` still gets a complete message.
+                        let mut tail = Vec::new();
+                        translator.finish(&mut tail);
+                        this.out.extend_from_slice(&tail);
                     }
                     if let Some(meter) = this.meter.take() {
                         meter.finish(200, None);

@@ -167,13 +167,10 @@ async fn errors_take_the_anthropic_shape() {
         .await
         .expect("send");
     assert_anthropic_error(bad_json, 400, "invalid_request_error").await;
-    let body = assert_anthropic_error(
-        post_messages(&gateway, &key, &message("chat-only", false)).await,
-        400,
-        "invalid_request_error",
-    )
-    .await;
-    assert_eq!(body["error"]["code"], "endpoint_not_supported");
+    // An Anthropic-only deployment cannot serve OpenAI embeddings.
+    let embeddings = gateway.post("/v1/embeddings", &key, &json!({ "model": "claude-sonnet", "input": "x" })).await;
+    let body = crate::support::assert_openai_error(embeddings, 400, "endpoint_not_supported").await;
+    assert_eq!(body["error"]["param"], "model");
 
     anthropic.push(Reply::error(529, "overloaded").with_header("retry-after", "3"));
     let response = post_messages(&gateway, &key, &message("claude-sonnet", false)).await;
@@ -283,4 +280,69 @@ async fn models_list_serves_both_sdks() {
     assert_eq!(list["first_id"], "claude-sonnet");
     assert_eq!(list["data"][0]["type"], "model");
     assert_eq!(list["data"][0]["object"], "model");
+}
+
+#[tokio::test]
+async fn messages_for_an_openai_deployment_are_translated_both_ways() {
+    let (_anthropic, openai, gateway, key) = setup("5s").await;
+    openai.push(Reply::chat("Hi there.", Some(FakeUsage { prompt: 30, completion: 4, cached: 10 })));
+    let response = post_messages(&gateway, &key, &message("chat-only", false)).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["type"], "message");
+    assert_eq!(answer["model"], "chat-only", "the client's model name, not the upstream's");
+    assert_eq!(answer["content"], json!([{ "type": "text", "text": "Hi there." }]));
+    assert_eq!(answer["stop_reason"], "end_turn");
+    assert_eq!(answer["usage"]["input_tokens"], 20);
+    assert_eq!(answer["usage"]["cache_read_input_tokens"], 10);
+
+    let sent = &openai.requests()[0];
+    assert_eq!(sent.path, "chat/completions");
+    let chat = sent.json();
+    assert_eq!(chat["model"], "x");
+    assert_eq!(chat["messages"][0], json!({ "role": "system", "content": "be brief" }));
+    assert_eq!(chat["messages"][1], json!({ "role": "user", "content": "hello there friend" }));
+    assert!(sent.headers.get("anthropic-beta").is_none(), "no Anthropic headers reach an OpenAI upstream");
+
+    let record = &gateway.usage(1).await[0];
+    assert_eq!(record["endpoint"], "messages");
+    assert_eq!(record["deployment"], "openai-fake");
+    assert_eq!((record["input_tokens"].as_u64(), record["cached_tokens"].as_u64()), (Some(30), Some(10)));
+    assert_eq!(record["output_tokens"], 4);
+}
+
+#[tokio::test]
+async fn translated_streams_carry_the_counted_input_in_message_start() {
+    let (_anthropic, openai, gateway, key) = setup("5s").await;
+    openai.push(Reply::chat_stream(&["Hel", "lo"], Some(FakeUsage { prompt: 9, completion: 2, cached: 0 })));
+    let text = post_messages(&gateway, &key, &message("chat-only", true)).await.text().await.expect("body");
+    let mut decoder = moat_wire::sse::SseDecoder::new();
+    decoder.push(text.as_bytes());
+    let events: Vec<(String, Value)> = std::iter::from_fn(|| decoder.next_frame())
+        .map(|f| (f.event.expect("event line"), serde_json::from_str(&f.data.expect("data")).expect("json")))
+        .collect();
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "ping",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert_eq!(
+        events[0].1["message"]["usage"]["input_tokens"], 5,
+        "counted by the tokenizer before the upstream answers"
+    );
+    assert_eq!(events[6].1["usage"]["input_tokens"], 9, "the upstream's own figure at the end");
+    assert_eq!(events[6].1["usage"]["output_tokens"], 2);
+    assert_eq!(openai.requests()[0].json()["stream_options"], json!({ "include_usage": true }));
+    let record = &gateway.usage(1).await[0];
+    assert_eq!((record["input_tokens"].as_u64(), record["output_tokens"].as_u64()), (Some(9), Some(2)));
+    assert_eq!(record["estimated"], false);
 }

@@ -72,14 +72,22 @@ pub fn request(body: &Value, upstream_model: &str) -> Result<Value, TranslateErr
             "system" => messages.push(json!({ "role": "system", "content": text_of_blocks(content) })),
             "user" => user_turn(content, &mut messages),
             "assistant" => messages.push(assistant_turn(content)),
-            other => return Err(TranslateError(format!("messages[{i}].role `{other}` is not user, assistant or system"))),
+            other => {
+                return Err(TranslateError(format!("messages[{i}].role `{other}` is not user, assistant or system")));
+            }
         }
     }
 
     let mut out = Map::new();
     out.insert("model".into(), Value::String(upstream_model.to_owned()));
     out.insert("messages".into(), Value::Array(messages));
-    for (from, to) in [("max_tokens", "max_tokens"), ("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k"), ("stop_sequences", "stop")] {
+    for (from, to) in [
+        ("max_tokens", "max_tokens"),
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("top_k", "top_k"),
+        ("stop_sequences", "stop"),
+    ] {
         if let Some(value) = object.get(from).filter(|v| !v.is_null()) {
             out.insert(to.into(), value.clone());
         }
@@ -147,7 +155,9 @@ fn user_turn(content: &Value, messages: &mut Vec<Value>) {
                     "content": text,
                 }));
             }
-            Some("text") => parts.push(json!({ "type": "text", "text": block.get("text").cloned().unwrap_or_default() })),
+            Some("text") => {
+                parts.push(json!({ "type": "text", "text": block.get("text").cloned().unwrap_or_default() }))
+            }
             Some("image") => parts.extend(image_part(block)),
             _ => {}
         }
@@ -306,11 +316,15 @@ impl StreamTranslator {
             return;
         }
         self.started = true;
-        Self::emit(out, "message_start", json!({ "type": "message_start", "message": {
-            "id": format!("msg_{id}"), "type": "message", "role": "assistant", "model": self.model,
-            "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": { "input_tokens": self.input_tokens_hint, "output_tokens": 0 },
-        }}));
+        Self::emit(
+            out,
+            "message_start",
+            json!({ "type": "message_start", "message": {
+                "id": format!("msg_{id}"), "type": "message", "role": "assistant", "model": self.model,
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": { "input_tokens": self.input_tokens_hint, "output_tokens": 0 },
+            }}),
+        );
         Self::emit(out, "ping", json!({ "type": "ping" }));
     }
 
@@ -320,7 +334,11 @@ impl StreamTranslator {
                 Block::Text(i) | Block::Thinking(i) | Block::Tool(i) => i,
             };
             if let Block::Thinking(_) = block {
-                Self::emit(out, "content_block_delta", json!({ "type": "content_block_delta", "index": index, "delta": { "type": "signature_delta", "signature": "" } }));
+                Self::emit(
+                    out,
+                    "content_block_delta",
+                    json!({ "type": "content_block_delta", "index": index, "delta": { "type": "signature_delta", "signature": "" } }),
+                );
             }
             Self::emit(out, "content_block_stop", json!({ "type": "content_block_stop", "index": index }));
         }
@@ -331,7 +349,11 @@ impl StreamTranslator {
         let index = self.next_index;
         self.next_index += 1;
         self.open = Some(block(index));
-        Self::emit(out, "content_block_start", json!({ "type": "content_block_start", "index": index, "content_block": content_block }));
+        Self::emit(
+            out,
+            "content_block_start",
+            json!({ "type": "content_block_start", "index": index, "content_block": content_block }),
+        );
         index
     }
 
@@ -356,13 +378,21 @@ impl StreamTranslator {
             return out;
         };
         let delta = choice.get("delta").cloned().unwrap_or(Value::Null);
-        let reasoning = delta.get("reasoning_content").or_else(|| delta.get("reasoning")).and_then(Value::as_str).unwrap_or_default();
+        let reasoning = delta
+            .get("reasoning_content")
+            .or_else(|| delta.get("reasoning"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !reasoning.is_empty() {
             let index = match self.open {
                 Some(Block::Thinking(i)) => i,
                 _ => self.open_block(&mut out, Block::Thinking, json!({ "type": "thinking", "thinking": "" })),
             };
-            Self::emit(&mut out, "content_block_delta", json!({ "type": "content_block_delta", "index": index, "delta": { "type": "thinking_delta", "thinking": reasoning } }));
+            Self::emit(
+                &mut out,
+                "content_block_delta",
+                json!({ "type": "content_block_delta", "index": index, "delta": { "type": "thinking_delta", "thinking": reasoning } }),
+            );
         }
         let text = delta.get("content").and_then(Value::as_str).unwrap_or_default();
         if !text.is_empty() {
@@ -370,7 +400,11 @@ impl StreamTranslator {
                 Some(Block::Text(i)) => i,
                 _ => self.open_block(&mut out, Block::Text, json!({ "type": "text", "text": "" })),
             };
-            Self::emit(&mut out, "content_block_delta", json!({ "type": "content_block_delta", "index": index, "delta": { "type": "text_delta", "text": text } }));
+            Self::emit(
+                &mut out,
+                "content_block_delta",
+                json!({ "type": "content_block_delta", "index": index, "delta": { "type": "text_delta", "text": text } }),
+            );
         }
         for call in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
             let openai_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
@@ -391,7 +425,11 @@ impl StreamTranslator {
             };
             let arguments = call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or_default();
             if !arguments.is_empty() {
-                Self::emit(&mut out, "content_block_delta", json!({ "type": "content_block_delta", "index": index, "delta": { "type": "input_json_delta", "partial_json": arguments } }));
+                Self::emit(
+                    &mut out,
+                    "content_block_delta",
+                    json!({ "type": "content_block_delta", "index": index, "delta": { "type": "input_json_delta", "partial_json": arguments } }),
+                );
             }
         }
         if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
@@ -413,11 +451,15 @@ impl StreamTranslator {
         if self.usage.is_none() {
             usage["input_tokens"] = json!(self.input_tokens_hint);
         }
-        Self::emit(out, "message_delta", json!({
-            "type": "message_delta",
-            "delta": { "stop_reason": stop_reason(self.finish_reason.as_deref()), "stop_sequence": null },
-            "usage": usage,
-        }));
+        Self::emit(
+            out,
+            "message_delta",
+            json!({
+                "type": "message_delta",
+                "delta": { "stop_reason": stop_reason(self.finish_reason.as_deref()), "stop_sequence": null },
+                "usage": usage,
+            }),
+        );
         Self::emit(out, "message_stop", json!({ "type": "message_stop" }));
     }
 
@@ -478,7 +520,8 @@ mod tests {
         for (name, fixture) in all {
             match fixture["kind"].as_str() {
                 Some("request") => {
-                    let got = request(&fixture["anthropic"], fixture["upstream_model"].as_str().expect("model")).expect("translates");
+                    let got = request(&fixture["anthropic"], fixture["upstream_model"].as_str().expect("model"))
+                        .expect("translates");
                     assert_eq!(got, fixture["openai"], "{name}");
                 }
                 Some("response") => {
@@ -506,7 +549,18 @@ mod tests {
         let mut out = translator.push(r#"{"id":"x","choices":[{"index":0,"delta":{"content":"hi"}}]}"#);
         translator.finish(&mut out);
         let names: Vec<String> = events(&out).into_iter().map(|(e, _)| e).collect();
-        assert_eq!(names, ["message_start", "ping", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]);
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
         let last_usage = &events(&out)[5].1["usage"];
         assert_eq!(last_usage["input_tokens"], 7, "without upstream usage the counted input stands");
     }

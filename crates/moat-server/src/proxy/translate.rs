@@ -1,0 +1,42 @@
+//! The pipeline's side of dialect translation: building the outbound request, translating
+//! whole answers, and counting a prompt for a translated stream's `message_start`.
+
+use axum::http::HeaderMap;
+use moat_core::estimate::estimate_tokens;
+use moat_core::{Dialect, ErrorCode};
+use moat_upstream::UpstreamClient;
+use moat_wire::translate::messages_to_chat;
+
+use super::Outbound;
+use super::ingress;
+use crate::error::ApiError;
+
+/// The chat-completions request for a Messages `body`.
+pub(crate) fn messages_request(body: &[u8], upstream_model: &str) -> Result<Outbound, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the request body is not valid JSON: {e}")))?;
+    let chat =
+        messages_to_chat::request(&value, upstream_model).map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.0))?;
+    Ok(Outbound {
+        dialect: Dialect::OpenAi,
+        path: "chat/completions",
+        body: chat.to_string().into_bytes(),
+        headers: HeaderMap::new(),
+    })
+}
+
+/// The Messages answer for a chat-completions answer, or `None` if it is not JSON.
+pub(crate) fn messages_response(body: &[u8], client_model: &str) -> Option<Vec<u8>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    Some(messages_to_chat::response(&value, client_model).to_string().into_bytes())
+}
+
+/// The prompt's tokens by the deployment's tokenizer, or estimated: a translated stream must
+/// name its input count in `message_start`, before the upstream reports it at the end.
+pub(crate) async fn count_prompt(upstream: &UpstreamClient, body: &[u8]) -> u64 {
+    let text = ingress::prompt_text(Dialect::Anthropic, body);
+    match upstream.count_tokens(&text).await {
+        Some(n) => n,
+        None => estimate_tokens(&text),
+    }
+}
