@@ -159,6 +159,10 @@ deployments = ["local-gemma-embed"]
 [[models]]
 name = "claude-sonnet-4"
 deployments = ["local-gemma-messages"]
+
+[[models]]
+name = "claude-haiku-4"
+deployments = ["local-gemma"]
 "#
         ),
     )
@@ -169,7 +173,7 @@ deployments = ["local-gemma-messages"]
         .post(format!("{url}/admin/v1/keys"))
         .bearer_auth(ADMIN_KEY)
         .json(
-            &serde_json::json!({ "name": "e2e", "models": ["gemma-3-270m", "gemma-3-270m-embed", "claude-sonnet-4"] }),
+            &serde_json::json!({ "name": "e2e", "models": ["gemma-3-270m", "gemma-3-270m-embed", "claude-sonnet-4", "claude-haiku-4"] }),
         )
         .send()
         .await
@@ -197,7 +201,10 @@ deployments = ["local-gemma-messages"]
     assert_eq!(observed["errors"]["bad_key"]["code"], "invalid_api_key");
     assert_eq!(observed["errors"]["unknown_model"]["status"], 404);
     assert_eq!(observed["errors"]["unknown_model"]["code"], "model_not_found");
-    assert_eq!(observed["models"], serde_json::json!(["gemma-3-270m", "gemma-3-270m-embed", "claude-sonnet-4"]));
+    assert_eq!(
+        observed["models"],
+        serde_json::json!(["gemma-3-270m", "gemma-3-270m-embed", "claude-sonnet-4", "claude-haiku-4"])
+    );
 
     let plain = calls.iter().find(|c| c["kind"] == "chat_stream_plain").expect("plain stream");
     assert_eq!(plain["saw_usage"], false, "moat strips the usage chunk it asked for itself");
@@ -249,18 +256,26 @@ deployments = ["local-gemma-messages"]
     let not_found = records.iter().find(|r| r["status"] == 404).expect("unknown model recorded");
     assert_eq!(not_found["error_code"], "model_not_found");
 
-    anthropic_sdk_through_moat(&venv, &url, key, &http).await;
+    // Passed through to llama-server's own Anthropic endpoint, then translated to its OpenAI one.
+    anthropic_sdk_through_moat(&venv, &url, key, &http, "claude-sonnet-4", "local-gemma-messages").await;
+    anthropic_sdk_through_moat(&venv, &url, key, &http, "claude-haiku-4", "local-gemma").await;
 }
 
-/// The anthropic SDK through moat's `/v1/messages`, passed through to llama-server's own
-/// Anthropic-dialect endpoint.
-async fn anthropic_sdk_through_moat(venv: &Path, url: &str, key: &str, http: &reqwest::Client) {
+/// The anthropic SDK through moat's `/v1/messages` for `model`, served by `deployment`.
+async fn anthropic_sdk_through_moat(
+    venv: &Path,
+    url: &str,
+    key: &str,
+    http: &reqwest::Client,
+    model: &str,
+    deployment: &str,
+) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/anthropic_sdk.py");
     let out = Command::new(venv.join("bin/python"))
         .arg(&script)
         .env("ANTHROPIC_BASE_URL", url)
         .env("ANTHROPIC_API_KEY", key)
-        .env("MESSAGES_MODEL", "claude-sonnet-4")
+        .env("MESSAGES_MODEL", model)
         .output()
         .expect("run the SDK script");
     assert!(out.status.success(), "anthropic SDK script failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -297,7 +312,7 @@ async fn anthropic_sdk_through_moat(venv: &Path, url: &str, key: &str, http: &re
             .map(|k| usage[k].as_u64().unwrap_or(0))
             .sum::<u64>();
         assert_eq!(record["endpoint"], "messages");
-        assert_eq!(record["deployment"], "local-gemma-messages");
+        assert_eq!(record["deployment"], deployment);
         assert_eq!(record["input_tokens"].as_u64(), Some(input), "{call} vs {record}");
         assert_eq!(record["cached_tokens"], usage["cache_read_input_tokens"], "{call} vs {record}");
         assert_eq!(record["output_tokens"], usage["output_tokens"], "{call} vs {record}");
