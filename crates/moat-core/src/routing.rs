@@ -22,6 +22,8 @@ pub struct RoutePlan {
 pub struct ModelCatalog {
     models: HashMap<String, Vec<DeploymentId>>,
     order: Vec<String>,
+    /// (pattern, public model name), in configuration order.
+    aliases: Vec<(String, String)>,
 }
 
 impl ModelCatalog {
@@ -32,6 +34,22 @@ impl ModelCatalog {
             self.order.push(name.clone());
         }
         self.models.insert(name, deployments);
+    }
+
+    /// Makes requests for names matching `pattern` (`*` matches any run of characters) go to
+    /// the public model `model`. Clients send their own names (Claude Code asks for
+    /// `claude-sonnet-4-5-20250929`); aliases map them to the company's models.
+    pub fn alias(&mut self, pattern: String, model: String) {
+        self.aliases.push((pattern, model));
+    }
+
+    /// The public model a requested name resolves to: itself when configured, else the first
+    /// alias whose pattern matches.
+    pub fn resolve<'a>(&'a self, requested: &'a str) -> Option<&'a str> {
+        if self.models.contains_key(requested) {
+            return Some(requested);
+        }
+        self.aliases.iter().find(|(pattern, _)| glob_matches(pattern, requested)).map(|(_, model)| model.as_str())
     }
 
     /// Model names in configuration order.
@@ -54,9 +72,61 @@ impl ModelCatalog {
     }
 }
 
+/// Whether `text` matches `pattern`, where `*` matches any run of characters (none included)
+/// and everything else matches itself.
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else { return text.is_empty() };
+    let Some(mut rest) = text.strip_prefix(first) else { return false };
+    let pieces: Vec<&str> = parts.collect();
+    let Some((last, middle)) = pieces.split_last() else {
+        return rest.is_empty();
+    };
+    for piece in middle {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_match_like_shell_patterns() {
+        let cases = [
+            ("claude-*", "claude-sonnet-4-5", true),
+            ("claude-*", "claude-", true),
+            ("claude-*", "gpt-4", false),
+            ("*-haiku-*", "claude-haiku-4-5-20251001", true),
+            ("*-haiku-*", "claude-sonnet-4", false),
+            ("exact", "exact", true),
+            ("exact", "exactly", false),
+            ("a*b*c", "abc", true),
+            ("a*b*c", "a-b-b-c", true),
+            ("a*b*c", "acb", false),
+            ("ab*ba", "aba", false),
+            ("*", "", true),
+        ];
+        for (pattern, text, expected) in cases {
+            assert_eq!(glob_matches(pattern, text), expected, "{pattern} vs {text}");
+        }
+    }
+
+    #[test]
+    fn exact_names_win_then_aliases_in_order() {
+        let mut catalog = ModelCatalog::default();
+        catalog.insert("qwen3-coder".into(), vec![DeploymentId(0)]);
+        catalog.insert("claude-haiku-4".into(), vec![DeploymentId(1)]);
+        catalog.alias("*-haiku-*".into(), "qwen3-coder".into());
+        catalog.alias("claude-*".into(), "qwen3-coder".into());
+        assert_eq!(catalog.resolve("claude-haiku-4"), Some("claude-haiku-4"), "a configured name is never aliased");
+        assert_eq!(catalog.resolve("claude-opus-4-5"), Some("qwen3-coder"));
+        assert_eq!(catalog.resolve("gpt-5"), None);
+    }
 
     #[test]
     fn plans_rotate_through_every_deployment() {

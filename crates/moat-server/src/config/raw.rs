@@ -171,4 +171,9 @@ pub struct ModelConfig {
     pub name: String,
     /// Names of the deployments serving it; requests rotate across them.
     pub deployments: Vec<String>,
+    /// Other names clients may ask for, as patterns where `*` matches anything: e.g.
+    /// `["claude-*"]` so Claude Code's model names reach this model. A configured model name
+    /// always wins over an alias; among aliases the first match in file order wins.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }

@@ -129,6 +129,13 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
             }
         }
         catalog.insert(model.name.clone(), ids);
+        for (j, pattern) in model.aliases.iter().enumerate() {
+            if pattern.trim().is_empty() {
+                issues.add(format!("{path}.aliases[{j}]"), "must not be empty");
+            } else {
+                catalog.alias(pattern.clone(), model.name.clone());
+            }
+        }
     }
 
     if !issues.0.is_empty() {

@@ -33,7 +33,8 @@ async fn count(state: &Arc<AppState>, request: Request) -> Result<Response, ApiE
     let body = body::read(body, &parts.headers, state.max_body_bytes).await?;
     let principal = state.keys.authenticate(&parts.headers, now_ms()).await?;
     let decoded = Decoded::parse(Endpoint::Messages, &body)?;
-    let model = decoded.model().to_owned();
+    let requested = decoded.model().to_owned();
+    let model = state.catalog.resolve(&requested).unwrap_or(&requested).to_owned();
     if state.catalog.plan(&model, 0).is_none() {
         return Err(
             ApiError::new(ErrorCode::ModelNotFound, format!("the model `{model}` does not exist")).with_param("model")

@@ -104,7 +104,10 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
         Ok(decoded) => decoded,
         Err(error) => return respond(error),
     };
-    let model = decoded.model().to_owned();
+    // The name the client asked for, and the public model it resolves to (itself, or through
+    // an alias).
+    let requested = decoded.model().to_owned();
+    let model = state.catalog.resolve(&requested).unwrap_or(&requested).to_owned();
     let stream = decoded.stream() && endpoint.can_stream();
     let mut meter = Meter::new(
         state.clone(),
@@ -161,7 +164,7 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
                     hop,
                     stream,
                     strip_usage_chunk: decoded.strip_usage_chunk(),
-                    client_model: model.clone(),
+                    client_model: requested.clone(),
                     input_hint,
                 };
                 return relay.run(&state, upstream, response, meter).await;

@@ -346,3 +346,35 @@ async fn translated_streams_carry_the_counted_input_in_message_start() {
     assert_eq!((record["input_tokens"].as_u64(), record["output_tokens"].as_u64()), (Some(9), Some(2)));
     assert_eq!(record["estimated"], false);
 }
+
+#[tokio::test]
+async fn aliases_map_client_model_names_to_company_models() {
+    let anthropic = FakeUpstream::start().await;
+    let openai = FakeUpstream::start().await;
+    let config = config(&anthropic, &openai, "5s").replace(
+        "name = \"chat-only\"\n        deployments = [\"openai-fake\"]",
+        "name = \"chat-only\"\n        deployments = [\"openai-fake\"]\n        aliases = [\"claude-*-haiku-*\", \"claude-haiku-*\"]",
+    );
+    let gateway = TestGateway::start_with(&config).await;
+    let (_, key) = gateway.create_key(json!({ "name": "narrow", "models": ["chat-only"] })).await;
+    let response = post_messages(&gateway, &key, &message("claude-haiku-4-5-20251001", false)).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["model"], "claude-haiku-4-5-20251001", "the client sees the name it asked for");
+    assert_eq!(openai.calls(), 1, "served by the aliased model's deployment");
+    let record = &gateway.usage(1).await[0];
+    assert_eq!(record["model"], "chat-only", "usage is recorded under the public model");
+    // Keys are checked against the model the alias resolves to.
+    assert_anthropic_error(
+        post_messages(&gateway, &key, &message("claude-sonnet", false)).await,
+        403,
+        "permission_error",
+    )
+    .await;
+    assert_anthropic_error(
+        post_messages(&gateway, &key, &message("claude-opus-4", false)).await,
+        404,
+        "not_found_error",
+    )
+    .await;
+}
