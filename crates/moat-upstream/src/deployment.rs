@@ -24,6 +24,9 @@ pub struct DeploymentSpec {
     pub timeout: Duration,
     /// Limit on establishing a connection.
     pub connect_timeout: Duration,
+    /// Stop sequences added to every request, for models that do not end their turns on their
+    /// own (a base model that writes `<|im_end|>` as text).
+    pub stop: Vec<String>,
     /// `anthropic-beta` values this deployment accepts; others are dropped, never forwarded.
     pub anthropic_beta: Vec<String>,
     /// A tokenize endpoint (llama.cpp's or vLLM's `/tokenize`) to count tokens with when the

@@ -32,9 +32,14 @@ impl<'a> AnthropicRequest<'a> {
         Ok(AnthropicRequest { object, model, stream })
     }
 
-    /// The body to send to an Anthropic-dialect upstream: `model` replaced, all else verbatim.
-    pub fn to_upstream_body(&self, upstream_model: &str) -> Vec<u8> {
-        self.object.rewrite(&[("model", json_string(upstream_model))])
+    /// The body to send to an Anthropic-dialect upstream: `model` replaced and `extra_stop` (a
+    /// deployment's own stop sequences) appended to `stop_sequences`, all else verbatim.
+    pub fn to_upstream_body(&self, upstream_model: &str, extra_stop: &[String]) -> Vec<u8> {
+        let mut replacements = vec![("model", json_string(upstream_model))];
+        if let Some(stop) = self.object.stop_with("stop_sequences", extra_stop) {
+            replacements.push(("stop_sequences", stop));
+        }
+        self.object.rewrite(&replacements)
     }
 
     /// The prompt text (system, messages, tool definitions) for counting input tokens.
@@ -202,7 +207,7 @@ mod tests {
         let request = AnthropicRequest::parse(body).expect("valid");
         assert!(request.stream);
         assert_eq!(request.model, "claude-sonnet-4");
-        let out = String::from_utf8(request.to_upstream_body("gemma")).expect("utf-8");
+        let out = String::from_utf8(request.to_upstream_body("gemma", &[])).expect("utf-8");
         assert_eq!(out, String::from_utf8_lossy(body).replace("claude-sonnet-4", "gemma"));
         assert_eq!(request.prompt_text(), "sys\nhi");
     }

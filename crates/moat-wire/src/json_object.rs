@@ -86,6 +86,15 @@ impl<'a> JsonObject<'a> {
         out
     }
 
+    /// The stop list under `key` (a string, an array of strings, or absent) with `extra`
+    /// appended, as raw JSON; `None` when there is nothing to add.
+    pub fn stop_with(&self, key: &str, extra: &[String]) -> Option<String> {
+        if extra.is_empty() {
+            return None;
+        }
+        Some(serde_json::Value::from(merge_stop(self.value(key).as_ref(), extra)).to_string())
+    }
+
     /// The text under `fields`, concatenated: what a tokenizer counts when the upstream reports
     /// no usage.
     pub fn text_of(&self, fields: &[&str]) -> String {
@@ -97,6 +106,21 @@ impl<'a> JsonObject<'a> {
         }
         text
     }
+}
+
+/// A stop list (`"x"`, `["x", "y"]`, or nothing) with `extra` appended, without duplicates.
+pub fn merge_stop(existing: Option<&serde_json::Value>, extra: &[String]) -> Vec<String> {
+    let mut stops: Vec<String> = match existing {
+        Some(serde_json::Value::String(s)) => vec![s.clone()],
+        Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        _ => Vec::new(),
+    };
+    for stop in extra {
+        if !stops.contains(stop) {
+            stops.push(stop.clone());
+        }
+    }
+    stops
 }
 
 /// `s` as a JSON string literal.

@@ -46,8 +46,12 @@ impl<'a> OpenAiRequest<'a> {
 
     /// The body to send upstream: `model` replaced by `upstream_model`, and on streams
     /// `stream_options.include_usage` forced on, every other member byte for byte as received.
-    pub fn to_upstream_body(&self, upstream_model: &str) -> Vec<u8> {
+    /// `extra_stop` (a deployment's own stop sequences) is appended to `stop`.
+    pub fn to_upstream_body(&self, upstream_model: &str, extra_stop: &[String]) -> Vec<u8> {
         let mut replacements = vec![("model", json_string(upstream_model))];
+        if let Some(stop) = self.object.stop_with("stop", extra_stop) {
+            replacements.push(("stop", stop));
+        }
         if self.stream {
             let mut options = match self.object.value("stream_options") {
                 Some(serde_json::Value::Object(options)) => options,
@@ -166,7 +170,7 @@ mod tests {
 
     fn upstream(body: &str, model: &str) -> String {
         let req = OpenAiRequest::parse(body.as_bytes()).expect("valid body");
-        String::from_utf8(req.to_upstream_body(model)).expect("utf-8")
+        String::from_utf8(req.to_upstream_body(model, &[])).expect("utf-8")
     }
 
     #[test]

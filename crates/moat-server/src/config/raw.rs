@@ -131,6 +131,12 @@ pub struct DeploymentConfig {
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     #[schemars(with = "String", extend("format" = "duration"))]
     pub connect_timeout: Duration,
+    /// Stop sequences added to every request sent to this deployment (to `stop`, or
+    /// `stop_sequences` in the Anthropic dialect), after the client's own. For models that do
+    /// not end their turns by themselves, e.g. `["<|im_end|>"]` for a base model served with
+    /// the ChatML template.
+    #[serde(default)]
+    pub stop: Vec<String>,
     /// `anthropic-beta` values forwarded to this deployment (Anthropic dialect only). Any
     /// other value a client sends is dropped for it, never turned into an error.
     #[serde(default)]

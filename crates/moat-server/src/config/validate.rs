@@ -215,6 +215,7 @@ fn validate_deployment(
         headers: raw.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         timeout: raw.timeout,
         connect_timeout: raw.connect_timeout,
+        stop: raw.stop.clone(),
         anthropic_beta: raw.anthropic_beta.clone(),
         tokenize_url: raw.tokenize_url.clone(),
     })

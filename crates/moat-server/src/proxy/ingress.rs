@@ -115,10 +115,10 @@ impl<'a> Decoded<'a> {
         }
     }
 
-    pub(crate) fn to_upstream_body(&self, upstream_model: &str) -> Vec<u8> {
+    pub(crate) fn to_upstream_body(&self, deployment: &DeploymentSpec) -> Vec<u8> {
         match self {
-            Decoded::OpenAi(r) => r.to_upstream_body(upstream_model),
-            Decoded::Anthropic(r) => r.to_upstream_body(upstream_model),
+            Decoded::OpenAi(r) => r.to_upstream_body(&deployment.upstream_model, &deployment.stop),
+            Decoded::Anthropic(r) => r.to_upstream_body(&deployment.upstream_model, &deployment.stop),
         }
     }
 }

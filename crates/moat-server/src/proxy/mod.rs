@@ -144,10 +144,10 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
             Hop::PassThrough => Outbound {
                 dialect,
                 path: endpoint.upstream_path(),
-                body: decoded.to_upstream_body(&upstream.spec().upstream_model),
+                body: decoded.to_upstream_body(upstream.spec()),
                 headers: ingress::upstream_headers(dialect, &parts.headers, upstream.spec()),
             },
-            Hop::MessagesToChat => match translate::messages_request(&body, &upstream.spec().upstream_model) {
+            Hop::MessagesToChat => match translate::messages_request(&body, upstream.spec()) {
                 Ok(outbound) => outbound,
                 Err(error) => return respond(meter.fail(error)),
             },

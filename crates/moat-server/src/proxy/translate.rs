@@ -4,7 +4,8 @@
 use axum::http::HeaderMap;
 use moat_core::estimate::estimate_tokens;
 use moat_core::{Dialect, ErrorCode};
-use moat_upstream::UpstreamClient;
+use moat_upstream::{DeploymentSpec, UpstreamClient};
+use moat_wire::json_object::merge_stop;
 use moat_wire::translate::messages_to_chat;
 
 use super::Outbound;
@@ -12,11 +13,14 @@ use super::ingress;
 use crate::error::ApiError;
 
 /// The chat-completions request for a Messages `body`.
-pub(crate) fn messages_request(body: &[u8], upstream_model: &str) -> Result<Outbound, ApiError> {
+pub(crate) fn messages_request(body: &[u8], deployment: &DeploymentSpec) -> Result<Outbound, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the request body is not valid JSON: {e}")))?;
-    let chat =
-        messages_to_chat::request(&value, upstream_model).map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.0))?;
+    let mut chat = messages_to_chat::request(&value, &deployment.upstream_model)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.0))?;
+    if !deployment.stop.is_empty() {
+        chat["stop"] = merge_stop(chat.get("stop"), &deployment.stop).into();
+    }
     Ok(Outbound {
         dialect: Dialect::OpenAi,
         path: "chat/completions",

@@ -224,3 +224,20 @@ async fn an_unreachable_deployment_fails_over_to_the_next() {
     let records = gateway.usage(2).await;
     assert!(records.iter().all(|r| r["deployment"] == "live" && r["status"] == 200));
 }
+
+#[tokio::test]
+async fn a_deployments_stop_sequences_are_added_to_every_request() {
+    let upstream = FakeUpstream::start().await;
+    let config = crate::support::default_config(&upstream)
+        .replace("timeout = \"5s\"", "timeout = \"5s\"\n        stop = [\"<|im_end|>\"]");
+    let gateway = TestGateway::start_with(&config).await;
+    let key = gateway.client_key().await;
+    let mut body = chat("m");
+    gateway.post("/v1/chat/completions", &key, &body).await;
+    body["stop"] = json!("END");
+    gateway.post("/v1/chat/completions", &key, &body).await;
+    body["stop"] = json!(["<|im_end|>", "END"]);
+    gateway.post("/v1/chat/completions", &key, &body).await;
+    let stops: Vec<Value> = upstream.requests().iter().map(|r| r.json()["stop"].clone()).collect();
+    assert_eq!(stops, [json!(["<|im_end|>"]), json!(["END", "<|im_end|>"]), json!(["<|im_end|>", "END"])]);
+}
