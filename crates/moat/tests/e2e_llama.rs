@@ -54,7 +54,8 @@ fn free_port() -> u16 {
 
 fn start_llama(bin_dir: &Path, model: &str, port: u16, extra: &[&str]) -> Guard {
     let child = Command::new(bin_dir.join("llama-server"))
-        .args(["-m", model, "--host", "127.0.0.1", "--port", &port.to_string(), "-c", "2048", "--no-webui"])
+        // Claude Code's system prompt and tools alone are about 4,000 tokens.
+        .args(["-m", model, "--host", "127.0.0.1", "--port", &port.to_string(), "-c", "16384", "--no-webui"])
         .args(extra)
         .env("LD_LIBRARY_PATH", bin_dir)
         .stdout(Stdio::null())
@@ -143,6 +144,22 @@ url = "http://127.0.0.1:{chat_port}/v1"
 dialects = ["anthropic"]
 upstream_model = "gemma"
 
+# For Claude Code: the base model rarely ends a turn, so these deployments stop at the
+# end of a line (its answers are poor; its protocol behaviour is what is tested).
+[[deployments]]
+name = "cc-chat"
+url = "http://127.0.0.1:{chat_port}/v1"
+upstream_model = "gemma"
+stop = ["<|im_end|>", "\n"]
+tokenize_url = "http://127.0.0.1:{chat_port}/tokenize"
+
+[[deployments]]
+name = "cc-messages"
+url = "http://127.0.0.1:{chat_port}/v1"
+dialects = ["anthropic"]
+upstream_model = "gemma"
+stop = ["<|im_end|>", "\n"]
+
 [[deployments]]
 name = "local-gemma-embed"
 url = "http://127.0.0.1:{embed_port}/v1"
@@ -163,6 +180,15 @@ deployments = ["local-gemma-messages"]
 [[models]]
 name = "claude-haiku-4"
 deployments = ["local-gemma"]
+
+[[models]]
+name = "cc-translated"
+deployments = ["cc-chat"]
+aliases = ["claude-opus-5*"]
+
+[[models]]
+name = "cc-passthrough"
+deployments = ["cc-messages"]
 "#
         ),
     )
@@ -172,9 +198,7 @@ deployments = ["local-gemma"]
     let created: Value = http
         .post(format!("{url}/admin/v1/keys"))
         .bearer_auth(ADMIN_KEY)
-        .json(
-            &serde_json::json!({ "name": "e2e", "models": ["gemma-3-270m", "gemma-3-270m-embed", "claude-sonnet-4", "claude-haiku-4"] }),
-        )
+        .json(&serde_json::json!({ "name": "e2e" }))
         .send()
         .await
         .expect("create key")
@@ -203,7 +227,14 @@ deployments = ["local-gemma"]
     assert_eq!(observed["errors"]["unknown_model"]["code"], "model_not_found");
     assert_eq!(
         observed["models"],
-        serde_json::json!(["gemma-3-270m", "gemma-3-270m-embed", "claude-sonnet-4", "claude-haiku-4"])
+        serde_json::json!([
+            "gemma-3-270m",
+            "gemma-3-270m-embed",
+            "claude-sonnet-4",
+            "claude-haiku-4",
+            "cc-translated",
+            "cc-passthrough"
+        ])
     );
 
     let plain = calls.iter().find(|c| c["kind"] == "chat_stream_plain").expect("plain stream");
@@ -259,6 +290,94 @@ deployments = ["local-gemma"]
     // Passed through to llama-server's own Anthropic endpoint, then translated to its OpenAI one.
     anthropic_sdk_through_moat(&venv, &url, key, &http, "claude-sonnet-4", "local-gemma-messages").await;
     anthropic_sdk_through_moat(&venv, &url, key, &http, "claude-haiku-4", "local-gemma").await;
+
+    // Claude Code headless: its default model reaches `cc-translated` through an alias
+    // (Bearer token); `--model cc-passthrough` goes to llama-server's own Messages endpoint
+    // (x-api-key).
+    claude_code_through_moat(&url, key, &http, None, "ANTHROPIC_AUTH_TOKEN", "cc-chat").await;
+    claude_code_through_moat(&url, key, &http, Some("cc-passthrough"), "ANTHROPIC_API_KEY", "cc-messages").await;
+}
+
+fn claude_bin() -> PathBuf {
+    let path = std::env::var_os("MOAT_E2E_NPM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/moat/npm"));
+    let bin = path.join("node_modules/.bin/claude");
+    assert!(bin.exists(), "no Claude Code at {}: run `scripts/install-e2e-deps` first", bin.display());
+    bin
+}
+
+/// Runs `claude -p` against moat and checks it completed and left a matching usage record.
+async fn claude_code_through_moat(
+    url: &str,
+    key: &str,
+    http: &reqwest::Client,
+    model: Option<&str>,
+    key_variable: &str,
+    deployment: &str,
+) {
+    let home = tempfile::tempdir().expect("home");
+    let mut command = Command::new(claude_bin());
+    command
+        .args(["-p", "Say hello", "--output-format", "stream-json", "--verbose"])
+        .current_dir(home.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("ANTHROPIC_BASE_URL", url)
+        .env(key_variable, key)
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("CLAUDE_CODE_MAX_RETRIES", "1");
+    if let Some(model) = model {
+        command.args(["--model", model]);
+    }
+    let out = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run claude");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let result: Value = serde_json::from_str(last).unwrap_or_else(|_| {
+        panic!("Claude Code printed no result line:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+    });
+    println!(
+        "Claude Code ({deployment}): {}",
+        serde_json::json!({
+            "is_error": result["is_error"], "subtype": result["subtype"], "result": result["result"],
+            "stop_reason": result["stop_reason"], "usage": result["usage"],
+        })
+    );
+    assert_eq!(result["type"], "result");
+    assert_eq!(result["is_error"], false, "{result}");
+    assert_eq!(result["subtype"], "success", "{result}");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let record = loop {
+        let page: Value = http
+            .get(format!("{url}/admin/v1/usage?limit=100&deployment={deployment}"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("usage")
+            .json()
+            .await
+            .expect("json");
+        if let Some(record) = page["data"].as_array().and_then(|d| d.iter().find(|r| r["status"] == 200)).cloned() {
+            break record;
+        }
+        assert!(Instant::now() < deadline, "Claude Code left no usage record on {deployment}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("usage record: {record}");
+    assert_eq!(record["endpoint"], "messages");
+    assert_eq!(record["streamed"], true, "Claude Code streams");
+    let usage = &result["usage"];
+    let input = ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"]
+        .iter()
+        .map(|k| usage[k].as_u64().unwrap_or(0))
+        .sum::<u64>();
+    assert_eq!(record["input_tokens"].as_u64(), Some(input), "moat's record matches what Claude Code was told");
+    assert_eq!(record["output_tokens"], usage["output_tokens"]);
 }
 
 /// The anthropic SDK through moat's `/v1/messages` for `model`, served by `deployment`.
