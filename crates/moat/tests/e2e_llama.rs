@@ -189,6 +189,10 @@ aliases = ["claude-opus-5*"]
 [[models]]
 name = "cc-passthrough"
 deployments = ["cc-messages"]
+
+[[models]]
+name = "oc-chat"
+deployments = ["cc-chat"]
 "#
         ),
     )
@@ -233,7 +237,8 @@ deployments = ["cc-messages"]
             "claude-sonnet-4",
             "claude-haiku-4",
             "cc-translated",
-            "cc-passthrough"
+            "cc-passthrough",
+            "oc-chat"
         ])
     );
 
@@ -296,15 +301,81 @@ deployments = ["cc-messages"]
     // (x-api-key).
     claude_code_through_moat(&url, key, &http, None, "ANTHROPIC_AUTH_TOKEN", "cc-chat").await;
     claude_code_through_moat(&url, key, &http, Some("cc-passthrough"), "ANTHROPIC_API_KEY", "cc-messages").await;
+
+    // OpenCode through /v1/chat/completions (streaming with include_usage, passed through).
+    opencode_through_moat(&url, key, &http).await;
 }
 
-fn claude_bin() -> PathBuf {
+/// A client installed by `scripts/install-e2e-deps` under `~/.cache/moat/npm`.
+fn npm_bin(name: &str) -> PathBuf {
     let path = std::env::var_os("MOAT_E2E_NPM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/moat/npm"));
-    let bin = path.join("node_modules/.bin/claude");
-    assert!(bin.exists(), "no Claude Code at {}: run `scripts/install-e2e-deps` first", bin.display());
+    let bin = path.join("node_modules/.bin").join(name);
+    assert!(bin.exists(), "no {name} at {}: run `scripts/install-e2e-deps` first", bin.display());
     bin
+}
+
+/// Runs `opencode run` against moat and checks it finished and left a matching usage record.
+async fn opencode_through_moat(url: &str, key: &str, http: &reqwest::Client) {
+    let home = tempfile::tempdir().expect("home");
+    let config = serde_json::json!({
+        "$schema": "https://opencode.ai/config.json",
+        "provider": { "moat": {
+            "npm": "@ai-sdk/openai-compatible",
+            "name": "moat",
+            "options": { "baseURL": format!("{url}/v1"), "apiKey": key },
+            "models": { "oc-chat": { "name": "Gemma via moat" } },
+        }},
+    });
+    std::fs::write(home.path().join("opencode.json"), config.to_string()).expect("write opencode.json");
+    let mut command = Command::new(npm_bin("opencode"));
+    command
+        .args(["run", "Say hello", "-m", "moat/oc-chat", "--format", "json"])
+        .current_dir(home.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("OPENCODE_DISABLE_AUTOUPDATE", "1")
+        .env("OPENCODE_DISABLE_MODELS_FETCH", "1")
+        .env("OPENCODE_DISABLE_DEFAULT_PLUGINS", "1")
+        .env("OPENCODE_DISABLE_LSP_DOWNLOAD", "1")
+        .env("OPENCODE_DISABLE_SHARE", "1");
+    let out = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run opencode");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let finish: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == "step_finish")
+        .last()
+        .unwrap_or_else(|| panic!("OpenCode finished no step:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    println!("OpenCode step_finish: {}", finish["part"]);
+    assert_eq!(finish["part"]["reason"], "stop", "{finish}");
+    let tokens = &finish["part"]["tokens"];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let record = loop {
+        let page: Value = http
+            .get(format!("{url}/admin/v1/usage?limit=100&model=oc-chat"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("usage")
+            .json()
+            .await
+            .expect("json");
+        let found = page["data"].as_array().and_then(|d| {
+            d.iter().find(|r| r["input_tokens"] == tokens["input"] && r["output_tokens"] == tokens["output"]).cloned()
+        });
+        if let Some(record) = found {
+            break record;
+        }
+        assert!(Instant::now() < deadline, "no usage record matches OpenCode's {tokens}: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("usage record: {record}");
+    assert_eq!(record["endpoint"], "chat.completions");
+    assert_eq!(record["streamed"], true);
+    assert_eq!(record["estimated"], false);
 }
 
 /// Runs `claude -p` against moat and checks it completed and left a matching usage record.
@@ -317,7 +388,7 @@ async fn claude_code_through_moat(
     deployment: &str,
 ) {
     let home = tempfile::tempdir().expect("home");
-    let mut command = Command::new(claude_bin());
+    let mut command = Command::new(npm_bin("claude"));
     command
         .args(["-p", "Say hello", "--output-format", "stream-json", "--verbose"])
         .current_dir(home.path())

@@ -45,6 +45,11 @@ pub(crate) struct MeteredStream {
     /// `None` once the stream has ended and the meter has been settled.
     meter: Option<Meter>,
     tap: StreamTap,
+    /// The terminal frame (`[DONE]`, `message_stop`) was seen: the response is complete even if
+    /// the client hangs up before the upstream closes the connection.
+    complete: bool,
+    /// Nothing more will be sent.
+    ended: bool,
     hard_stop: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
@@ -56,26 +61,28 @@ impl MeteredStream {
             out: BytesMut::new(),
             meter: Some(meter),
             tap,
+            complete: false,
+            ended: false,
             hard_stop: Box::pin(hard_stop.cancelled_owned()),
         }
     }
 
-    /// Taps one frame and appends what the client should receive of it to `self.out`.
+    /// Taps one frame and appends what the client should receive of it to `self.out`. Frames
+    /// after completion still pass; only their usage is no longer read.
     fn tap(&mut self, frame: SseFrame) {
-        let Some(meter) = self.meter.as_mut() else {
-            return;
-        };
         let Some(data) = frame.data.as_deref() else {
             if !matches!(self.tap, StreamTap::MessagesToChat(_)) {
                 self.out.extend_from_slice(&frame.raw);
             }
             return;
         };
+        let meter = self.meter.as_mut();
         match &mut self.tap {
             StreamTap::OpenAi { strip_usage_chunk } => {
+                self.complete |= data == STREAM_DONE;
                 let view = (data != STREAM_DONE).then(|| openai::read_response(data.as_bytes())).flatten();
                 let usage_only = view.as_ref().is_some_and(|v| v.usage.is_some() && !v.has_choices);
-                if let Some(view) = view {
+                if let (Some(view), Some(meter)) = (view, meter) {
                     meter.observe(view);
                 }
                 if !(usage_only && *strip_usage_chunk) {
@@ -83,34 +90,38 @@ impl MeteredStream {
                 }
             }
             StreamTap::Anthropic => {
-                if let Some(view) = anthropic::read_event(data.as_bytes()) {
+                self.complete |=
+                    frame.event.as_deref() == Some("message_stop") || data.contains(r#""type":"message_stop""#);
+                if let (Some(view), Some(meter)) = (anthropic::read_event(data.as_bytes()), meter) {
                     meter.observe(view);
                 }
                 self.out.extend_from_slice(&frame.raw);
             }
             StreamTap::MessagesToChat(translator) => {
                 if data != STREAM_DONE
-                    && let Some(view) = openai::read_response(data.as_bytes())
+                    && let (Some(view), Some(meter)) = (openai::read_response(data.as_bytes()), meter)
                 {
                     meter.observe(view);
                 }
                 self.out.extend_from_slice(&translator.push(data));
+                self.complete |= translator.is_finished();
             }
         }
     }
 
     /// Ends the stream with an error frame in the stream's dialect (an OpenAI `data:` error
     /// object, or an Anthropic `error` event), and records the failure.
-    fn fail(&mut self, code: ErrorCode, detail: &str) -> Bytes {
-        if let Some(meter) = self.meter.take() {
-            meter.finish(code.status(), Some(code.as_str()));
-        }
-        match &self.tap {
+    /// Nothing is sent when the response was already complete.
+    fn fail(&mut self, code: ErrorCode, detail: &str) -> Option<Bytes> {
+        self.ended = true;
+        let meter = self.meter.take()?;
+        meter.finish(code.status(), Some(code.as_str()));
+        Some(match &self.tap {
             StreamTap::OpenAi { .. } => encode_frame(None, &error_body(Dialect::OpenAi, code, detail, None)),
             StreamTap::Anthropic | StreamTap::MessagesToChat(_) => {
                 encode_frame(Some("error"), &error_body(Dialect::Anthropic, code, detail, None))
             }
-        }
+        })
     }
 }
 
@@ -120,12 +131,12 @@ impl Stream for MeteredStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
-            if this.meter.is_none() {
+            if this.ended {
                 return Poll::Ready(None);
             }
             if this.hard_stop.as_mut().poll(cx).is_ready() {
                 let frame = this.fail(ErrorCode::ShuttingDown, "moat is shutting down and ended this stream");
-                return Poll::Ready(Some(Ok(frame)));
+                return Poll::Ready(frame.map(Ok));
             }
             match this.upstream.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -137,6 +148,11 @@ impl Stream for MeteredStream {
                     while let Some(frame) = this.decoder.next_frame() {
                         this.tap(frame);
                     }
+                    if this.complete
+                        && let Some(meter) = this.meter.take()
+                    {
+                        meter.finish(200, None);
+                    }
                     if !this.out.is_empty() {
                         return Poll::Ready(Some(Ok(this.out.split().freeze())));
                     }
@@ -146,9 +162,10 @@ impl Stream for MeteredStream {
                         meter.note_upstream_error(error.code());
                     }
                     let frame = this.fail(error.code(), &error.detail);
-                    return Poll::Ready(Some(Ok(frame)));
+                    return Poll::Ready(frame.map(Ok));
                 }
                 Poll::Ready(None) => {
+                    this.ended = true;
                     if let Some(frame) = this.decoder.finish() {
                         this.tap(frame);
                     }

@@ -83,3 +83,29 @@ async fn shutdown_cuts_streams_that_outlast_the_grace_period() {
     assert_eq!(records[0].error_code.as_deref(), Some("shutting_down"));
     assert!(upstream.wait_streams_dropped(1, Duration::from_secs(5)).await);
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_after_the_final_frame_is_recorded_as_complete() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start(&upstream).await;
+    let key = gateway.client_key().await;
+    // The upstream sends everything, `[DONE]` included, but keeps the connection open; SDKs
+    // stop reading at `[DONE]` and close theirs.
+    let Reply::Stream { frames, gap, .. } =
+        Reply::chat_stream(&["done"], Some(moat_testkit::FakeUsage { prompt: 5, completion: 1, cached: 0 }))
+    else {
+        unreachable!("chat_stream builds a stream")
+    };
+    upstream.push(Reply::Stream { frames, gap, end: StreamEnd::Hang });
+    let response = gateway.post("/v1/chat/completions", &key, &streaming_chat()).await;
+    let mut stream = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("[DONE]") {
+        seen.push_str(&String::from_utf8_lossy(&stream.next().await.expect("more").expect("chunk")));
+    }
+    drop(stream);
+    let record = &gateway.usage(1).await[0];
+    assert_eq!(record["status"], 200, "{record}");
+    assert_eq!(record["error_code"], serde_json::Value::Null);
+    assert_eq!((record["input_tokens"].as_u64(), record["output_tokens"].as_u64()), (Some(5), Some(1)));
+}
