@@ -345,9 +345,9 @@ async fn opencode_through_moat(url: &str, key: &str, http: &reqwest::Client) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let finish: Value = stdout
         .lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["type"] == "step_finish")
-        .last()
+        .find(|e| e["type"] == "step_finish")
         .unwrap_or_else(|| panic!("OpenCode finished no step:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
     println!("OpenCode step_finish: {}", finish["part"]);
     assert_eq!(finish["part"]["reason"], "stop", "{finish}");
