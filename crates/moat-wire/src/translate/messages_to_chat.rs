@@ -476,28 +476,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn fixtures() -> Vec<(String, Value)> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/messages_to_chat");
-        let mut files: Vec<_> = std::fs::read_dir(&dir).expect("test_data").map(|e| e.expect("entry").path()).collect();
-        files.sort();
-        files
-            .into_iter()
-            .map(|path| {
-                let text = std::fs::read_to_string(&path).expect("read fixture");
-                (path.display().to_string(), serde_json::from_str(&text).expect("fixture is JSON"))
-            })
-            .collect()
+        crate::translate::fixtures::load("messages_to_chat")
     }
 
     /// Decodes translated bytes back into (event, data) pairs.
     fn events(bytes: &[u8]) -> Vec<(String, Value)> {
-        let mut decoder = SseDecoder::new();
-        decoder.push(bytes);
-        std::iter::from_fn(|| decoder.next_frame())
-            .map(|f| {
-                let data = f.data.expect("data line");
-                (f.event.expect("every frame has an event line"), serde_json::from_str(&data).expect("json"))
-            })
-            .collect()
+        crate::translate::fixtures::frames(bytes)
     }
 
     fn translate_stream(fixture: &Value) -> Vec<u8> {
@@ -578,16 +562,11 @@ mod tests {
             let fixture = fixtures().into_iter().find(|(_, f)| f["kind"] == "stream").expect("a stream fixture").1;
             let upstream: String = fixture["openai_frames"].as_array().expect("frames").iter()
                 .map(|f| format!("data: {}\n\n", f.as_str().expect("frame"))).collect();
-            let bytes = upstream.as_bytes();
-            let mut points: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
-            points.sort_unstable();
             let mut decoder = SseDecoder::new();
             let mut translator = StreamTranslator::new(fixture["model"].as_str().expect("model"), fixture["input_tokens_hint"].as_u64().expect("hint"));
             let mut out = Vec::new();
-            let mut last = 0;
-            for p in points.into_iter().chain(std::iter::once(bytes.len())) {
-                decoder.push(&bytes[last..p]);
-                last = p;
+            for piece in crate::translate::fixtures::split(upstream.as_bytes(), &cuts) {
+                decoder.push(piece);
                 while let Some(frame) = decoder.next_frame() {
                     if let Some(data) = frame.data {
                         out.extend(translator.push(&data));

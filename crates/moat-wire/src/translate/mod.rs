@@ -1,8 +1,12 @@
 //! Translation between dialects, for requests whose model is served only by deployments that
 //! speak another dialect than the client.
 //!
-//! [`messages_to_chat`] carries an Anthropic Messages request to an OpenAI chat-completions
-//! upstream and back: the request, the whole response, and the stream (an explicit state
-//! machine from OpenAI chunks to Anthropic events).
+//! Each direction is a module with three parts: the request, the whole response, and an
+//! explicit stream state machine. [`messages_to_chat`] serves Anthropic Messages clients from
+//! OpenAI chat-completions deployments; [`chat_to_messages`] serves OpenAI chat clients from
+//! Anthropic Messages deployments. Recorded fixtures for both live in `test_data/`.
 
+pub mod chat_to_messages;
+#[cfg(test)]
+mod fixtures;
 pub mod messages_to_chat;
