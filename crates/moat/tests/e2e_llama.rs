@@ -218,6 +218,7 @@ deployments = ["cc-chat"]
         .env("OPENAI_API_KEY", key)
         .env("CHAT_MODEL", "gemma-3-270m")
         .env("EMBED_MODEL", "gemma-3-270m-embed")
+        .env("MESSAGES_BACKED_MODEL", "claude-sonnet-4")
         .output()
         .expect("run the SDK script");
     assert!(out.status.success(), "SDK script failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -283,6 +284,9 @@ deployments = ["cc-chat"]
             let output = record["output_tokens"].as_u64().unwrap_or(0);
             assert!((1..=16).contains(&output), "metered although the client asked for no usage: {record}");
             assert!(record["input_tokens"].as_u64().unwrap_or(0) > 0);
+        }
+        if call["kind"].as_str().is_some_and(|k| k.ends_with("via_messages")) {
+            assert_eq!(record["deployment"], "local-gemma-messages", "translated to the Anthropic endpoint");
         }
         if call["kind"].as_str().is_some_and(|k| k.starts_with("chat_stream")) {
             assert_eq!(record["streamed"], true);

@@ -151,6 +151,10 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
                 Ok(outbound) => outbound,
                 Err(error) => return respond(meter.fail(error)),
             },
+            Hop::ChatToMessages => match translate::chat_request(&body, &parts.headers, upstream.spec()) {
+                Ok(outbound) => outbound,
+                Err(error) => return respond(meter.fail(error)),
+            },
         };
         let input_hint = match (hop, stream) {
             (Hop::MessagesToChat, true) => translate::count_prompt(upstream, &body).await,
@@ -193,6 +197,8 @@ pub(crate) enum Hop {
     PassThrough,
     /// An Anthropic Messages request for an OpenAI-dialect deployment: translated both ways.
     MessagesToChat,
+    /// An OpenAI chat request for an Anthropic-dialect deployment: translated both ways.
+    ChatToMessages,
 }
 
 /// The deployments to try for `model`, in plan order, each with how to reach it: passed
@@ -218,6 +224,8 @@ fn route(
                 Some((id, Hop::PassThrough))
             } else if endpoint == Endpoint::Messages && dialects.contains(&Dialect::OpenAi) {
                 Some((id, Hop::MessagesToChat))
+            } else if endpoint == Endpoint::ChatCompletions && dialects.contains(&Dialect::Anthropic) {
+                Some((id, Hop::ChatToMessages))
             } else {
                 None
             }
@@ -297,6 +305,13 @@ impl Relay {
                 (Hop::MessagesToChat, _) => relay::StreamTap::MessagesToChat(Box::new(
                     moat_wire::translate::messages_to_chat::StreamTranslator::new(&self.client_model, self.input_hint),
                 )),
+                (Hop::ChatToMessages, _) => relay::StreamTap::ChatToMessages(Box::new(
+                    moat_wire::translate::chat_to_messages::StreamTranslator::new(
+                        &self.client_model,
+                        translate::unix_now(),
+                        !self.strip_usage_chunk,
+                    ),
+                )),
                 (Hop::PassThrough, Dialect::OpenAi) => {
                     relay::StreamTap::OpenAi { strip_usage_chunk: self.strip_usage_chunk }
                 }
@@ -325,16 +340,26 @@ impl Relay {
                         }
                         bytes
                     }
-                    Hop::MessagesToChat => {
-                        if let Some(view) = moat_wire::openai::read_response(&bytes) {
+                    Hop::MessagesToChat | Hop::ChatToMessages => {
+                        let (view, translated) = match self.hop {
+                            Hop::ChatToMessages => (
+                                moat_wire::anthropic::read_message(&bytes),
+                                translate::chat_response(&bytes, &self.client_model),
+                            ),
+                            _ => (
+                                moat_wire::openai::read_response(&bytes),
+                                translate::messages_response(&bytes, &self.client_model),
+                            ),
+                        };
+                        if let Some(view) = view {
                             meter.observe(view);
                         }
-                        match translate::messages_response(&bytes, &self.client_model) {
+                        match translated {
                             Some(translated) => translated.into(),
                             None => {
                                 let error = ApiError::new(
                                     ErrorCode::UpstreamError,
-                                    "the deployment's answer was not a chat completion moat could translate",
+                                    "the deployment's answer could not be translated into this API's shape",
                                 );
                                 return meter.fail(error).in_dialect(dialect).into_response();
                             }

@@ -19,6 +19,7 @@ use moat_wire::anthropic;
 use moat_wire::error_envelope::{Dialect, error_body};
 use moat_wire::openai::{self, STREAM_DONE};
 use moat_wire::sse::{SseDecoder, SseFrame, encode_frame};
+use moat_wire::translate::chat_to_messages;
 use moat_wire::translate::messages_to_chat::StreamTranslator;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
@@ -35,6 +36,8 @@ pub(crate) enum StreamTap {
     Anthropic,
     /// OpenAI chunks from the upstream, translated into Anthropic events for the client.
     MessagesToChat(Box<StreamTranslator>),
+    /// Anthropic events from the upstream, translated into OpenAI chunks for the client.
+    ChatToMessages(Box<chat_to_messages::StreamTranslator>),
 }
 
 /// The client-facing body of a streamed response.
@@ -71,7 +74,7 @@ impl MeteredStream {
     /// after completion still pass; only their usage is no longer read.
     fn tap(&mut self, frame: SseFrame) {
         let Some(data) = frame.data.as_deref() else {
-            if !matches!(self.tap, StreamTap::MessagesToChat(_)) {
+            if !matches!(self.tap, StreamTap::MessagesToChat(_) | StreamTap::ChatToMessages(_)) {
                 self.out.extend_from_slice(&frame.raw);
             }
             return;
@@ -106,6 +109,13 @@ impl MeteredStream {
                 self.out.extend_from_slice(&translator.push(data));
                 self.complete |= translator.is_finished();
             }
+            StreamTap::ChatToMessages(translator) => {
+                if let (Some(view), Some(meter)) = (anthropic::read_event(data.as_bytes()), meter) {
+                    meter.observe(view);
+                }
+                self.out.extend_from_slice(&translator.push(data));
+                self.complete |= translator.is_finished();
+            }
         }
     }
 
@@ -117,7 +127,9 @@ impl MeteredStream {
         let meter = self.meter.take()?;
         meter.finish(code.status(), Some(code.as_str()));
         Some(match &self.tap {
-            StreamTap::OpenAi { .. } => encode_frame(None, &error_body(Dialect::OpenAi, code, detail, None)),
+            StreamTap::OpenAi { .. } | StreamTap::ChatToMessages(_) => {
+                encode_frame(None, &error_body(Dialect::OpenAi, code, detail, None))
+            }
             StreamTap::Anthropic | StreamTap::MessagesToChat(_) => {
                 encode_frame(Some("error"), &error_body(Dialect::Anthropic, code, detail, None))
             }
@@ -169,12 +181,14 @@ impl Stream for MeteredStream {
                     if let Some(frame) = this.decoder.finish() {
                         this.tap(frame);
                     }
-                    if let StreamTap::MessagesToChat(translator) = &mut this.tap {
-                        // An upstream that ends without `[DONE]` still gets a complete message.
-                        let mut tail = Vec::new();
-                        translator.finish(&mut tail);
-                        this.out.extend_from_slice(&tail);
+                    // An upstream that ends without its terminal frame still gets a complete answer.
+                    let mut tail = Vec::new();
+                    match &mut this.tap {
+                        StreamTap::MessagesToChat(translator) => translator.finish(&mut tail),
+                        StreamTap::ChatToMessages(translator) => translator.finish(&mut tail),
+                        StreamTap::OpenAi { .. } | StreamTap::Anthropic => {}
                     }
+                    this.out.extend_from_slice(&tail);
                     if let Some(meter) = this.meter.take() {
                         meter.finish(200, None);
                     }

@@ -6,7 +6,7 @@ use moat_core::estimate::estimate_tokens;
 use moat_core::{Dialect, ErrorCode};
 use moat_upstream::{DeploymentSpec, UpstreamClient};
 use moat_wire::json_object::merge_stop;
-use moat_wire::translate::messages_to_chat;
+use moat_wire::translate::{chat_to_messages, messages_to_chat};
 
 use super::Outbound;
 use super::ingress;
@@ -43,4 +43,37 @@ pub(crate) async fn count_prompt(upstream: &UpstreamClient, body: &[u8]) -> u64 
         Some(n) => n,
         None => estimate_tokens(&text),
     }
+}
+
+/// The Messages request for a chat-completions `body`, with the Anthropic headers the
+/// deployment accepts.
+pub(crate) fn chat_request(
+    body: &[u8],
+    client_headers: &HeaderMap,
+    deployment: &DeploymentSpec,
+) -> Result<Outbound, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the request body is not valid JSON: {e}")))?;
+    let mut messages = chat_to_messages::request(&value, &deployment.upstream_model)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.0))?;
+    if !deployment.stop.is_empty() {
+        messages["stop_sequences"] = merge_stop(messages.get("stop_sequences"), &deployment.stop).into();
+    }
+    Ok(Outbound {
+        dialect: Dialect::Anthropic,
+        path: "messages",
+        body: messages.to_string().into_bytes(),
+        headers: ingress::upstream_headers(Dialect::Anthropic, client_headers, deployment),
+    })
+}
+
+/// The chat completion for a Messages answer, or `None` if it is not JSON.
+pub(crate) fn chat_response(body: &[u8], client_model: &str) -> Option<Vec<u8>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    Some(chat_to_messages::response(&value, client_model, unix_now()).to_string().into_bytes())
+}
+
+/// Now, in Unix seconds, for the `created` field of translated chat completions.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -378,3 +378,41 @@ async fn aliases_map_client_model_names_to_company_models() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn chat_completions_for_an_anthropic_deployment_are_translated_both_ways() {
+    let (anthropic, _openai, gateway, key) = setup("5s").await;
+    anthropic.push(Reply::message("Hello.", FakeUsage { prompt: 50, completion: 3, cached: 30 }));
+    let body = json!({ "model": "claude-sonnet", "messages": [{ "role": "system", "content": "be brief" }, { "role": "user", "content": "hi" }] });
+    let answer: Value = gateway.post("/v1/chat/completions", &key, &body).await.json().await.expect("json");
+    assert_eq!(answer["object"], "chat.completion");
+    assert_eq!(answer["model"], "claude-sonnet");
+    assert_eq!(answer["choices"][0]["message"]["content"], "Hello.");
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert_eq!(answer["usage"]["prompt_tokens"], 50);
+    assert_eq!(answer["usage"]["prompt_tokens_details"]["cached_tokens"], 30);
+    let sent = &anthropic.requests()[0];
+    assert_eq!(sent.path, "messages");
+    assert_eq!(sent.json()["system"], "be brief");
+    assert_eq!(sent.json()["max_tokens"], 4096, "Anthropic requires max_tokens; moat supplies a default");
+    assert_eq!(sent.headers.get("anthropic-version").and_then(|v| v.to_str().ok()), Some("2023-06-01"));
+    assert_eq!(sent.headers.get("x-api-key").and_then(|v| v.to_str().ok()), Some(UPSTREAM_SECRET));
+
+    anthropic.push(Reply::message_stream(&["Hel", "lo"], FakeUsage { prompt: 9, completion: 2, cached: 0 }));
+    let mut streaming = body.clone();
+    streaming["stream"] = json!(true);
+    streaming["stream_options"] = json!({ "include_usage": true });
+    let text = gateway.post("/v1/chat/completions", &key, &streaming).await.text().await.expect("body");
+    let payloads: Vec<&str> = text.split("\n\n").filter_map(|f| f.strip_prefix("data: ")).collect();
+    assert_eq!(payloads.last(), Some(&"[DONE]"), "{text}");
+    let chunks: Vec<Value> = payloads.iter().filter_map(|p| serde_json::from_str(p).ok()).collect();
+    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(content, "Hello");
+    let usage = chunks.iter().find_map(|c| c.get("usage").filter(|u| !u.is_null())).expect("usage chunk");
+    assert_eq!((usage["prompt_tokens"].as_u64(), usage["completion_tokens"].as_u64()), (Some(9), Some(2)));
+
+    let records = gateway.usage(2).await;
+    assert!(records.iter().all(|r| r["endpoint"] == "chat.completions" && r["deployment"] == "anthropic-fake"));
+    assert_eq!((records[0]["input_tokens"].as_u64(), records[0]["output_tokens"].as_u64()), (Some(9), Some(2)));
+    assert_eq!((records[1]["input_tokens"].as_u64(), records[1]["cached_tokens"].as_u64()), (Some(50), Some(30)));
+}

@@ -76,7 +76,26 @@ calls.append({
     "dimensions": len(embedding.data[0].embedding),
 })
 
-# 6. Errors arrive as the SDK's typed exceptions, with moat's codes.
+# 6. The same chat API on a model whose deployment speaks only Anthropic Messages: translated.
+via_messages = os.environ.get("MESSAGES_BACKED_MODEL")
+if via_messages:
+    completion = client.chat.completions.create(model=via_messages, messages=messages, max_tokens=16, stop=STOP)
+    calls.append({"kind": "chat_via_messages", "request_id": completion._request_id,
+                  "usage": usage_of(completion.usage), "text": completion.choices[0].message.content})
+    stream = client.chat.completions.create(
+        model=via_messages, messages=messages, max_tokens=16, stop=STOP, stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, usage = "", None
+    for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+        if chunk.usage is not None:
+            usage = chunk.usage
+    calls.append({"kind": "chat_stream_via_messages", "request_id": stream.response.headers.get("x-request-id"),
+                  "usage": usage_of(usage), "text": text})
+
+# 7. Errors arrive as the SDK's typed exceptions, with moat's codes.
 errors = {}
 try:
     openai.OpenAI(api_key="moat_sk_wrong", max_retries=0).chat.completions.create(model=chat_model, messages=messages)
