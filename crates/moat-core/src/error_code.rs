@@ -42,6 +42,9 @@ pub enum ErrorCode {
     UpstreamError,
     /// The upstream refused the request as too many; the client may retry later.
     UpstreamRateLimited,
+    /// The upstream said it is overloaded (HTTP 529); clients retry it as Anthropic's
+    /// `overloaded_error`.
+    UpstreamOverloaded,
     /// The upstream rejected moat's credentials for it: an operator must fix the deployment.
     UpstreamAuthFailed,
     /// The upstream rejected the request itself (for example, a prompt longer than its context).
@@ -71,6 +74,7 @@ pub const ALL_ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::UpstreamTimeout,
     ErrorCode::UpstreamError,
     ErrorCode::UpstreamRateLimited,
+    ErrorCode::UpstreamOverloaded,
     ErrorCode::UpstreamAuthFailed,
     ErrorCode::UpstreamBadRequest,
     ErrorCode::ShuttingDown,
@@ -114,6 +118,7 @@ impl ErrorCode {
             E::UpstreamTimeout => ("upstream_timeout", 504, "server_error", "api_error"),
             E::UpstreamError => ("upstream_error", 502, "server_error", "api_error"),
             E::UpstreamRateLimited => ("upstream_rate_limited", 429, "rate_limit_error", "rate_limit_error"),
+            E::UpstreamOverloaded => ("upstream_overloaded", 529, "server_error", "overloaded_error"),
             E::UpstreamAuthFailed => ("upstream_auth_failed", 502, "server_error", "api_error"),
             E::UpstreamBadRequest => ("upstream_bad_request", 400, "invalid_request_error", "invalid_request_error"),
             E::ShuttingDown => ("shutting_down", 503, "server_error", "overloaded_error"),

@@ -53,7 +53,8 @@ impl UpstreamError {
             UpstreamErrorKind::Timeout => ErrorCode::UpstreamTimeout,
             UpstreamErrorKind::Protocol => ErrorCode::UpstreamError,
             UpstreamErrorKind::Status { status, .. } => match status {
-                429 | 529 => ErrorCode::UpstreamRateLimited,
+                429 => ErrorCode::UpstreamRateLimited,
+                529 => ErrorCode::UpstreamOverloaded,
                 401 | 403 => ErrorCode::UpstreamAuthFailed,
                 400..=499 => ErrorCode::UpstreamBadRequest,
                 _ => ErrorCode::UpstreamError,
@@ -92,7 +93,7 @@ mod tests {
             (500, ErrorCode::UpstreamError, false),
             (502, ErrorCode::UpstreamError, true),
             (503, ErrorCode::UpstreamError, true),
-            (529, ErrorCode::UpstreamRateLimited, true),
+            (529, ErrorCode::UpstreamOverloaded, true),
         ];
         for (code, expected, retryable) in cases {
             assert_eq!(status(code).code(), expected, "{code}");

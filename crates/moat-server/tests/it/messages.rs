@@ -175,6 +175,10 @@ async fn errors_take_the_anthropic_shape() {
     anthropic.push(Reply::error(529, "overloaded").with_header("retry-after", "3"));
     let response = post_messages(&gateway, &key, &message("claude-sonnet", false)).await;
     assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("3"));
+    assert_anthropic_error(response, 529, "overloaded_error").await;
+    anthropic.push(Reply::error(429, "slow down").with_header("retry-after", "2"));
+    let response = post_messages(&gateway, &key, &message("claude-sonnet", false)).await;
+    assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("2"));
     assert_anthropic_error(response, 429, "rate_limit_error").await;
 
     let unknown_route = gateway
