@@ -10,3 +10,4 @@ pub mod chat_to_messages;
 #[cfg(test)]
 mod fixtures;
 pub mod messages_to_chat;
+pub mod responses_to_chat;
