@@ -52,6 +52,7 @@ fn route_name(path: &str) -> &'static str {
         "/v1/embeddings" => "embeddings",
         "/v1/models" => "models",
         "/v1/messages" => "messages",
+        "/v1/responses" => "responses",
         "/v1/messages/count_tokens" => "messages.count_tokens",
         "/healthz" | "/readyz" | "/metrics" | "/" => "ops",
         p if p.starts_with("/admin/") => "admin",

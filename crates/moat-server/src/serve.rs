@@ -104,6 +104,7 @@ impl Gateway {
             .route("/v1/embeddings", post(proxy::embeddings))
             .route("/v1/models", get(proxy::list_models))
             .route("/v1/messages", post(proxy::messages))
+            .route("/v1/responses", post(proxy::responses))
             .route("/v1/messages/count_tokens", post(proxy::count_tokens))
             .route("/admin/v1/keys", post(admin::create_key).get(admin::list_keys))
             .route("/admin/v1/keys/{id}", get(admin::get_key).delete(admin::revoke_key))

@@ -15,13 +15,16 @@ pub(crate) enum Endpoint {
     Completions,
     Embeddings,
     Messages,
+    Responses,
 }
 
 impl Endpoint {
     /// The dialect the endpoint speaks, to clients and (passed through) to upstreams.
     pub(crate) fn dialect(self) -> Dialect {
         match self {
-            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings => Dialect::OpenAi,
+            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings | Endpoint::Responses => {
+                Dialect::OpenAi
+            }
             Endpoint::Messages => Dialect::Anthropic,
         }
     }
@@ -33,6 +36,7 @@ impl Endpoint {
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => "messages",
+            Endpoint::Responses => "responses",
         }
     }
 
@@ -43,6 +47,7 @@ impl Endpoint {
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => "messages",
+            Endpoint::Responses => "responses",
         }
     }
 
@@ -53,12 +58,13 @@ impl Endpoint {
             Endpoint::Completions => "/v1/completions",
             Endpoint::Embeddings => "/v1/embeddings",
             Endpoint::Messages => "/v1/messages",
+            Endpoint::Responses => "/v1/responses",
         }
     }
 
     pub(crate) fn can_stream(self) -> bool {
         match self {
-            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Messages => true,
+            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Messages | Endpoint::Responses => true,
             Endpoint::Embeddings => false,
         }
     }

@@ -52,6 +52,10 @@ pub(crate) async fn messages(State(state): State<Arc<AppState>>, request: Reques
     handle(state, Endpoint::Messages, request).await
 }
 
+pub(crate) async fn responses(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    handle(state, Endpoint::Responses, request).await
+}
+
 pub(crate) use count_tokens::count_tokens;
 
 /// `GET /v1/models`: the models the caller's key may use.
@@ -155,6 +159,10 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
                 Ok(outbound) => outbound,
                 Err(error) => return respond(meter.fail(error)),
             },
+            Hop::ResponsesToChat => match translate::responses_request(&body, upstream.spec()) {
+                Ok(outbound) => outbound,
+                Err(error) => return respond(meter.fail(error)),
+            },
         };
         let input_hint = match (hop, stream) {
             (Hop::MessagesToChat, true) => translate::count_prompt(upstream, &body).await,
@@ -199,6 +207,8 @@ pub(crate) enum Hop {
     MessagesToChat,
     /// An OpenAI chat request for an Anthropic-dialect deployment: translated both ways.
     ChatToMessages,
+    /// A Responses API request for an OpenAI chat deployment: translated both ways.
+    ResponsesToChat,
 }
 
 /// The deployments to try for `model`, in plan order, each with how to reach it: passed
@@ -220,7 +230,10 @@ fn route(
         .into_iter()
         .filter_map(|id| {
             let dialects = &state.upstreams.get(id.0)?.spec().dialects;
-            if dialects.contains(&dialect) {
+            if endpoint == Endpoint::Responses {
+                // Deployments are not asked whether they serve /responses themselves yet.
+                dialects.contains(&Dialect::OpenAi).then_some((id, Hop::ResponsesToChat))
+            } else if dialects.contains(&dialect) {
                 Some((id, Hop::PassThrough))
             } else if endpoint == Endpoint::Messages && dialects.contains(&Dialect::OpenAi) {
                 Some((id, Hop::MessagesToChat))
@@ -312,6 +325,12 @@ impl Relay {
                         !self.strip_usage_chunk,
                     ),
                 )),
+                (Hop::ResponsesToChat, _) => relay::StreamTap::ResponsesToChat(Box::new(
+                    moat_wire::translate::responses_to_chat::StreamTranslator::new(
+                        &self.client_model,
+                        translate::unix_now(),
+                    ),
+                )),
                 (Hop::PassThrough, Dialect::OpenAi) => {
                     relay::StreamTap::OpenAi { strip_usage_chunk: self.strip_usage_chunk }
                 }
@@ -340,11 +359,15 @@ impl Relay {
                         }
                         bytes
                     }
-                    Hop::MessagesToChat | Hop::ChatToMessages => {
+                    Hop::MessagesToChat | Hop::ChatToMessages | Hop::ResponsesToChat => {
                         let (view, translated) = match self.hop {
                             Hop::ChatToMessages => (
                                 moat_wire::anthropic::read_message(&bytes),
                                 translate::chat_response(&bytes, &self.client_model),
+                            ),
+                            Hop::ResponsesToChat => (
+                                moat_wire::openai::read_response(&bytes),
+                                translate::responses_response(&bytes, &self.client_model),
                             ),
                             _ => (
                                 moat_wire::openai::read_response(&bytes),

@@ -19,8 +19,8 @@ use moat_wire::anthropic;
 use moat_wire::error_envelope::{Dialect, error_body};
 use moat_wire::openai::{self, STREAM_DONE};
 use moat_wire::sse::{SseDecoder, SseFrame, encode_frame};
-use moat_wire::translate::chat_to_messages;
 use moat_wire::translate::messages_to_chat::StreamTranslator;
+use moat_wire::translate::{chat_to_messages, responses_to_chat};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::Meter;
@@ -38,6 +38,8 @@ pub(crate) enum StreamTap {
     MessagesToChat(Box<StreamTranslator>),
     /// Anthropic events from the upstream, translated into OpenAI chunks for the client.
     ChatToMessages(Box<chat_to_messages::StreamTranslator>),
+    /// OpenAI chunks from the upstream, translated into Responses API events for the client.
+    ResponsesToChat(Box<responses_to_chat::StreamTranslator>),
 }
 
 /// The client-facing body of a streamed response.
@@ -74,7 +76,7 @@ impl MeteredStream {
     /// after completion still pass; only their usage is no longer read.
     fn tap(&mut self, frame: SseFrame) {
         let Some(data) = frame.data.as_deref() else {
-            if !matches!(self.tap, StreamTap::MessagesToChat(_) | StreamTap::ChatToMessages(_)) {
+            if matches!(self.tap, StreamTap::OpenAi { .. } | StreamTap::Anthropic) {
                 self.out.extend_from_slice(&frame.raw);
             }
             return;
@@ -116,6 +118,15 @@ impl MeteredStream {
                 self.out.extend_from_slice(&translator.push(data));
                 self.complete |= translator.is_finished();
             }
+            StreamTap::ResponsesToChat(translator) => {
+                if data != STREAM_DONE
+                    && let (Some(view), Some(meter)) = (openai::read_response(data.as_bytes()), meter)
+                {
+                    meter.observe(view);
+                }
+                self.out.extend_from_slice(&translator.push(data));
+                self.complete |= translator.is_finished();
+            }
         }
     }
 
@@ -129,6 +140,9 @@ impl MeteredStream {
         Some(match &self.tap {
             StreamTap::OpenAi { .. } | StreamTap::ChatToMessages(_) => {
                 encode_frame(None, &error_body(Dialect::OpenAi, code, detail, None))
+            }
+            StreamTap::ResponsesToChat(_) => {
+                encode_frame(Some("error"), &error_body(Dialect::OpenAi, code, detail, None))
             }
             StreamTap::Anthropic | StreamTap::MessagesToChat(_) => {
                 encode_frame(Some("error"), &error_body(Dialect::Anthropic, code, detail, None))
@@ -186,6 +200,7 @@ impl Stream for MeteredStream {
                     match &mut this.tap {
                         StreamTap::MessagesToChat(translator) => translator.finish(&mut tail),
                         StreamTap::ChatToMessages(translator) => translator.finish(&mut tail),
+                        StreamTap::ResponsesToChat(translator) => translator.finish(&mut tail),
                         StreamTap::OpenAi { .. } | StreamTap::Anthropic => {}
                     }
                     this.out.extend_from_slice(&tail);

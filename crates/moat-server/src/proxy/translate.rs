@@ -6,7 +6,7 @@ use moat_core::estimate::estimate_tokens;
 use moat_core::{Dialect, ErrorCode};
 use moat_upstream::{DeploymentSpec, UpstreamClient};
 use moat_wire::json_object::merge_stop;
-use moat_wire::translate::{chat_to_messages, messages_to_chat};
+use moat_wire::translate::{chat_to_messages, messages_to_chat, responses_to_chat};
 
 use super::Outbound;
 use super::ingress;
@@ -76,4 +76,27 @@ pub(crate) fn chat_response(body: &[u8], client_model: &str) -> Option<Vec<u8>> 
 /// Now, in Unix seconds, for the `created` field of translated chat completions.
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The chat-completions request for a Responses API `body`.
+pub(crate) fn responses_request(body: &[u8], deployment: &DeploymentSpec) -> Result<Outbound, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the request body is not valid JSON: {e}")))?;
+    let mut chat = responses_to_chat::request(&value, &deployment.upstream_model)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.0))?;
+    if !deployment.stop.is_empty() {
+        chat["stop"] = merge_stop(chat.get("stop"), &deployment.stop).into();
+    }
+    Ok(Outbound {
+        dialect: Dialect::OpenAi,
+        path: "chat/completions",
+        body: chat.to_string().into_bytes(),
+        headers: HeaderMap::new(),
+    })
+}
+
+/// The Responses answer for a chat completion, or `None` if it is not JSON.
+pub(crate) fn responses_response(body: &[u8], client_model: &str) -> Option<Vec<u8>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    Some(responses_to_chat::response(&value, client_model, unix_now()).to_string().into_bytes())
 }

@@ -10,4 +10,5 @@ mod lifecycle;
 mod messages;
 mod ops;
 mod proxy;
+mod responses;
 mod support;

@@ -1,0 +1,76 @@
+//! The OpenAI Responses API, translated to chat completions.
+
+use moat_testkit::{FakeUpstream, FakeUsage, Reply};
+use serde_json::{Value, json};
+
+use crate::support::{TestGateway, assert_openai_error};
+
+fn request(stream: bool) -> Value {
+    json!({
+        "model": "m",
+        "instructions": "You are Codex.",
+        "input": [{ "type": "message", "role": "user", "content": [{ "type": "input_text", "text": "list files" }] }],
+        "store": false,
+        "stream": stream,
+    })
+}
+
+#[tokio::test]
+async fn responses_are_translated_to_chat_and_back() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start(&upstream).await;
+    let key = gateway.client_key().await;
+    upstream.push(Reply::chat("Here they are.", Some(FakeUsage { prompt: 40, completion: 5, cached: 8 })));
+    let response = gateway.post("/v1/responses", &key, &request(false)).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["object"], "response");
+    assert_eq!(answer["status"], "completed");
+    assert_eq!(answer["output"][0]["content"][0]["text"], "Here they are.");
+    assert_eq!(answer["usage"]["input_tokens"], 40);
+    assert_eq!(answer["usage"]["input_tokens_details"]["cached_tokens"], 8);
+
+    let sent = upstream.requests()[0].json();
+    assert_eq!(upstream.requests()[0].path, "chat/completions");
+    assert_eq!(
+        sent["messages"],
+        json!([{ "role": "system", "content": "You are Codex." }, { "role": "user", "content": "list files" }])
+    );
+    assert!(sent.get("store").is_none(), "Responses-only fields are not sent to a chat upstream");
+
+    let record = &gateway.usage(1).await[0];
+    assert_eq!(record["endpoint"], "responses");
+    assert_eq!((record["input_tokens"].as_u64(), record["output_tokens"].as_u64()), (Some(40), Some(5)));
+}
+
+#[tokio::test]
+async fn response_streams_are_translated_event_by_event() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start(&upstream).await;
+    let key = gateway.client_key().await;
+    upstream.push(Reply::chat_stream(&["Hel", "lo"], Some(FakeUsage { prompt: 9, completion: 2, cached: 0 })));
+    let text = gateway.post("/v1/responses", &key, &request(true)).await.text().await.expect("body");
+    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(events.first(), Some(&"response.created"));
+    assert_eq!(events.iter().filter(|e| **e == "response.output_text.delta").count(), 2);
+    assert_eq!(events.last(), Some(&"response.completed"), "{text}");
+    let completed = text.rsplit("data: ").next().expect("last data");
+    let completed: Value = serde_json::from_str(completed.trim()).expect("json");
+    assert_eq!(completed["response"]["output"][0]["content"][0]["text"], "Hello");
+    assert_eq!(completed["response"]["usage"]["output_tokens"], 2);
+    let record = &gateway.usage(1).await[0];
+    assert_eq!((record["input_tokens"].as_u64(), record["output_tokens"].as_u64()), (Some(9), Some(2)));
+    assert_eq!(record["streamed"], true);
+}
+
+#[tokio::test]
+async fn bad_responses_requests_get_openai_errors() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start(&upstream).await;
+    let key = gateway.client_key().await;
+    let body = json!({ "model": "m", "input": [{ "type": "computer_call" }] });
+    assert_openai_error(gateway.post("/v1/responses", &key, &body).await, 400, "invalid_request").await;
+    assert_openai_error(gateway.post("/v1/responses", &key, &json!({ "input": "hi" })).await, 400, "invalid_request")
+        .await;
+    assert_eq!(upstream.calls(), 0);
+}
