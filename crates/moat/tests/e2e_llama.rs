@@ -308,6 +308,64 @@ deployments = ["cc-chat"]
 
     // OpenCode through /v1/chat/completions (streaming with include_usage, passed through).
     opencode_through_moat(&url, key, &http).await;
+
+    // Codex CLI through /v1/responses, translated to chat completions.
+    codex_through_moat(&url, key, &http).await;
+}
+
+/// Runs `codex exec` against moat and checks it finished and left a matching usage record.
+async fn codex_through_moat(url: &str, key: &str, http: &reqwest::Client) {
+    let home = tempfile::tempdir().expect("home");
+    std::fs::create_dir_all(home.path().join(".codex")).expect("codex dir");
+    let config = format!(
+        "model = \"oc-chat\"\nmodel_provider = \"moat\"\n\n[model_providers.moat]\nname = \"moat\"\n\
+         base_url = \"{url}/v1\"\nenv_key = \"MOAT_API_KEY\"\nwire_api = \"responses\"\n"
+    );
+    std::fs::write(home.path().join(".codex/config.toml"), config).expect("write config.toml");
+    let work = tempfile::tempdir().expect("workdir");
+    let mut command = Command::new(npm_bin("codex"));
+    command
+        .args(["exec", "--skip-git-repo-check", "Say hello"])
+        .current_dir(work.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("MOAT_API_KEY", key);
+    let out = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run codex");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "codex failed:\n{stderr}");
+    // Codex ends with "tokens used" and the total on the next line.
+    let total: u64 = stderr
+        .lines()
+        .skip_while(|l| l.trim() != "tokens used")
+        .nth(1)
+        .and_then(|l| l.trim().replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("no token total in Codex's output:\n{stderr}"));
+    println!("Codex: tokens used {total}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let record = loop {
+        let page: Value = http
+            .get(format!("{url}/admin/v1/usage?limit=100&model=oc-chat"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("usage")
+            .json()
+            .await
+            .expect("json");
+        let found = page["data"]
+            .as_array()
+            .and_then(|d| d.iter().find(|r| r["endpoint"] == "responses" && r["status"] == 200).cloned());
+        if let Some(record) = found {
+            break record;
+        }
+        assert!(Instant::now() < deadline, "Codex left no usage record: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("usage record: {record}");
+    let recorded = record["input_tokens"].as_u64().unwrap_or(0) + record["output_tokens"].as_u64().unwrap_or(0);
+    assert_eq!(recorded, total, "moat's record matches the total Codex reports");
+    assert_eq!(record["estimated"], false);
 }
 
 /// A client installed by `scripts/install-e2e-deps` under `~/.cache/moat/npm`.
