@@ -105,6 +105,11 @@ impl Gateway {
             .route("/v1/models", get(proxy::list_models))
             .route("/v1/messages", post(proxy::messages))
             .route("/v1/responses", post(proxy::responses))
+            // Anthropic clients are often pointed at a base URL with a prefix
+            // (ANTHROPIC_BASE_URL=https://gateway/anthropic).
+            .route("/anthropic/v1/messages", post(proxy::messages))
+            .route("/anthropic/v1/messages/count_tokens", post(proxy::count_tokens))
+            .route("/anthropic/v1/models", get(proxy::list_models))
             .route("/v1/messages/count_tokens", post(proxy::count_tokens))
             .route("/admin/v1/keys", post(admin::create_key).get(admin::list_keys))
             .route("/admin/v1/keys/{id}", get(admin::get_key).delete(admin::revoke_key))

@@ -420,3 +420,27 @@ async fn chat_completions_for_an_anthropic_deployment_are_translated_both_ways()
     assert_eq!((records[0]["input_tokens"].as_u64(), records[0]["output_tokens"].as_u64()), (Some(9), Some(2)));
     assert_eq!((records[1]["input_tokens"].as_u64(), records[1]["cached_tokens"].as_u64()), (Some(50), Some(30)));
 }
+
+#[tokio::test]
+async fn the_anthropic_prefix_serves_the_same_routes() {
+    let (_anthropic, _openai, gateway, key) = setup("5s").await;
+    let response = gateway
+        .http
+        .post(format!("{}/anthropic/v1/messages?beta=true", gateway.url))
+        .header("x-api-key", &key)
+        .header("anthropic-version", "2023-06-01")
+        .json(&message("claude-sonnet", false))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let count = gateway
+        .http
+        .post(format!("{}/anthropic/v1/messages/count_tokens", gateway.url))
+        .header("x-api-key", &key)
+        .json(&json!({ "model": "claude-sonnet", "messages": [{ "role": "user", "content": "hi" }] }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(count.status(), 200);
+}
