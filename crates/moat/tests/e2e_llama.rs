@@ -342,10 +342,21 @@ async fn codex_through_moat(url: &str, key: &str, http: &reqwest::Client) {
         .and_then(|l| l.trim().replace(',', "").parse().ok())
         .unwrap_or_else(|| panic!("no token total in Codex's output:\n{stderr}"));
     println!("Codex: tokens used {total}");
+    let record =
+        wait_for_record(http, url, "model=oc-chat", |r| r["endpoint"] == "responses" && r["status"] == 200).await;
+    println!("usage record: {record}");
+    let recorded = record["input_tokens"].as_u64().unwrap_or(0) + record["output_tokens"].as_u64().unwrap_or(0);
+    assert_eq!(recorded, total, "moat's record matches the total Codex reports");
+    assert_eq!(record["estimated"], false);
+}
+
+/// Polls the usage API (`query` selects the page) until a record satisfies `matches`: records
+/// are written off the request path, a moment after the response.
+async fn wait_for_record(http: &reqwest::Client, url: &str, query: &str, matches: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let record = loop {
+    loop {
         let page: Value = http
-            .get(format!("{url}/admin/v1/usage?limit=100&model=oc-chat"))
+            .get(format!("{url}/admin/v1/usage?limit=100&{query}"))
             .bearer_auth(ADMIN_KEY)
             .send()
             .await
@@ -353,19 +364,12 @@ async fn codex_through_moat(url: &str, key: &str, http: &reqwest::Client) {
             .json()
             .await
             .expect("json");
-        let found = page["data"]
-            .as_array()
-            .and_then(|d| d.iter().find(|r| r["endpoint"] == "responses" && r["status"] == 200).cloned());
-        if let Some(record) = found {
-            break record;
+        if let Some(record) = page["data"].as_array().and_then(|d| d.iter().find(|r| matches(r))).cloned() {
+            return record;
         }
-        assert!(Instant::now() < deadline, "Codex left no usage record: {page}");
+        assert!(Instant::now() < deadline, "no usage record matched `{query}` in time: {page}");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    println!("usage record: {record}");
-    let recorded = record["input_tokens"].as_u64().unwrap_or(0) + record["output_tokens"].as_u64().unwrap_or(0);
-    assert_eq!(recorded, total, "moat's record matches the total Codex reports");
-    assert_eq!(record["estimated"], false);
+    }
 }
 
 /// A client installed by `scripts/install-e2e-deps` under `~/.cache/moat/npm`.
@@ -414,26 +418,12 @@ async fn opencode_through_moat(url: &str, key: &str, http: &reqwest::Client) {
     println!("OpenCode step_finish: {}", finish["part"]);
     assert_eq!(finish["part"]["reason"], "stop", "{finish}");
     let tokens = &finish["part"]["tokens"];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let record = loop {
-        let page: Value = http
-            .get(format!("{url}/admin/v1/usage?limit=100&model=oc-chat"))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .expect("usage")
-            .json()
-            .await
-            .expect("json");
-        let found = page["data"].as_array().and_then(|d| {
-            d.iter().find(|r| r["input_tokens"] == tokens["input"] && r["output_tokens"] == tokens["output"]).cloned()
-        });
-        if let Some(record) = found {
-            break record;
-        }
-        assert!(Instant::now() < deadline, "no usage record matches OpenCode's {tokens}: {page}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let record = wait_for_record(http, url, "model=oc-chat", |r| {
+        r["endpoint"] == "chat.completions"
+            && r["input_tokens"] == tokens["input"]
+            && r["output_tokens"] == tokens["output"]
+    })
+    .await;
     println!("usage record: {record}");
     assert_eq!(record["endpoint"], "chat.completions");
     assert_eq!(record["streamed"], true);
@@ -484,23 +474,7 @@ async fn claude_code_through_moat(
     assert_eq!(result["is_error"], false, "{result}");
     assert_eq!(result["subtype"], "success", "{result}");
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let record = loop {
-        let page: Value = http
-            .get(format!("{url}/admin/v1/usage?limit=100&deployment={deployment}"))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .expect("usage")
-            .json()
-            .await
-            .expect("json");
-        if let Some(record) = page["data"].as_array().and_then(|d| d.iter().find(|r| r["status"] == 200)).cloned() {
-            break record;
-        }
-        assert!(Instant::now() < deadline, "Claude Code left no usage record on {deployment}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let record = wait_for_record(http, url, &format!("deployment={deployment}"), |r| r["status"] == 200).await;
     println!("usage record: {record}");
     assert_eq!(record["endpoint"], "messages");
     assert_eq!(record["streamed"], true, "Claude Code streams");
@@ -538,25 +512,9 @@ async fn anthropic_sdk_through_moat(
     assert!(observed["count_tokens"].as_u64().is_some_and(|n| n > 0), "count_tokens answered by llama-server");
 
     let calls = observed["calls"].as_array().expect("calls");
-    let deadline = Instant::now() + Duration::from_secs(30);
     for call in calls {
         let id = call["request_id"].as_str().expect("request id");
-        let record = loop {
-            let page: Value = http
-                .get(format!("{url}/admin/v1/usage?limit=100"))
-                .bearer_auth(ADMIN_KEY)
-                .send()
-                .await
-                .expect("usage")
-                .json()
-                .await
-                .expect("json");
-            if let Some(record) = page["data"].as_array().and_then(|d| d.iter().find(|r| r["id"] == id)).cloned() {
-                break record;
-            }
-            assert!(Instant::now() < deadline, "no usage record for {call}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let record = wait_for_record(http, url, "", |r| r["id"] == id).await;
         println!("usage record: {record}");
         let usage = &call["usage"];
         let input = ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"]
