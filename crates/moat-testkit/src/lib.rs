@@ -47,6 +47,17 @@ impl FakeUsage {
         })
     }
 
+    /// The Responses API's shape.
+    fn responses_json(self) -> Value {
+        json!({
+            "input_tokens": self.prompt,
+            "input_tokens_details": { "cached_tokens": self.cached },
+            "output_tokens": self.completion,
+            "output_tokens_details": { "reasoning_tokens": 0 },
+            "total_tokens": self.prompt + self.completion,
+        })
+    }
+
     fn json(self) -> Value {
         json!({
             "prompt_tokens": self.prompt,
@@ -163,6 +174,26 @@ impl Reply {
         events.push(("content_block_stop", json!({ "type": "content_block_stop", "index": 0 })));
         events.push(("message_delta", json!({ "type": "message_delta", "delta": { "stop_reason": "end_turn", "stop_sequence": null }, "usage": { "output_tokens": usage.completion } })));
         events.push(("message_stop", json!({ "type": "message_stop" })));
+        let frames = events.into_iter().map(|(event, data)| format!("event: {event}\ndata: {data}\n\n")).collect();
+        Reply::Stream { frames, gap: Duration::ZERO, end: StreamEnd::Done }
+    }
+
+    /// A Responses API stream from an upstream that serves `/responses` itself: one text
+    /// message of `pieces`, ending with `response.completed` carrying `usage`.
+    pub fn responses_stream(pieces: &[&str], usage: FakeUsage) -> Self {
+        let text: String = pieces.concat();
+        let mut events = vec![(
+            "response.created",
+            json!({ "type": "response.created", "response": { "id": "resp_fake", "status": "in_progress", "output": [] } }),
+        )];
+        for piece in pieces {
+            events.push(("response.output_text.delta", json!({ "type": "response.output_text.delta", "item_id": "msg_fake", "output_index": 0, "content_index": 0, "delta": piece })));
+        }
+        events.push(("response.completed", json!({ "type": "response.completed", "response": {
+            "id": "resp_fake", "object": "response", "status": "completed",
+            "output": [{ "type": "message", "id": "msg_fake", "role": "assistant", "content": [{ "type": "output_text", "text": text }] }],
+            "usage": usage.responses_json(),
+        }})));
         let frames = events.into_iter().map(|(event, data)| format!("event: {event}\ndata: {data}\n\n")).collect();
         Reply::Stream { frames, gap: Duration::ZERO, end: StreamEnd::Done }
     }
@@ -381,6 +412,16 @@ fn default_reply(path: &str) -> Reply {
         "messages" => {
             Reply::message("Hello from the fake upstream.", FakeUsage { prompt: 12, completion: 7, cached: 0 })
         }
+        "responses" => Reply::Json {
+            status: 200,
+            body: json!({
+                "id": "resp_fake", "object": "response", "status": "completed", "model": "fake-upstream-model",
+                "output": [{ "type": "message", "id": "msg_fake", "role": "assistant",
+                    "content": [{ "type": "output_text", "text": "Hello from the fake upstream.", "annotations": [] }] }],
+                "usage": FakeUsage { prompt: 12, completion: 7, cached: 0 }.responses_json(),
+            }),
+            headers: Vec::new(),
+        },
         "messages/count_tokens" => {
             Reply::Json { status: 200, body: json!({ "input_tokens": 11 }), headers: Vec::new() }
         }

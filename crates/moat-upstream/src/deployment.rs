@@ -14,6 +14,9 @@ pub struct DeploymentSpec {
     pub base_url: String,
     /// Dialects the upstream speaks.
     pub dialects: Vec<Dialect>,
+    /// Whether the upstream serves the OpenAI Responses API (`/responses`) itself, so
+    /// Responses requests are passed through instead of translated to chat completions.
+    pub native_responses: bool,
     /// The model name sent upstream.
     pub upstream_model: String,
     /// Bearer credential, if the upstream needs one.

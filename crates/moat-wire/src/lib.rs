@@ -10,5 +10,6 @@ pub mod error_envelope;
 pub mod json_object;
 pub mod openai;
 pub mod response_view;
+pub mod responses;
 pub mod sse;
 pub mod translate;

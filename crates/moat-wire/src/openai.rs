@@ -63,10 +63,16 @@ impl<'a> OpenAiRequest<'a> {
         self.object.rewrite(&replacements)
     }
 
+    /// The body with only `model` replaced: for APIs (the Responses API) that take no
+    /// `stream_options` and no `stop`.
+    pub fn with_model(&self, upstream_model: &str) -> Vec<u8> {
+        self.object.rewrite(&[("model", json_string(upstream_model))])
+    }
+
     /// The prompt text, concatenated, for counting or estimating input tokens when the upstream
     /// reports none. Reads chat `messages`, completion `prompt` and embedding `input`.
     pub fn prompt_text(&self) -> String {
-        self.object.text_of(&["messages", "prompt", "input"])
+        self.object.text_of(&["instructions", "messages", "prompt", "input"])
     }
 }
 

@@ -110,8 +110,9 @@ pub struct DeploymentConfig {
     /// `/messages/count_tokens`.
     pub url: String,
     /// Wire dialects the upstream speaks: `openai` (chat/completions, completions,
-    /// embeddings) and/or `anthropic` (messages, messages/count_tokens). A request in a dialect
-    /// the deployment speaks is passed through.
+    /// embeddings), `anthropic` (messages, messages/count_tokens), and `responses` when it
+    /// serves the OpenAI Responses API itself (as vLLM does). A request in a dialect the
+    /// deployment speaks is passed through; otherwise it is translated where moat can.
     #[serde(default = "default_dialects")]
     pub dialects: Vec<String>,
     /// The model name sent upstream (what the upstream calls it).

@@ -171,6 +171,7 @@ fn validate_deployment(
     let base_url = raw.url.trim_end_matches('/').to_owned();
     check_http_url(&base_url, &format!("{path}.url"), issues);
     let mut dialects = Vec::new();
+    let mut native_responses = false;
     if raw.dialects.is_empty() {
         issues.add(format!("{path}.dialects"), "needs at least one dialect");
     }
@@ -178,9 +179,10 @@ fn validate_deployment(
         match dialect.as_str() {
             "openai" => dialects.push(Dialect::OpenAi),
             "anthropic" => dialects.push(Dialect::Anthropic),
+            "responses" => native_responses = true,
             other => issues.add(
                 format!("{path}.dialects[{j}]"),
-                format!("`{other}` is not a supported dialect (supported: `openai`, `anthropic`)"),
+                format!("`{other}` is not a supported dialect (supported: `openai`, `anthropic`, `responses`)"),
             ),
         }
     }
@@ -210,6 +212,7 @@ fn validate_deployment(
         name: raw.name.clone(),
         base_url,
         dialects,
+        native_responses,
         upstream_model: raw.upstream_model.clone(),
         api_key,
         headers: raw.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),

@@ -49,7 +49,7 @@ async fn count(state: &Arc<AppState>, request: Request) -> Result<Response, ApiE
             plan.iter().find(|(_, hop)| *hop == Hop::PassThrough).and_then(|(id, _)| state.upstreams.get(id.0))
     {
         let headers = ingress::upstream_headers(Dialect::Anthropic, &parts.headers, upstream.spec());
-        let upstream_body = decoded.to_upstream_body(upstream.spec());
+        let upstream_body = decoded.to_upstream_body(Endpoint::Messages, upstream.spec());
         let response = upstream
             .post_json(Dialect::Anthropic, "messages/count_tokens", upstream_body, headers)
             .await

@@ -71,9 +71,12 @@ impl Endpoint {
 
     /// Usage and generated text in a whole response body from this endpoint.
     pub(crate) fn read_body(self, body: &[u8]) -> Option<ResponseView> {
-        match self.dialect() {
-            Dialect::OpenAi => openai::read_response(body),
-            Dialect::Anthropic => anthropic::read_message(body),
+        match self {
+            Endpoint::Responses => moat_wire::responses::read_response(body),
+            _ => match self.dialect() {
+                Dialect::OpenAi => openai::read_response(body),
+                Dialect::Anthropic => anthropic::read_message(body),
+            },
         }
     }
 }
@@ -121,8 +124,10 @@ impl<'a> Decoded<'a> {
         }
     }
 
-    pub(crate) fn to_upstream_body(&self, deployment: &DeploymentSpec) -> Vec<u8> {
+    pub(crate) fn to_upstream_body(&self, endpoint: Endpoint, deployment: &DeploymentSpec) -> Vec<u8> {
         match self {
+            // The Responses API takes no stream_options and no stop sequences.
+            Decoded::OpenAi(r) if endpoint == Endpoint::Responses => r.with_model(&deployment.upstream_model),
             Decoded::OpenAi(r) => r.to_upstream_body(&deployment.upstream_model, &deployment.stop),
             Decoded::Anthropic(r) => r.to_upstream_body(&deployment.upstream_model, &deployment.stop),
         }

@@ -148,7 +148,7 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
             Hop::PassThrough => Outbound {
                 dialect,
                 path: endpoint.upstream_path(),
-                body: decoded.to_upstream_body(upstream.spec()),
+                body: decoded.to_upstream_body(endpoint, upstream.spec()),
                 headers: ingress::upstream_headers(dialect, &parts.headers, upstream.spec()),
             },
             Hop::MessagesToChat => match translate::messages_request(&body, upstream.spec()) {
@@ -231,8 +231,12 @@ fn route(
         .filter_map(|id| {
             let dialects = &state.upstreams.get(id.0)?.spec().dialects;
             if endpoint == Endpoint::Responses {
-                // Deployments are not asked whether they serve /responses themselves yet.
-                dialects.contains(&Dialect::OpenAi).then_some((id, Hop::ResponsesToChat))
+                let spec = state.upstreams.get(id.0)?.spec();
+                if spec.native_responses {
+                    Some((id, Hop::PassThrough))
+                } else {
+                    dialects.contains(&Dialect::OpenAi).then_some((id, Hop::ResponsesToChat))
+                }
             } else if dialects.contains(&dialect) {
                 Some((id, Hop::PassThrough))
             } else if endpoint == Endpoint::Messages && dialects.contains(&Dialect::OpenAi) {
@@ -331,6 +335,7 @@ impl Relay {
                         translate::unix_now(),
                     ),
                 )),
+                (Hop::PassThrough, _) if self.endpoint == Endpoint::Responses => relay::StreamTap::Responses,
                 (Hop::PassThrough, Dialect::OpenAi) => {
                     relay::StreamTap::OpenAi { strip_usage_chunk: self.strip_usage_chunk }
                 }

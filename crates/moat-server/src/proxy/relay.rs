@@ -34,6 +34,9 @@ pub(crate) enum StreamTap {
     OpenAi { strip_usage_chunk: bool },
     /// Anthropic events: usage in `message_start` and `message_delta`.
     Anthropic,
+    /// Responses API events from an upstream that serves them itself: usage in the terminal
+    /// `response.completed` (or `.incomplete`/`.failed`).
+    Responses,
     /// OpenAI chunks from the upstream, translated into Anthropic events for the client.
     MessagesToChat(Box<StreamTranslator>),
     /// Anthropic events from the upstream, translated into OpenAI chunks for the client.
@@ -76,7 +79,7 @@ impl MeteredStream {
     /// after completion still pass; only their usage is no longer read.
     fn tap(&mut self, frame: SseFrame) {
         let Some(data) = frame.data.as_deref() else {
-            if matches!(self.tap, StreamTap::OpenAi { .. } | StreamTap::Anthropic) {
+            if matches!(self.tap, StreamTap::OpenAi { .. } | StreamTap::Anthropic | StreamTap::Responses) {
                 self.out.extend_from_slice(&frame.raw);
             }
             return;
@@ -93,6 +96,15 @@ impl MeteredStream {
                 if !(usage_only && *strip_usage_chunk) {
                     self.out.extend_from_slice(&frame.raw);
                 }
+            }
+            StreamTap::Responses => {
+                if let Some((view, terminal)) = moat_wire::responses::read_event(data.as_bytes()) {
+                    self.complete |= terminal;
+                    if let Some(meter) = meter {
+                        meter.observe(view);
+                    }
+                }
+                self.out.extend_from_slice(&frame.raw);
             }
             StreamTap::Anthropic => {
                 self.complete |=
@@ -141,7 +153,7 @@ impl MeteredStream {
             StreamTap::OpenAi { .. } | StreamTap::ChatToMessages(_) => {
                 encode_frame(None, &error_body(Dialect::OpenAi, code, detail, None))
             }
-            StreamTap::ResponsesToChat(_) => {
+            StreamTap::ResponsesToChat(_) | StreamTap::Responses => {
                 encode_frame(Some("error"), &error_body(Dialect::OpenAi, code, detail, None))
             }
             StreamTap::Anthropic | StreamTap::MessagesToChat(_) => {
@@ -201,7 +213,7 @@ impl Stream for MeteredStream {
                         StreamTap::MessagesToChat(translator) => translator.finish(&mut tail),
                         StreamTap::ChatToMessages(translator) => translator.finish(&mut tail),
                         StreamTap::ResponsesToChat(translator) => translator.finish(&mut tail),
-                        StreamTap::OpenAi { .. } | StreamTap::Anthropic => {}
+                        StreamTap::OpenAi { .. } | StreamTap::Anthropic | StreamTap::Responses => {}
                     }
                     this.out.extend_from_slice(&tail);
                     if let Some(meter) = this.meter.take() {

@@ -74,3 +74,33 @@ async fn bad_responses_requests_get_openai_errors() {
         .await;
     assert_eq!(upstream.calls(), 0);
 }
+
+#[tokio::test]
+async fn deployments_that_serve_responses_themselves_get_them_passed_through() {
+    let upstream = FakeUpstream::start().await;
+    let config = crate::support::default_config(&upstream).replace(
+        "upstream_model = \"upstream-m\"",
+        "upstream_model = \"upstream-m\"\n        dialects = [\"openai\", \"responses\"]\n        stop = [\"<|im_end|>\"]",
+    );
+    let gateway = TestGateway::start_with(&config).await;
+    let key = gateway.client_key().await;
+    let answer: Value = gateway.post("/v1/responses", &key, &request(false)).await.json().await.expect("json");
+    assert_eq!(answer["output"][0]["content"][0]["text"], "Hello from the fake upstream.");
+    let sent = &upstream.requests()[0];
+    assert_eq!(sent.path, "responses");
+    let mut expected = request(false);
+    expected["model"] = json!("upstream-m");
+    assert_eq!(sent.json(), expected, "only the model changes: no stream_options, no stop");
+
+    upstream.push(Reply::responses_stream(&["Hel", "lo"], FakeUsage { prompt: 30, completion: 2, cached: 10 }));
+    let text = gateway.post("/v1/responses", &key, &request(true)).await.text().await.expect("body");
+    assert!(text.ends_with("\n\n") && text.contains("event: response.completed"), "{text}");
+    assert!(upstream.requests()[1].json().get("stream_options").is_none());
+
+    let records = gateway.usage(2).await;
+    assert_eq!((records[0]["input_tokens"].as_u64(), records[0]["cached_tokens"].as_u64()), (Some(30), Some(10)));
+    assert_eq!(records[0]["output_tokens"], 2);
+    assert_eq!(records[0]["streamed"], true);
+    assert_eq!((records[1]["input_tokens"].as_u64(), records[1]["output_tokens"].as_u64()), (Some(12), Some(7)));
+    assert!(records.iter().all(|r| r["endpoint"] == "responses" && r["estimated"] == false));
+}
