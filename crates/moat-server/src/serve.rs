@@ -110,6 +110,7 @@ impl Gateway {
             .route("/anthropic/v1/messages", post(proxy::messages))
             .route("/anthropic/v1/messages/count_tokens", post(proxy::count_tokens))
             .route("/anthropic/v1/models", get(proxy::list_models))
+            .route("/anthropic", get(ops::root))
             .route("/v1/messages/count_tokens", post(proxy::count_tokens))
             .route("/admin/v1/keys", post(admin::create_key).get(admin::list_keys))
             .route("/admin/v1/keys/{id}", get(admin::get_key).delete(admin::revoke_key))

@@ -13,6 +13,11 @@ async fn health_readiness_and_root_answer() {
         let response = gateway.http.get(format!("{}{path}", gateway.url)).send().await.expect("send");
         assert_eq!(response.status(), 200, "{path}");
     }
+    // Claude Code probes its base URL with HEAD at start-up.
+    for path in ["/", "/anthropic"] {
+        let response = gateway.http.head(format!("{}{path}", gateway.url)).send().await.expect("send");
+        assert!(response.status().is_success(), "HEAD {path}: {}", response.status());
+    }
 }
 
 #[tokio::test]
