@@ -89,6 +89,7 @@ impl Gateway {
             tasks: TaskTracker::new(),
             turn: AtomicUsize::new(0),
             max_body_bytes: settings.max_body_bytes,
+            stream_keepalive: settings.stream_keepalive,
             draining: AtomicBool::new(false),
             hard_stop: CancellationToken::new(),
         });

@@ -25,6 +25,8 @@ pub(crate) struct AppState {
     /// Rotates route plans across a model's deployments.
     pub(crate) turn: AtomicUsize,
     pub(crate) max_body_bytes: usize,
+    /// Silence after which a stream gets a keep-alive comment.
+    pub(crate) stream_keepalive: std::time::Duration,
     /// Set when shutdown begins: `/readyz` fails so load balancers stop sending traffic.
     pub(crate) draining: AtomicBool,
     /// Cancelled when the shutdown grace period ends: in-flight upstream calls stop.

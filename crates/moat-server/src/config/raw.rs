@@ -35,6 +35,12 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes. Coding agents send multi-megabyte
     /// conversations, so the default is generous (32 MiB).
     pub max_body_bytes: u64,
+    /// After this long without a byte from the upstream, a stream gets an SSE comment line
+    /// (`: keep-alive`), which every client ignores, so proxies and load balancers between
+    /// moat and the client do not drop it while a long prompt is processed.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub stream_keepalive: Duration,
     /// On shutdown, how long in-flight requests and streams may run before they are cut.
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String", extend("format" = "duration"))]
@@ -46,6 +52,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:4000".into(),
             max_body_bytes: 32 * 1024 * 1024,
+            stream_keepalive: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(30),
         }
     }

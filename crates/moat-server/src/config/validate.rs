@@ -32,6 +32,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Silence after which a stream gets a keep-alive comment.
+    pub stream_keepalive: Duration,
     /// How long in-flight requests may run after shutdown begins.
     pub shutdown_grace: Duration,
     /// Database URL.
@@ -70,6 +72,9 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         }
         Ok(n) => n,
     };
+    if raw.server.stream_keepalive.is_zero() {
+        issues.add("server.stream_keepalive", "must be longer than zero");
+    }
     if !raw.store.url.starts_with("sqlite:") {
         issues.add("store.url", "only `sqlite://PATH` is supported by this build");
     }
@@ -144,6 +149,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
     Ok(Settings {
         listen,
         max_body_bytes,
+        stream_keepalive: raw.server.stream_keepalive,
         shutdown_grace: raw.server.shutdown_grace,
         store_url: raw.store.url,
         log_format,

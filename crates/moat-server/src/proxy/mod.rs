@@ -342,7 +342,8 @@ impl Relay {
                 (Hop::PassThrough, Dialect::Anthropic) => relay::StreamTap::Anthropic,
             };
             let body =
-                relay::MeteredStream::new(Box::pin(response.into_stream(timeout)), meter, tap, state.hard_stop.clone());
+                relay::MeteredStream::new(Box::pin(response.into_stream(timeout)), meter, tap, state.hard_stop.clone())
+                    .with_keepalive(state.stream_keepalive);
             return Response::builder()
                 .status(status)
                 .header(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"))

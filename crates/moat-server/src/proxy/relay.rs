@@ -9,6 +9,7 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use bytes::BytesMut;
@@ -59,7 +60,13 @@ pub(crate) struct MeteredStream {
     /// Nothing more will be sent.
     ended: bool,
     hard_stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Fires after `keepalive_every` without upstream bytes; `None` disables keep-alives.
+    keepalive: Option<Pin<Box<tokio::time::Sleep>>>,
+    keepalive_every: Duration,
 }
+
+/// An SSE comment: ignored by every client, but traffic for every proxy on the way.
+const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
 impl MeteredStream {
     pub(crate) fn new(upstream: UpstreamStream, meter: Meter, tap: StreamTap, hard_stop: CancellationToken) -> Self {
@@ -72,6 +79,22 @@ impl MeteredStream {
             complete: false,
             ended: false,
             hard_stop: Box::pin(hard_stop.cancelled_owned()),
+            keepalive: None,
+            keepalive_every: Duration::ZERO,
+        }
+    }
+
+    /// Sends a keep-alive comment after `every` without a byte from the upstream.
+    pub(crate) fn with_keepalive(mut self, every: Duration) -> Self {
+        self.keepalive = Some(Box::pin(tokio::time::sleep(every)));
+        self.keepalive_every = every;
+        self
+    }
+
+    /// Pushes the keep-alive deadline back, after upstream bytes or a keep-alive.
+    fn rearm_keepalive(&mut self) {
+        if let Some(sleep) = self.keepalive.as_mut() {
+            sleep.as_mut().reset(tokio::time::Instant::now() + self.keepalive_every);
         }
     }
 
@@ -177,8 +200,16 @@ impl Stream for MeteredStream {
                 return Poll::Ready(frame.map(Ok));
             }
             match this.upstream.as_mut().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    let silent_too_long = this.keepalive.as_mut().is_some_and(|s| s.as_mut().poll(cx).is_ready());
+                    if silent_too_long && !this.complete {
+                        this.rearm_keepalive();
+                        return Poll::Ready(Some(Ok(Bytes::from_static(KEEPALIVE))));
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Some(Ok(chunk))) => {
+                    this.rearm_keepalive();
                     if let Some(meter) = this.meter.as_mut() {
                         meter.mark_first_byte();
                     }

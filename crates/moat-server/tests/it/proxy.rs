@@ -241,3 +241,23 @@ async fn a_deployments_stop_sequences_are_added_to_every_request() {
     let stops: Vec<Value> = upstream.requests().iter().map(|r| r.json()["stop"].clone()).collect();
     assert_eq!(stops, [json!(["<|im_end|>"]), json!(["END", "<|im_end|>"]), json!(["<|im_end|>", "END"])]);
 }
+
+#[tokio::test]
+async fn silent_streams_get_keepalive_comments_that_clients_ignore() {
+    let upstream = FakeUpstream::start().await;
+    let config = crate::support::default_config(&upstream).replace("[server]", "[server]\nstream_keepalive = \"50ms\"");
+    let gateway = TestGateway::start_with(&config).await;
+    let key = gateway.client_key().await;
+    upstream.push(
+        Reply::chat_stream(&["slow"], Some(FakeUsage { prompt: 3, completion: 1, cached: 0 }))
+            .with_gap(std::time::Duration::from_millis(300)),
+    );
+    let mut body = chat("m");
+    body["stream"] = json!(true);
+    let text = read_stream(gateway.post("/v1/chat/completions", &key, &body).await).await;
+    assert!(text.contains(": keep-alive\n\n"), "{text}");
+    let payloads = data_payloads(&text.replace(": keep-alive\n\n", ""));
+    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"), "the stream itself is intact");
+    let record = &gateway.usage(1).await[0];
+    assert_eq!(record["status"], 200);
+}
