@@ -39,18 +39,24 @@ calls.append({
     "text": completion.choices[0].message.content,
 })
 
+def streamed_chat(kind, model):
+    """A streamed chat that asks for usage; records what the client saw."""
+    stream = client.chat.completions.create(
+        model=model, messages=messages, max_tokens=16, stop=STOP, stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, usage = "", None
+    for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+        if chunk.usage is not None:
+            usage = chunk.usage
+    calls.append({"kind": kind, "request_id": stream.response.headers.get("x-request-id"),
+                  "usage": usage_of(usage), "text": text})
+
+
 # 2. Streaming chat, the client asks for usage.
-stream = client.chat.completions.create(
-    model=chat_model, messages=messages, max_tokens=16, stop=STOP, stream=True,
-    stream_options={"include_usage": True},
-)
-text, usage = "", None
-for chunk in stream:
-    if chunk.choices:
-        text += chunk.choices[0].delta.content or ""
-    if chunk.usage is not None:
-        usage = chunk.usage
-calls.append({"kind": "chat_stream_usage", "request_id": stream.response.headers.get("x-request-id"), "usage": usage_of(usage), "text": text})
+streamed_chat("chat_stream_usage", chat_model)
 
 # 3. Streaming chat without usage: moat meters it anyway and must not show the client a usage chunk.
 stream = client.chat.completions.create(model=chat_model, messages=messages, max_tokens=16, stop=STOP, stream=True)
@@ -82,18 +88,7 @@ if via_messages:
     completion = client.chat.completions.create(model=via_messages, messages=messages, max_tokens=16, stop=STOP)
     calls.append({"kind": "chat_via_messages", "request_id": completion._request_id,
                   "usage": usage_of(completion.usage), "text": completion.choices[0].message.content})
-    stream = client.chat.completions.create(
-        model=via_messages, messages=messages, max_tokens=16, stop=STOP, stream=True,
-        stream_options={"include_usage": True},
-    )
-    text, usage = "", None
-    for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-        if chunk.usage is not None:
-            usage = chunk.usage
-    calls.append({"kind": "chat_stream_via_messages", "request_id": stream.response.headers.get("x-request-id"),
-                  "usage": usage_of(usage), "text": text})
+    streamed_chat("chat_stream_via_messages", via_messages)
 
 # 7. Errors arrive as the SDK's typed exceptions, with moat's codes.
 errors = {}
