@@ -121,14 +121,82 @@ struct BodyView {
     choices: Option<Vec<ChoiceView>>,
 }
 
+/// A text field that some servers fill with something else (content-part arrays, argument
+/// objects): anything that is not a string reads as no text, rather than failing the whole
+/// chunk and losing the usage beside it.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Text {
+    Text(String),
+    Other(serde::de::IgnoredAny),
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Text::Other(serde::de::IgnoredAny)
+    }
+}
+
+impl Text {
+    fn into_option(self) -> Option<String> {
+        match self {
+            Text::Text(text) => Some(text),
+            Text::Other(_) => None,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct ChoiceView {
     #[serde(default)]
-    text: Option<String>,
+    text: Text,
     #[serde(default)]
-    message: Option<serde_json::Value>,
+    message: Option<MessageView>,
     #[serde(default)]
-    delta: Option<serde_json::Value>,
+    delta: Option<MessageView>,
+}
+
+/// The generated parts of a message or delta, typed so that a stream chunk is read without
+/// building a JSON tree (this runs on every chunk of every stream).
+#[derive(Deserialize)]
+struct MessageView {
+    #[serde(default)]
+    content: Text,
+    #[serde(default)]
+    reasoning_content: Text,
+    #[serde(default)]
+    reasoning: Text,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCallView>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallView {
+    #[serde(default)]
+    function: Option<FunctionView>,
+}
+
+#[derive(Deserialize)]
+struct FunctionView {
+    #[serde(default)]
+    name: Text,
+    #[serde(default)]
+    arguments: Text,
+}
+
+impl MessageView {
+    fn text_into(self, out: &mut String) {
+        for part in [self.content, self.reasoning_content, self.reasoning].into_iter().filter_map(Text::into_option) {
+            out.push_str(&part);
+        }
+        for call in self.tool_calls.into_iter().flatten() {
+            if let Some(function) = call.function {
+                for part in [function.name, function.arguments].into_iter().filter_map(Text::into_option) {
+                    out.push_str(&part);
+                }
+            }
+        }
+    }
 }
 
 /// Reads a response body or stream chunk; `None` when it is not a JSON object.
@@ -137,33 +205,14 @@ pub fn read_response(json: &[u8]) -> Option<ResponseView> {
     let mut view = ResponseView { usage: body.usage.map(Usage::from), ..ResponseView::default() };
     for choice in body.choices.unwrap_or_default() {
         view.has_choices = true;
-        if let Some(text) = choice.text {
+        if let Some(text) = choice.text.into_option() {
             view.generated_text.push_str(&text);
         }
-        for part in [&choice.message, &choice.delta].into_iter().flatten() {
-            collect_generated(part, &mut view.generated_text);
+        for part in [choice.message, choice.delta].into_iter().flatten() {
+            part.text_into(&mut view.generated_text);
         }
     }
     Some(view)
-}
-
-fn collect_generated(message: &serde_json::Value, out: &mut String) {
-    for key in ["content", "reasoning_content", "reasoning"] {
-        if let Some(serde_json::Value::String(s)) = message.get(key) {
-            out.push_str(s);
-        }
-    }
-    if let Some(serde_json::Value::Array(calls)) = message.get("tool_calls") {
-        for call in calls {
-            if let Some(function) = call.get("function") {
-                for key in ["name", "arguments"] {
-                    if let Some(serde_json::Value::String(s)) = function.get(key) {
-                        out.push_str(s);
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// The `data` payload that ends an OpenAI stream.
@@ -236,6 +285,15 @@ mod tests {
         assert_eq!(none.generated_text, "Hel");
         assert!(none.has_choices);
         assert_eq!(read_response(b"[DONE]"), None);
+    }
+
+    #[test]
+    fn odd_shapes_never_cost_the_usage() {
+        let chunk = br#"{"choices":[{"delta":{"content":[{"type":"text","text":"x"}],"tool_calls":[{"function":{"arguments":{"a":1}}}]}}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
+        let view = read_response(chunk).expect("still read");
+        assert_eq!(view.usage, Some(Usage { input: 3, output: 1, ..Usage::default() }));
+        let nulls = read_response(br#"{"choices":[{"delta":{"content":null,"reasoning":null}}]}"#).expect("read");
+        assert_eq!(nulls.generated_text, "");
     }
 
     #[test]
