@@ -19,6 +19,7 @@
 use serde_json::{Map, Value, json};
 
 use super::messages_to_chat::TranslateError;
+use super::shared::{assistant_message, copy_renamed, tool_use_block};
 use crate::sse::encode_frame;
 
 /// `max_tokens` sent when the client gave none: Anthropic requires one.
@@ -94,15 +95,9 @@ pub fn request(body: &Value, upstream_model: &str) -> Result<Value, TranslateErr
                 if !text.is_empty() {
                     blocks.push(json!({ "type": "text", "text": text }));
                 }
-                for call in message.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
-                    let arguments = call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("{}");
-                    blocks.push(json!({
-                        "type": "tool_use",
-                        "id": call.get("id").cloned().unwrap_or(Value::Null),
-                        "name": call.pointer("/function/name").cloned().unwrap_or(Value::Null),
-                        "input": serde_json::from_str::<Value>(arguments).unwrap_or_else(|_| json!({})),
-                    }));
-                }
+                blocks.extend(
+                    message.get("tool_calls").and_then(Value::as_array).into_iter().flatten().map(tool_use_block),
+                );
                 push_turn(&mut turns, "assistant", blocks);
             }
             "tool" => push_turn(
@@ -126,11 +121,7 @@ pub fn request(body: &Value, upstream_model: &str) -> Result<Value, TranslateErr
         out.insert("system".into(), Value::String(system.join("\n\n")));
     }
     out.insert("messages".into(), Value::Array(turns));
-    for key in ["temperature", "top_p"] {
-        if let Some(value) = object.get(key).filter(|v| !v.is_null()) {
-            out.insert(key.into(), value.clone());
-        }
-    }
+    copy_renamed(object, &mut out, &[("temperature", "temperature"), ("top_p", "top_p")]);
     match object.get("stop") {
         Some(Value::String(stop)) => {
             out.insert("stop_sequences".into(), json!([stop]));
@@ -204,31 +195,8 @@ fn usage_json(usage: &Value) -> Value {
 /// The chat completion for a Messages `response`; `model` is the client's name and `created`
 /// the Unix time to stamp it with.
 pub fn response(response: &Value, model: &str, created: u64) -> Value {
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut calls = Vec::new();
-    for block in response.get("content").and_then(Value::as_array).into_iter().flatten() {
-        match block.get("type").and_then(Value::as_str) {
-            Some("text") => text.push_str(block.get("text").and_then(Value::as_str).unwrap_or_default()),
-            Some("thinking") => reasoning.push_str(block.get("thinking").and_then(Value::as_str).unwrap_or_default()),
-            Some("tool_use") => calls.push(json!({
-                "id": block.get("id").cloned().unwrap_or(Value::Null),
-                "type": "function",
-                "function": {
-                    "name": block.get("name").cloned().unwrap_or(Value::Null),
-                    "arguments": block.get("input").map_or_else(|| "{}".to_owned(), Value::to_string),
-                },
-            })),
-            _ => {}
-        }
-    }
-    let mut message = json!({ "role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) } });
-    if !reasoning.is_empty() {
-        message["reasoning_content"] = Value::String(reasoning);
-    }
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
+    let blocks = response.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let message = assistant_message(blocks, true);
     let id = response.get("id").and_then(Value::as_str).unwrap_or("translated");
     json!({
         "id": format!("chatcmpl-{id}"),
@@ -397,19 +365,12 @@ mod tests {
 
     /// Feeds the upstream bytes in `pieces` through the decoder and translator.
     fn translate_stream(fixture: &Value, pieces: &[&[u8]]) -> Vec<u8> {
-        let mut decoder = crate::sse::SseDecoder::new();
         let mut translator = StreamTranslator::new(
             fixture["model"].as_str().expect("model"),
             fixture["created"].as_u64().expect("created"),
             fixture["include_usage"].as_bool().expect("include_usage"),
         );
-        let mut out = Vec::new();
-        for piece in pieces {
-            decoder.push(piece);
-            while let Some(frame) = decoder.next_frame() {
-                out.extend(translator.push(frame.data.as_deref().unwrap_or_default()));
-            }
-        }
+        let out = fixtures::feed(pieces, |data| translator.push(data));
         assert!(translator.is_finished());
         out
     }

@@ -45,3 +45,17 @@ pub(crate) fn split<'a>(bytes: &'a [u8], cuts: &[proptest::sample::Index]) -> Ve
     pieces.push(&bytes[last..]);
     pieces
 }
+
+/// Feeds upstream bytes, split into `pieces`, through an SSE decoder and `push` (a stream
+/// translator's), and returns everything `push` produced.
+pub(crate) fn feed(pieces: &[&[u8]], mut push: impl FnMut(&str) -> Vec<u8>) -> Vec<u8> {
+    let mut decoder = SseDecoder::new();
+    let mut out = Vec::new();
+    for piece in pieces {
+        decoder.push(piece);
+        while let Some(frame) = decoder.next_frame() {
+            out.extend(push(frame.data.as_deref().unwrap_or_default()));
+        }
+    }
+    out
+}

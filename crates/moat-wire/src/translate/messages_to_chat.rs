@@ -17,6 +17,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::shared::{assistant_message, copy_renamed, tool_use_block};
 use crate::sse::encode_frame;
 
 /// Why a Messages request cannot be translated.
@@ -81,17 +82,17 @@ pub fn request(body: &Value, upstream_model: &str) -> Result<Value, TranslateErr
     let mut out = Map::new();
     out.insert("model".into(), Value::String(upstream_model.to_owned()));
     out.insert("messages".into(), Value::Array(messages));
-    for (from, to) in [
-        ("max_tokens", "max_tokens"),
-        ("temperature", "temperature"),
-        ("top_p", "top_p"),
-        ("top_k", "top_k"),
-        ("stop_sequences", "stop"),
-    ] {
-        if let Some(value) = object.get(from).filter(|v| !v.is_null()) {
-            out.insert(to.into(), value.clone());
-        }
-    }
+    copy_renamed(
+        object,
+        &mut out,
+        &[
+            ("max_tokens", "max_tokens"),
+            ("temperature", "temperature"),
+            ("top_p", "top_p"),
+            ("top_k", "top_k"),
+            ("stop_sequences", "stop"),
+        ],
+    );
     if let Some(tools) = object.get("tools").and_then(Value::as_array) {
         let functions: Vec<Value> = tools
             .iter()
@@ -175,35 +176,10 @@ fn user_turn(content: &Value, messages: &mut Vec<Value>) {
 }
 
 fn assistant_turn(content: &Value) -> Value {
-    let Value::Array(blocks) = content else {
-        return json!({ "role": "assistant", "content": content.as_str().unwrap_or_default() });
-    };
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut calls = Vec::new();
-    for block in blocks {
-        match block.get("type").and_then(Value::as_str) {
-            Some("text") => text.push_str(block.get("text").and_then(Value::as_str).unwrap_or_default()),
-            Some("thinking") => reasoning.push_str(block.get("thinking").and_then(Value::as_str).unwrap_or_default()),
-            Some("tool_use") => calls.push(json!({
-                "id": block.get("id").cloned().unwrap_or(Value::Null),
-                "type": "function",
-                "function": {
-                    "name": block.get("name").cloned().unwrap_or(Value::Null),
-                    "arguments": block.get("input").map_or_else(|| "{}".to_owned(), Value::to_string),
-                },
-            })),
-            _ => {}
-        }
+    match content {
+        Value::Array(blocks) => assistant_message(blocks, false),
+        other => json!({ "role": "assistant", "content": other.as_str().unwrap_or_default() }),
     }
-    let mut message = json!({ "role": "assistant", "content": text });
-    if !reasoning.is_empty() {
-        message["reasoning_content"] = Value::String(reasoning);
-    }
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
-    message
 }
 
 fn stop_reason(finish_reason: Option<&str>) -> &'static str {
@@ -243,13 +219,7 @@ pub fn response(response: &Value, model: &str) -> Value {
         content.push(json!({ "type": "text", "text": text }));
     }
     for call in message.and_then(|m| m.get("tool_calls")).and_then(Value::as_array).into_iter().flatten() {
-        let arguments = call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("{}");
-        content.push(json!({
-            "type": "tool_use",
-            "id": call.get("id").cloned().unwrap_or(Value::Null),
-            "name": call.pointer("/function/name").cloned().unwrap_or(Value::Null),
-            "input": serde_json::from_str::<Value>(arguments).unwrap_or_else(|_| json!({})),
-        }));
+        content.push(tool_use_block(call));
     }
     let id = response.get("id").and_then(Value::as_str).unwrap_or("translated");
     json!({
@@ -472,7 +442,6 @@ impl StreamTranslator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sse::SseDecoder;
     use proptest::prelude::*;
 
     fn fixtures() -> Vec<(String, Value)> {
@@ -562,17 +531,9 @@ mod tests {
             let fixture = fixtures().into_iter().find(|(_, f)| f["kind"] == "stream").expect("a stream fixture").1;
             let upstream: String = fixture["openai_frames"].as_array().expect("frames").iter()
                 .map(|f| format!("data: {}\n\n", f.as_str().expect("frame"))).collect();
-            let mut decoder = SseDecoder::new();
             let mut translator = StreamTranslator::new(fixture["model"].as_str().expect("model"), fixture["input_tokens_hint"].as_u64().expect("hint"));
-            let mut out = Vec::new();
-            for piece in crate::translate::fixtures::split(upstream.as_bytes(), &cuts) {
-                decoder.push(piece);
-                while let Some(frame) = decoder.next_frame() {
-                    if let Some(data) = frame.data {
-                        out.extend(translator.push(&data));
-                    }
-                }
-            }
+            let pieces = crate::translate::fixtures::split(upstream.as_bytes(), &cuts);
+            let out = crate::translate::fixtures::feed(&pieces, |data| translator.push(data));
             prop_assert_eq!(out, translate_stream(&fixture));
         }
     }

@@ -11,3 +11,4 @@ pub mod chat_to_messages;
 mod fixtures;
 pub mod messages_to_chat;
 pub mod responses_to_chat;
+mod shared;

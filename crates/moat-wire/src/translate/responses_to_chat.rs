@@ -22,6 +22,7 @@
 use serde_json::{Map, Value, json};
 
 use super::messages_to_chat::TranslateError;
+use super::shared::copy_renamed;
 use crate::sse::encode_frame;
 
 fn content_parts(content: &Value) -> Value {
@@ -111,16 +112,16 @@ pub fn request(body: &Value, upstream_model: &str) -> Result<Value, TranslateErr
     let mut out = Map::new();
     out.insert("model".into(), Value::String(upstream_model.to_owned()));
     out.insert("messages".into(), Value::Array(messages));
-    for (from, to) in [
-        ("max_output_tokens", "max_tokens"),
-        ("temperature", "temperature"),
-        ("top_p", "top_p"),
-        ("parallel_tool_calls", "parallel_tool_calls"),
-    ] {
-        if let Some(value) = object.get(from).filter(|v| !v.is_null()) {
-            out.insert(to.into(), value.clone());
-        }
-    }
+    copy_renamed(
+        object,
+        &mut out,
+        &[
+            ("max_output_tokens", "max_tokens"),
+            ("temperature", "temperature"),
+            ("top_p", "top_p"),
+            ("parallel_tool_calls", "parallel_tool_calls"),
+        ],
+    );
     let tools: Vec<Value> = object
         .get("tools")
         .and_then(Value::as_array)
@@ -501,18 +502,11 @@ mod tests {
     }
 
     fn translate_stream(fixture: &Value, pieces: &[&[u8]]) -> Vec<u8> {
-        let mut decoder = crate::sse::SseDecoder::new();
         let mut translator = StreamTranslator::new(
             fixture["model"].as_str().expect("model"),
             fixture["created"].as_u64().expect("created"),
         );
-        let mut out = Vec::new();
-        for piece in pieces {
-            decoder.push(piece);
-            while let Some(frame) = decoder.next_frame() {
-                out.extend(translator.push(frame.data.as_deref().unwrap_or_default()));
-            }
-        }
+        let out = fixtures::feed(pieces, |data| translator.push(data));
         assert!(translator.is_finished());
         out
     }
