@@ -32,6 +32,9 @@ pub struct DeploymentSpec {
     pub stop: Vec<String>,
     /// `anthropic-beta` values this deployment accepts; others are dropped, never forwarded.
     pub anthropic_beta: Vec<String>,
+    /// Whether translated thinking and reasoning settings reach this deployment as
+    /// `reasoning_effort` (OpenAI dialect); off for servers that reject the field.
+    pub reasoning_effort: bool,
     /// A tokenize endpoint (llama.cpp's or vLLM's `/tokenize`) to count tokens with when the
     /// upstream reports no usage.
     pub tokenize_url: Option<String>,

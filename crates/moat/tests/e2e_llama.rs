@@ -516,6 +516,14 @@ async fn anthropic_sdk_through_moat(
     assert!(observed["count_tokens"].as_u64().is_some_and(|n| n > 0), "count_tokens answered by llama-server");
 
     let calls = observed["calls"].as_array().expect("calls");
+    let kinds: Vec<&str> = calls.iter().filter_map(|c| c["kind"].as_str()).collect();
+    assert_eq!(kinds, ["message", "message_stream", "tool_call", "tool_call_stream", "tool_result"]);
+    for call in calls.iter().filter(|c| c["kind"].as_str().is_some_and(|k| k.starts_with("tool_call"))) {
+        assert_eq!(call["stop_reason"], "tool_use", "{call}");
+        let tool_calls = call["tool_calls"].as_array().expect("tool calls");
+        assert!(!tool_calls.is_empty(), "a forced tool choice produces a call: {call}");
+        assert!(tool_calls.iter().all(|t| t["name"] == "get_weather" && t["input"]["city"].is_string()), "{call}");
+    }
     for call in calls {
         let id = call["request_id"].as_str().expect("request id");
         let record = wait_for_record(http, url, "", |r| r["id"] == id).await;

@@ -149,10 +149,19 @@ pub struct DeploymentConfig {
     /// other value a client sends is dropped for it, never turned into an error.
     #[serde(default)]
     pub anthropic_beta: Vec<String>,
+    /// Whether a translated request's thinking settings (Anthropic `thinking`, Responses
+    /// `reasoning.effort`) reach this OpenAI-dialect deployment as `reasoning_effort` (`low`,
+    /// `medium`, `high`). Turn off for a server that rejects the field.
+    #[serde(default = "default_true")]
+    pub reasoning_effort: bool,
     /// A tokenize endpoint (llama.cpp's or vLLM's `/tokenize`) used to count tokens when the
     /// upstream reports no usage. Without it such counts are estimated from text length.
     #[serde(default)]
     pub tokenize_url: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_dialects() -> Vec<String> {

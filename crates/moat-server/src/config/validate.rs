@@ -226,6 +226,7 @@ fn validate_deployment(
         connect_timeout: raw.connect_timeout,
         stop: raw.stop.clone(),
         anthropic_beta: raw.anthropic_beta.clone(),
+        reasoning_effort: raw.reasoning_effort,
         tokenize_url: raw.tokenize_url.clone(),
     })
 }

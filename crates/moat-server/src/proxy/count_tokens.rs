@@ -44,7 +44,7 @@ async fn count(state: &Arc<AppState>, request: Request) -> Result<Response, ApiE
         return Err(ApiError::new(ErrorCode::ModelNotAllowed, format!("this key may not use the model `{model}`"))
             .with_param("model"));
     }
-    if let Ok(plan) = route(state, &model, Dialect::Anthropic, Endpoint::Messages)
+    if let Ok(plan) = route(state, &model, Endpoint::Messages)
         && let Some(upstream) =
             plan.iter().find(|(_, hop)| *hop == Hop::PassThrough).and_then(|(id, _)| state.upstreams.get(id.0))
     {

@@ -25,6 +25,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use moat_core::{DeploymentId, Dialect, ErrorCode};
 use moat_upstream::{UpstreamClient, UpstreamError, UpstreamResponse};
+use moat_wire::translate::{AnswerContext, Translation};
 use serde_json::json;
 
 use crate::edge::REQUEST_ID;
@@ -127,7 +128,7 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
         body.clone(),
     );
 
-    let plan = match route(&state, &model, dialect, endpoint) {
+    let plan = match route(&state, &model, endpoint) {
         Ok(plan) => plan,
         Err(error) => return respond(meter.fail(error)),
     };
@@ -144,28 +145,25 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
             continue;
         };
         meter.set_deployment(deployment, upstream.spec().name.clone());
-        let outbound = match hop {
-            Hop::PassThrough => Outbound {
-                dialect,
-                path: endpoint.upstream_path(),
-                body: decoded.to_upstream_body(endpoint, upstream.spec()),
-                headers: ingress::upstream_headers(dialect, &parts.headers, upstream.spec()),
-            },
-            Hop::MessagesToChat => match translate::messages_request(&body, upstream.spec()) {
-                Ok(outbound) => outbound,
-                Err(error) => return respond(meter.fail(error)),
-            },
-            Hop::ChatToMessages => match translate::chat_request(&body, &parts.headers, upstream.spec()) {
-                Ok(outbound) => outbound,
-                Err(error) => return respond(meter.fail(error)),
-            },
-            Hop::ResponsesToChat => match translate::responses_request(&body, upstream.spec()) {
-                Ok(outbound) => outbound,
-                Err(error) => return respond(meter.fail(error)),
-            },
+        let (outbound, client_stops) = match hop {
+            Hop::PassThrough => (
+                Outbound {
+                    dialect,
+                    path: endpoint.upstream_path(),
+                    body: decoded.to_upstream_body(endpoint, upstream.spec()),
+                    headers: ingress::upstream_headers(dialect, &parts.headers, upstream.spec()),
+                },
+                Vec::new(),
+            ),
+            Hop::Translate(translation) => {
+                match translate::outbound(translation, &body, &parts.headers, upstream.spec()) {
+                    Ok(outbound) => outbound,
+                    Err(error) => return respond(meter.fail(error)),
+                }
+            }
         };
-        let input_hint = match (hop, stream) {
-            (Hop::MessagesToChat, true) => translate::count_prompt(upstream, &body).await,
+        let input_tokens_hint = match (hop, stream) {
+            (Hop::Translate(Translation::MessagesToChat), true) => translate::count_prompt(upstream, &body).await,
             _ => 0,
         };
         match call_upstream(&state, upstream, outbound).await {
@@ -176,8 +174,13 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
                     hop,
                     stream,
                     strip_usage_chunk: decoded.strip_usage_chunk(),
-                    client_model: requested.clone(),
-                    input_hint,
+                    answer: AnswerContext {
+                        client_model: requested.clone(),
+                        created: translate::unix_now(),
+                        input_tokens_hint,
+                        include_usage: !decoded.strip_usage_chunk(),
+                        stop_sequences: client_stops,
+                    },
                 };
                 return relay.run(&state, upstream, response, meter).await;
             }
@@ -203,22 +206,13 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
 pub(crate) enum Hop {
     /// The deployment speaks the client's dialect: the body is forwarded as sent.
     PassThrough,
-    /// An Anthropic Messages request for an OpenAI-dialect deployment: translated both ways.
-    MessagesToChat,
-    /// An OpenAI chat request for an Anthropic-dialect deployment: translated both ways.
-    ChatToMessages,
-    /// A Responses API request for an OpenAI chat deployment: translated both ways.
-    ResponsesToChat,
+    /// The deployment speaks another dialect: request and answer are translated.
+    Translate(Translation),
 }
 
 /// The deployments to try for `model`, in plan order, each with how to reach it: passed
 /// through where the deployment speaks the request's dialect, translated where it can be.
-fn route(
-    state: &AppState,
-    model: &str,
-    dialect: Dialect,
-    endpoint: Endpoint,
-) -> Result<Vec<(DeploymentId, Hop)>, ApiError> {
+fn route(state: &AppState, model: &str, endpoint: Endpoint) -> Result<Vec<(DeploymentId, Hop)>, ApiError> {
     let turn = state.turn.fetch_add(1, Ordering::Relaxed);
     let Some(plan) = state.catalog.plan(model, turn) else {
         return Err(
@@ -229,23 +223,8 @@ fn route(
         .deployments
         .into_iter()
         .filter_map(|id| {
-            let dialects = &state.upstreams.get(id.0)?.spec().dialects;
-            if endpoint == Endpoint::Responses {
-                let spec = state.upstreams.get(id.0)?.spec();
-                if spec.native_responses {
-                    Some((id, Hop::PassThrough))
-                } else {
-                    dialects.contains(&Dialect::OpenAi).then_some((id, Hop::ResponsesToChat))
-                }
-            } else if dialects.contains(&dialect) {
-                Some((id, Hop::PassThrough))
-            } else if endpoint == Endpoint::Messages && dialects.contains(&Dialect::OpenAi) {
-                Some((id, Hop::MessagesToChat))
-            } else if endpoint == Endpoint::ChatCompletions && dialects.contains(&Dialect::Anthropic) {
-                Some((id, Hop::ChatToMessages))
-            } else {
-                None
-            }
+            let spec = state.upstreams.get(id.0)?.spec();
+            hop_for(endpoint, &spec.dialects, spec.native_responses).map(|hop| (id, hop))
         })
         .collect();
     if hops.is_empty() {
@@ -256,6 +235,22 @@ fn route(
         .with_param("model"));
     }
     Ok(hops)
+}
+
+/// How a request for `endpoint` reaches a deployment that speaks `dialects` (and serves the
+/// Responses API itself if `native_responses`), or `None` if it cannot.
+fn hop_for(endpoint: Endpoint, dialects: &[Dialect], native_responses: bool) -> Option<Hop> {
+    let speaks = |dialect: Dialect| dialects.contains(&dialect);
+    match endpoint {
+        Endpoint::Responses if native_responses => Some(Hop::PassThrough),
+        Endpoint::Responses if speaks(Dialect::OpenAi) => Some(Hop::Translate(Translation::ResponsesToChat)),
+        Endpoint::Responses if speaks(Dialect::Anthropic) => Some(Hop::Translate(Translation::ResponsesToMessages)),
+        Endpoint::Responses => None,
+        _ if speaks(endpoint.dialect()) => Some(Hop::PassThrough),
+        Endpoint::Messages if speaks(Dialect::OpenAi) => Some(Hop::Translate(Translation::MessagesToChat)),
+        Endpoint::ChatCompletions if speaks(Dialect::Anthropic) => Some(Hop::Translate(Translation::ChatToMessages)),
+        _ => None,
+    }
 }
 
 /// What is sent to one deployment.
@@ -296,10 +291,8 @@ struct Relay {
     hop: Hop,
     stream: bool,
     strip_usage_chunk: bool,
-    /// The model name the client asked for, which translated answers carry.
-    client_model: String,
-    /// The prompt's counted tokens, for a translated stream's `message_start`.
-    input_hint: u64,
+    /// What a translated answer needs to know about the request.
+    answer: AnswerContext,
 }
 
 impl Relay {
@@ -319,22 +312,11 @@ impl Relay {
         let dialect = self.endpoint.dialect();
         if self.stream && is_event_stream {
             let tap = match (self.hop, dialect) {
-                (Hop::MessagesToChat, _) => relay::StreamTap::MessagesToChat(Box::new(
-                    moat_wire::translate::messages_to_chat::StreamTranslator::new(&self.client_model, self.input_hint),
-                )),
-                (Hop::ChatToMessages, _) => relay::StreamTap::ChatToMessages(Box::new(
-                    moat_wire::translate::chat_to_messages::StreamTranslator::new(
-                        &self.client_model,
-                        translate::unix_now(),
-                        !self.strip_usage_chunk,
-                    ),
-                )),
-                (Hop::ResponsesToChat, _) => relay::StreamTap::ResponsesToChat(Box::new(
-                    moat_wire::translate::responses_to_chat::StreamTranslator::new(
-                        &self.client_model,
-                        translate::unix_now(),
-                    ),
-                )),
+                (Hop::Translate(translation), _) => relay::StreamTap::Translated {
+                    upstream: translation.upstream_dialect(),
+                    client: self.endpoint,
+                    translator: translation.stream(&self.answer),
+                },
                 (Hop::PassThrough, _) if self.endpoint == Endpoint::Responses => relay::StreamTap::Responses,
                 (Hop::PassThrough, Dialect::OpenAi) => {
                     relay::StreamTap::OpenAi { strip_usage_chunk: self.strip_usage_chunk }
@@ -365,21 +347,14 @@ impl Relay {
                         }
                         bytes
                     }
-                    Hop::MessagesToChat | Hop::ChatToMessages | Hop::ResponsesToChat => {
-                        let (view, translated) = match self.hop {
-                            Hop::ChatToMessages => (
-                                moat_wire::anthropic::read_message(&bytes),
-                                translate::chat_response(&bytes, &self.client_model),
-                            ),
-                            Hop::ResponsesToChat => (
-                                moat_wire::openai::read_response(&bytes),
-                                translate::responses_response(&bytes, &self.client_model),
-                            ),
-                            _ => (
-                                moat_wire::openai::read_response(&bytes),
-                                translate::messages_response(&bytes, &self.client_model),
-                            ),
+                    Hop::Translate(translation) => {
+                        let view = match translation.upstream_dialect() {
+                            Dialect::OpenAi => moat_wire::openai::read_response(&bytes),
+                            Dialect::Anthropic => moat_wire::anthropic::read_message(&bytes),
                         };
+                        let translated = serde_json::from_slice::<serde_json::Value>(&bytes)
+                            .ok()
+                            .map(|answer| translation.response(&answer, &self.answer).to_string().into_bytes());
                         if let Some(view) = view {
                             meter.observe(view);
                         }

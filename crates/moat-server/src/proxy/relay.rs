@@ -20,11 +20,11 @@ use moat_wire::anthropic;
 use moat_wire::error_envelope::{Dialect, error_body};
 use moat_wire::openai::{self, STREAM_DONE};
 use moat_wire::sse::{SseDecoder, SseFrame, encode_frame};
-use moat_wire::translate::messages_to_chat::StreamTranslator;
-use moat_wire::translate::{chat_to_messages, responses_to_chat};
+use moat_wire::translate::StreamTranslate;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::Meter;
+use super::ingress::Endpoint;
 
 type UpstreamStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>;
 
@@ -38,12 +38,8 @@ pub(crate) enum StreamTap {
     /// Responses API events from an upstream that serves them itself: usage in the terminal
     /// `response.completed` (or `.incomplete`/`.failed`).
     Responses,
-    /// OpenAI chunks from the upstream, translated into Anthropic events for the client.
-    MessagesToChat(Box<StreamTranslator>),
-    /// Anthropic events from the upstream, translated into OpenAI chunks for the client.
-    ChatToMessages(Box<chat_to_messages::StreamTranslator>),
-    /// OpenAI chunks from the upstream, translated into Responses API events for the client.
-    ResponsesToChat(Box<responses_to_chat::StreamTranslator>),
+    /// Frames in the `upstream` dialect (where usage is read), translated for the client.
+    Translated { upstream: Dialect, client: Endpoint, translator: Box<dyn StreamTranslate> },
 }
 
 /// The client-facing body of a streamed response.
@@ -137,26 +133,12 @@ impl MeteredStream {
                 }
                 self.out.extend_from_slice(&frame.raw);
             }
-            StreamTap::MessagesToChat(translator) => {
-                if data != STREAM_DONE
-                    && let (Some(view), Some(meter)) = (openai::read_response(data.as_bytes()), meter)
-                {
-                    meter.observe(view);
-                }
-                self.out.extend_from_slice(&translator.push(data));
-                self.complete |= translator.is_finished();
-            }
-            StreamTap::ChatToMessages(translator) => {
-                if let (Some(view), Some(meter)) = (anthropic::read_event(data.as_bytes()), meter) {
-                    meter.observe(view);
-                }
-                self.out.extend_from_slice(&translator.push(data));
-                self.complete |= translator.is_finished();
-            }
-            StreamTap::ResponsesToChat(translator) => {
-                if data != STREAM_DONE
-                    && let (Some(view), Some(meter)) = (openai::read_response(data.as_bytes()), meter)
-                {
+            StreamTap::Translated { upstream, translator, .. } => {
+                let view = match upstream {
+                    Dialect::OpenAi => (data != STREAM_DONE).then(|| openai::read_response(data.as_bytes())).flatten(),
+                    Dialect::Anthropic => anthropic::read_event(data.as_bytes()),
+                };
+                if let (Some(view), Some(meter)) = (view, meter) {
                     meter.observe(view);
                 }
                 self.out.extend_from_slice(&translator.push(data));
@@ -173,14 +155,14 @@ impl MeteredStream {
         let meter = self.meter.take()?;
         meter.finish(code.status(), Some(code.as_str()));
         Some(match &self.tap {
-            StreamTap::OpenAi { .. } | StreamTap::ChatToMessages(_) => {
-                encode_frame(None, &error_body(Dialect::OpenAi, code, detail, None))
-            }
-            StreamTap::ResponsesToChat(_) | StreamTap::Responses => {
+            StreamTap::Responses | StreamTap::Translated { client: Endpoint::Responses, .. } => {
                 encode_frame(Some("error"), &error_body(Dialect::OpenAi, code, detail, None))
             }
-            StreamTap::Anthropic | StreamTap::MessagesToChat(_) => {
+            StreamTap::Anthropic | StreamTap::Translated { client: Endpoint::Messages, .. } => {
                 encode_frame(Some("error"), &error_body(Dialect::Anthropic, code, detail, None))
+            }
+            StreamTap::OpenAi { .. } | StreamTap::Translated { .. } => {
+                encode_frame(None, &error_body(Dialect::OpenAi, code, detail, None))
             }
         })
     }
@@ -241,9 +223,7 @@ impl Stream for MeteredStream {
                     // An upstream that ends without its terminal frame still gets a complete answer.
                     let mut tail = Vec::new();
                     match &mut this.tap {
-                        StreamTap::MessagesToChat(translator) => translator.finish(&mut tail),
-                        StreamTap::ChatToMessages(translator) => translator.finish(&mut tail),
-                        StreamTap::ResponsesToChat(translator) => translator.finish(&mut tail),
+                        StreamTap::Translated { translator, .. } => translator.finish(&mut tail),
                         StreamTap::OpenAi { .. } | StreamTap::Anthropic | StreamTap::Responses => {}
                     }
                     this.out.extend_from_slice(&tail);

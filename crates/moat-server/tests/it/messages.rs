@@ -307,6 +307,7 @@ async fn messages_for_an_openai_deployment_are_translated_both_ways() {
     assert_eq!(chat["messages"][0], json!({ "role": "system", "content": "be brief" }));
     assert_eq!(chat["messages"][1], json!({ "role": "user", "content": "hello there friend" }));
     assert!(sent.headers.get("anthropic-beta").is_none(), "no Anthropic headers reach an OpenAI upstream");
+    assert_eq!(chat["reasoning_effort"], "medium", "adaptive thinking without an effort is medium");
 
     let record = &gateway.usage(1).await[0];
     assert_eq!(record["endpoint"], "messages");
@@ -443,4 +444,39 @@ async fn the_anthropic_prefix_serves_the_same_routes() {
         .await
         .expect("send");
     assert_eq!(count.status(), 200);
+}
+
+/// vLLM names the stop sequence that ended an answer; a Messages client gets
+/// `stop_reason: "stop_sequence"` with it, whole or streamed.
+#[tokio::test]
+async fn a_client_stop_sequence_named_by_the_upstream_becomes_stop_sequence() {
+    let (_anthropic, openai, gateway, key) = setup("5s").await;
+    let vllm_answer = json!({
+        "id": "cmpl-1", "object": "chat.completion", "model": "x",
+        "choices": [{ "index": 0, "finish_reason": "stop", "stop_reason": "END",
+                      "message": { "role": "assistant", "content": "done" } }],
+        "usage": { "prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6 },
+    });
+    openai.push(Reply::Json { status: 200, body: vllm_answer, headers: Vec::new() });
+    let mut body = message("chat-only", false);
+    body["stop_sequences"] = json!(["END"]);
+    let answer: Value = post_messages(&gateway, &key, &body).await.json().await.expect("json");
+    assert_eq!(
+        (answer["stop_reason"].as_str(), answer["stop_sequence"].as_str()),
+        (Some("stop_sequence"), Some("END"))
+    );
+    assert_eq!(openai.requests()[0].json()["stop"], json!(["END"]));
+
+    let frames = [
+        r#"{"id":"c","choices":[{"index":0,"delta":{"content":"done"},"finish_reason":null}]}"#,
+        r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop","stop_reason":"END"}]}"#,
+        r#"{"id":"c","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#,
+    ];
+    let stream: Vec<String> = frames.iter().map(|f| format!("data: {f}\n\n")).collect();
+    openai.push(Reply::Stream { frames: stream, gap: Duration::ZERO, end: StreamEnd::Done });
+    body["stream"] = json!(true);
+    let text = post_messages(&gateway, &key, &body).await.text().await.expect("body");
+    let delta = text.lines().find(|l| l.contains(r#""type":"message_delta""#)).expect("message_delta");
+    let delta: Value = serde_json::from_str(delta.trim_start_matches("data: ")).expect("json");
+    assert_eq!(delta["delta"], json!({ "stop_reason": "stop_sequence", "stop_sequence": "END" }), "{text}");
 }

@@ -104,3 +104,59 @@ async fn deployments_that_serve_responses_themselves_get_them_passed_through() {
     assert_eq!((records[1]["input_tokens"].as_u64(), records[1]["output_tokens"].as_u64()), (Some(12), Some(7)));
     assert!(records.iter().all(|r| r["endpoint"] == "responses" && r["estimated"] == false));
 }
+
+/// A Responses API client (Codex) on a model served only in the Anthropic dialect: translated
+/// through the canonical chat form both ways, streams included.
+#[tokio::test]
+async fn responses_reach_anthropic_only_deployments_through_the_canonical_form() {
+    let anthropic = FakeUpstream::start().await;
+    let config = format!(
+        r#"
+        [[deployments]]
+        name = "anthropic-only"
+        url = "{}"
+        dialects = ["anthropic"]
+        upstream_model = "upstream-claude"
+
+        [[models]]
+        name = "m"
+        deployments = ["anthropic-only"]
+        "#,
+        anthropic.base_url()
+    );
+    let gateway = TestGateway::start_with(&config).await;
+    let key = gateway.client_key().await;
+
+    anthropic.push(Reply::message("Two files.", FakeUsage { prompt: 30, completion: 3, cached: 10 }));
+    let mut body = request(false);
+    body["reasoning"] = json!({ "effort": "low", "summary": "auto" });
+    body["max_output_tokens"] = json!(8000);
+    let answer: Value = gateway.post("/v1/responses", &key, &body).await.json().await.expect("json");
+    assert_eq!(answer["object"], "response", "{answer}");
+    assert_eq!(answer["output"][0]["content"][0]["text"], "Two files.");
+    assert_eq!(answer["usage"]["input_tokens"], 30, "Anthropic's separate cache reads (10) count as input again");
+    assert_eq!(answer["usage"]["input_tokens_details"]["cached_tokens"], 10);
+    let sent = &anthropic.requests()[0];
+    assert_eq!(sent.path, "messages");
+    let sent = sent.json();
+    assert_eq!(sent["system"], "You are Codex.");
+    assert_eq!(sent["messages"], json!([{ "role": "user", "content": [{ "type": "text", "text": "list files" }] }]));
+    assert_eq!(sent["max_tokens"], 8000);
+    assert_eq!(sent["thinking"], json!({ "type": "enabled", "budget_tokens": 1024 }), "effort becomes a budget");
+
+    anthropic.push(Reply::message_stream(&["Two ", "files."], FakeUsage { prompt: 12, completion: 2, cached: 0 }));
+    let text = gateway.post("/v1/responses", &key, &request(true)).await.text().await.expect("body");
+    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(events.first(), Some(&"response.created"), "{text}");
+    assert_eq!(events.iter().filter(|e| **e == "response.output_text.delta").count(), 2, "{text}");
+    assert_eq!(events.last(), Some(&"response.completed"), "{text}");
+    let completed: Value = serde_json::from_str(text.rsplit("data: ").next().expect("data").trim()).expect("json");
+    assert_eq!(completed["response"]["output"][0]["content"][0]["text"], "Two files.");
+    assert_eq!(completed["response"]["usage"]["input_tokens"], 12);
+
+    let records = gateway.usage(2).await;
+    assert!(records.iter().all(|r| r["endpoint"] == "responses" && r["deployment"] == "anthropic-only"));
+    assert_eq!((records[0]["input_tokens"].as_u64(), records[0]["output_tokens"].as_u64()), (Some(12), Some(2)));
+    assert_eq!(records[0]["streamed"], true);
+    assert_eq!((records[1]["input_tokens"].as_u64(), records[1]["cached_tokens"].as_u64()), (Some(30), Some(10)));
+}

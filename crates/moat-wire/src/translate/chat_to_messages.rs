@@ -11,15 +11,19 @@
 //! - `max_tokens`/`max_completion_tokens` → `max_tokens` (required there; 4096 when absent),
 //!   `temperature`, `top_p`, `stop` → `stop_sequences`, function `tools` → tools with
 //!   `input_schema`, `tool_choice` auto/required/none/named → auto/any/none/tool,
-//!   `parallel_tool_calls: false` → `disable_parallel_tool_use`.
+//!   `parallel_tool_calls: false` → `disable_parallel_tool_use`, `reasoning_effort` →
+//!   `thinking` enabled with a budget (low 1024, medium 4096, high 16384 tokens; kept under
+//!   `max_tokens`, and left out when `max_tokens` leaves no room or `temperature` is not 1,
+//!   which Anthropic refuses with thinking).
 //! - Answers: `text` → `content`, `thinking` → `reasoning_content`, `tool_use` → `tool_calls`;
 //!   `stop_reason` end_turn/stop_sequence/max_tokens/tool_use → `finish_reason`
-//!   stop/stop/length/tool_calls; usage with cache counts folded into `prompt_tokens`.
+//!   stop/stop/length/tool_calls, with the matched sequence in the choice's `stop_reason` (as
+//!   vLLM reports it); usage with cache counts folded into `prompt_tokens`.
 
 use serde_json::{Map, Value, json};
 
-use super::messages_to_chat::TranslateError;
-use super::shared::{assistant_message, copy_renamed, tool_use_block};
+use super::TranslateError;
+use super::shared::{assistant_message, budget_for_effort, copy_renamed, tool_use_block};
 use crate::sse::encode_frame;
 
 /// `max_tokens` sent when the client gave none: Anthropic requires one.
@@ -114,8 +118,12 @@ pub fn request(body: &Value, upstream_model: &str) -> Result<Value, TranslateErr
     }
     let mut out = Map::new();
     out.insert("model".into(), Value::String(upstream_model.to_owned()));
-    let max_tokens = object.get("max_completion_tokens").or_else(|| object.get("max_tokens")).and_then(Value::as_u64);
-    out.insert("max_tokens".into(), json!(max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)));
+    let max_tokens = object
+        .get("max_completion_tokens")
+        .or_else(|| object.get("max_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(DEFAULT_MAX_TOKENS);
+    out.insert("max_tokens".into(), json!(max_tokens));
     let system: Vec<String> = system.into_iter().filter(|s| !s.is_empty()).collect();
     if !system.is_empty() {
         out.insert("system".into(), Value::String(system.join("\n\n")));
@@ -164,10 +172,25 @@ pub fn request(body: &Value, upstream_model: &str) -> Result<Value, TranslateErr
     if let Some(choice) = choice {
         out.insert("tool_choice".into(), choice);
     }
+    if let Some(thinking) = thinking(object, max_tokens) {
+        out.insert("thinking".into(), thinking);
+    }
     if object.get("stream") == Some(&Value::Bool(true)) {
         out.insert("stream".into(), Value::Bool(true));
     }
     Ok(Value::Object(out))
+}
+
+/// The `thinking` setting for a request's `reasoning_effort`, when Anthropic would accept it:
+/// a budget of at least 1024 tokens below `max_tokens`, and no temperature other than 1.
+fn thinking(object: &Map<String, Value>, max_tokens: u64) -> Option<Value> {
+    let budget = budget_for_effort(object.get("reasoning_effort")?.as_str()?)?;
+    let temperature = object.get("temperature").and_then(Value::as_f64);
+    if temperature.is_some_and(|t| (t - 1.0).abs() > f64::EPSILON) {
+        return None;
+    }
+    let budget = budget.min(max_tokens.saturating_sub(1));
+    (budget >= 1024).then(|| json!({ "type": "enabled", "budget_tokens": budget }))
 }
 
 fn finish_reason(stop_reason: Option<&str>) -> &'static str {
@@ -198,16 +221,20 @@ pub fn response(response: &Value, model: &str, created: u64) -> Value {
     let blocks = response.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     let message = assistant_message(blocks, true);
     let id = response.get("id").and_then(Value::as_str).unwrap_or("translated");
+    let mut choice = json!({
+        "index": 0,
+        "message": message,
+        "finish_reason": finish_reason(response.get("stop_reason").and_then(Value::as_str)),
+    });
+    if let Some(sequence) = response.get("stop_sequence").filter(|s| s.is_string()) {
+        choice["stop_reason"] = sequence.clone();
+    }
     json!({
         "id": format!("chatcmpl-{id}"),
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "finish_reason": finish_reason(response.get("stop_reason").and_then(Value::as_str)),
-        }],
+        "choices": [choice],
         "usage": usage_json(response.get("usage").unwrap_or(&Value::Null)),
     })
 }
@@ -225,6 +252,7 @@ pub struct StreamTranslator {
     /// Anthropic block index → OpenAI tool-call index, for tool blocks.
     tools: Vec<(u64, u64)>,
     finish_reason: Option<&'static str>,
+    stop_sequence: Option<Value>,
     finished: bool,
 }
 
@@ -240,14 +268,19 @@ impl StreamTranslator {
             usage: json!({}),
             tools: Vec::new(),
             finish_reason: None,
+            stop_sequence: None,
             finished: false,
         }
     }
 
     fn chunk(&self, out: &mut Vec<u8>, delta: Value, finish_reason: Option<&str>) {
+        let mut choice = json!({ "index": 0, "delta": delta, "finish_reason": finish_reason });
+        if let (Some(_), Some(sequence)) = (finish_reason, &self.stop_sequence) {
+            choice["stop_reason"] = sequence.clone();
+        }
         let chunk = json!({
             "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish_reason }],
+            "choices": [choice],
         });
         out.extend_from_slice(&encode_frame(None, &chunk.to_string()));
     }
@@ -309,6 +342,7 @@ impl StreamTranslator {
             "message_delta" => {
                 self.merge_usage(event.get("usage"));
                 self.finish_reason = Some(finish_reason(event.pointer("/delta/stop_reason").and_then(Value::as_str)));
+                self.stop_sequence = event.pointer("/delta/stop_sequence").filter(|s| s.is_string()).cloned();
             }
             "message_stop" => self.finish(&mut out),
             "error" => {

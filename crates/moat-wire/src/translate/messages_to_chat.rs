@@ -9,21 +9,22 @@
 //! - `tools` → function tools (server tools with a `type` are dropped), `tool_choice` auto / any /
 //!   tool / none → auto / required / named / none, `disable_parallel_tool_use` →
 //!   `parallel_tool_calls: false`, `stop_sequences` → `stop`, `max_tokens`, `temperature`,
-//!   `top_p`, `top_k` as they are. `thinking`, `metadata`, `cache_control` and
-//!   `context_management` have no chat equivalent and are dropped on purpose.
+//!   `top_p`, `top_k` as they are. `thinking` → `reasoning_effort`: an `enabled` budget under
+//!   4096 tokens is `low`, under 16384 `medium`, else `high`; `adaptive` takes
+//!   `output_config.effort` (`max` → `high`), `medium` without one; `disabled` sends nothing.
+//!   `metadata`, `cache_control` and `context_management` have no chat equivalent and are
+//!   dropped on purpose.
 //! - Responses: `reasoning_content`/`reasoning` → a `thinking` block, `content` → a `text`
 //!   block, `tool_calls` → `tool_use` blocks; `finish_reason` stop / length / tool_calls →
-//!   `stop_reason` end_turn / max_tokens / tool_use; usage with cache reads split out of input.
+//!   `stop_reason` end_turn / max_tokens / tool_use, and `stop_sequence` (naming it) when the
+//!   upstream says one of the client's stop sequences ended the answer (vLLM's `stop_reason`,
+//!   SGLang's `matched_stop`); usage with cache reads split out of input.
 
 use serde_json::{Map, Value, json};
 
-use super::shared::{assistant_message, copy_renamed, tool_use_block};
+use super::TranslateError;
+use super::shared::{assistant_message, copy_renamed, effort_for_budget, matched_stop, tool_use_block};
 use crate::sse::encode_frame;
-
-/// Why a Messages request cannot be translated.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct TranslateError(pub String);
 
 fn text_of_blocks(content: &Value) -> String {
     match content {
@@ -128,11 +129,28 @@ pub fn request(body: &Value, upstream_model: &str) -> Result<Value, TranslateErr
             out.insert("parallel_tool_calls".into(), Value::Bool(false));
         }
     }
+    if let Some(effort) = reasoning_effort(object) {
+        out.insert("reasoning_effort".into(), Value::String(effort.to_owned()));
+    }
     if object.get("stream") == Some(&Value::Bool(true)) {
         out.insert("stream".into(), Value::Bool(true));
         out.insert("stream_options".into(), json!({ "include_usage": true }));
     }
     Ok(Value::Object(out))
+}
+
+/// The `reasoning_effort` a request's `thinking` asks for, if any.
+fn reasoning_effort(object: &Map<String, Value>) -> Option<&'static str> {
+    let thinking = object.get("thinking")?;
+    match thinking.get("type").and_then(Value::as_str)? {
+        "enabled" => Some(effort_for_budget(thinking.get("budget_tokens").and_then(Value::as_u64).unwrap_or(0))),
+        "adaptive" => Some(match object.get("output_config").and_then(|c| c.get("effort")).and_then(Value::as_str) {
+            Some("low") => "low",
+            Some("high" | "max") => "high",
+            _ => "medium",
+        }),
+        _ => None,
+    }
 }
 
 /// A user turn: tool results become `tool` messages (they must follow the assistant's calls),
@@ -182,10 +200,11 @@ fn assistant_turn(content: &Value) -> Value {
     }
 }
 
-fn stop_reason(finish_reason: Option<&str>) -> &'static str {
+fn stop_reason(finish_reason: Option<&str>, stop_sequence: Option<&str>) -> &'static str {
     match finish_reason {
         Some("length") => "max_tokens",
         Some("tool_calls" | "function_call") => "tool_use",
+        _ if stop_sequence.is_some() => "stop_sequence",
         _ => "end_turn",
     }
 }
@@ -203,8 +222,9 @@ fn usage_json(usage: Option<&Value>) -> Value {
     })
 }
 
-/// The Messages response for a chat-completions `response`; `model` is the client's name.
-pub fn response(response: &Value, model: &str) -> Value {
+/// The Messages response for a chat-completions `response`; `model` is the client's name and
+/// `client_stops` its stop sequences.
+pub fn response(response: &Value, model: &str, client_stops: &[String]) -> Value {
     let choice = response.pointer("/choices/0");
     let message = choice.and_then(|c| c.get("message"));
     let mut content = Vec::new();
@@ -222,14 +242,16 @@ pub fn response(response: &Value, model: &str) -> Value {
         content.push(tool_use_block(call));
     }
     let id = response.get("id").and_then(Value::as_str).unwrap_or("translated");
+    let stop_sequence = matched_stop(choice, client_stops);
+    let finish_reason = choice.and_then(|c| c.get("finish_reason")).and_then(Value::as_str);
     json!({
         "id": format!("msg_{id}"),
         "type": "message",
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": stop_reason(choice.and_then(|c| c.get("finish_reason")).and_then(Value::as_str)),
-        "stop_sequence": null,
+        "stop_reason": stop_reason(finish_reason, stop_sequence.as_deref()),
+        "stop_sequence": stop_sequence,
         "usage": usage_json(response.get("usage")),
     })
 }
@@ -257,6 +279,8 @@ pub struct StreamTranslator {
     /// OpenAI tool-call index → Anthropic block index.
     tools: Vec<(u64, usize)>,
     finish_reason: Option<String>,
+    client_stops: Vec<String>,
+    stop_sequence: Option<String>,
     usage: Option<Value>,
 }
 
@@ -273,8 +297,16 @@ impl StreamTranslator {
             next_index: 0,
             tools: Vec::new(),
             finish_reason: None,
+            client_stops: Vec::new(),
+            stop_sequence: None,
             usage: None,
         }
+    }
+
+    /// The client's stop sequences, so that one ending the answer is reported by name.
+    pub fn with_stop_sequences(mut self, stops: Vec<String>) -> Self {
+        self.client_stops = stops;
+        self
     }
 
     fn emit(out: &mut Vec<u8>, event: &str, data: Value) {
@@ -404,6 +436,7 @@ impl StreamTranslator {
         }
         if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
             self.finish_reason = Some(reason.to_owned());
+            self.stop_sequence = matched_stop(Some(choice), &self.client_stops);
         }
         out
     }
@@ -426,7 +459,10 @@ impl StreamTranslator {
             "message_delta",
             json!({
                 "type": "message_delta",
-                "delta": { "stop_reason": stop_reason(self.finish_reason.as_deref()), "stop_sequence": null },
+                "delta": {
+                    "stop_reason": stop_reason(self.finish_reason.as_deref(), self.stop_sequence.as_deref()),
+                    "stop_sequence": self.stop_sequence,
+                },
                 "usage": usage,
             }),
         );
@@ -454,10 +490,12 @@ mod tests {
     }
 
     fn translate_stream(fixture: &Value) -> Vec<u8> {
+        let stops: Vec<String> = serde_json::from_value(fixture["stop_sequences"].clone()).unwrap_or_default();
         let mut translator = StreamTranslator::new(
             fixture["model"].as_str().expect("model"),
             fixture["input_tokens_hint"].as_u64().expect("hint"),
-        );
+        )
+        .with_stop_sequences(stops);
         let mut out = Vec::new();
         for frame in fixture["openai_frames"].as_array().expect("frames") {
             out.extend(translator.push(frame.as_str().expect("frame")));
@@ -478,7 +516,9 @@ mod tests {
                     assert_eq!(got, fixture["openai"], "{name}");
                 }
                 Some("response") => {
-                    let got = response(&fixture["openai"], fixture["model"].as_str().expect("model"));
+                    let stops: Vec<String> =
+                        serde_json::from_value(fixture["stop_sequences"].clone()).unwrap_or_default();
+                    let got = response(&fixture["openai"], fixture["model"].as_str().expect("model"), &stops);
                     assert_eq!(got, fixture["anthropic"], "{name}");
                 }
                 Some("stream") => {

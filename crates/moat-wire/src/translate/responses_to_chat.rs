@@ -8,8 +8,9 @@
 //!   `function_call_output` → `tool` messages; `reasoning` items are not replayed.
 //! - function `tools` (flattened in the Responses API) → chat function tools (other tool types
 //!   are dropped); `tool_choice`; `max_output_tokens` → `max_tokens`; `temperature`, `top_p`,
-//!   `parallel_tool_calls`. `store`, `prompt_cache_key`, `reasoning`, `text`, `include` and
-//!   `metadata` have no chat equivalent and are dropped on purpose.
+//!   `parallel_tool_calls`; `reasoning.effort` → `reasoning_effort`. `store`,
+//!   `prompt_cache_key`, `reasoning.summary`, `text`, `include` and `metadata` have no chat
+//!   equivalent and are dropped on purpose.
 //! - Answers: reasoning → a `reasoning` item with a summary, text → a `message` item with
 //!   `output_text`, tool calls → `function_call` items; `finish_reason` length →
 //!   `status: "incomplete"`; usage as `input_tokens`/`output_tokens` with details.
@@ -21,7 +22,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::messages_to_chat::TranslateError;
+use super::TranslateError;
 use super::shared::copy_renamed;
 use crate::sse::encode_frame;
 
@@ -148,6 +149,9 @@ pub fn request(body: &Value, upstream_model: &str) -> Result<Value, TranslateErr
             }
             _ => {}
         }
+    }
+    if let Some(effort) = object.get("reasoning").and_then(|r| r.get("effort")).and_then(Value::as_str) {
+        out.insert("reasoning_effort".into(), Value::String(effort.to_owned()));
     }
     if object.get("stream") == Some(&Value::Bool(true)) {
         out.insert("stream".into(), Value::Bool(true));

@@ -1,5 +1,6 @@
 //! Mappings more than one translation needs: Anthropic content blocks to an OpenAI assistant
-//! message and back, and copying parameters that only change their name.
+//! message and back, thinking budgets to reasoning effort and back, which stop sequence ended
+//! an answer, and copying parameters that only change their name.
 
 use serde_json::{Map, Value, json};
 
@@ -56,4 +57,36 @@ pub(crate) fn copy_renamed(source: &Map<String, Value>, out: &mut Map<String, Va
             out.insert((*to).into(), value.clone());
         }
     }
+}
+
+/// The `reasoning_effort` for an Anthropic thinking budget: the canonical form keeps effort,
+/// the coarser of the two, since OpenAI-dialect servers take nothing finer.
+pub(crate) fn effort_for_budget(budget_tokens: u64) -> &'static str {
+    match budget_tokens {
+        0..4096 => "low",
+        4096..16384 => "medium",
+        _ => "high",
+    }
+}
+
+/// The Anthropic thinking budget for a `reasoning_effort`, or `None` for no thinking.
+pub(crate) fn budget_for_effort(effort: &str) -> Option<u64> {
+    match effort {
+        "minimal" | "low" => Some(1024),
+        "medium" => Some(4096),
+        "high" => Some(16_384),
+        "xhigh" | "max" => Some(32_768),
+        _ => None,
+    }
+}
+
+/// The stop sequence an OpenAI-dialect upstream says ended a choice, if it is one the client
+/// asked for. vLLM names it in `stop_reason`, SGLang in `matched_stop`; others say nothing.
+pub(crate) fn matched_stop(choice: Option<&Value>, client_stops: &[String]) -> Option<String> {
+    let choice = choice?;
+    if choice.get("finish_reason").and_then(Value::as_str).is_some_and(|r| r != "stop") {
+        return None;
+    }
+    let matched = choice.get("stop_reason").or_else(|| choice.get("matched_stop")).and_then(Value::as_str)?;
+    client_stops.iter().any(|s| s == matched).then(|| matched.to_owned())
 }

@@ -41,10 +41,42 @@ with client.messages.stream(model=model, max_tokens=16, stop_sequences=STOP, mes
     request_id = stream.response.headers.get("request-id")
 calls.append({"kind": "message_stream", "request_id": request_id, "usage": usage_of(final.usage), "text": text})
 
-# 3. count_tokens.
+# 3. Tools: a forced call (llama-server constrains the output to the tool's schema), whole and
+#    streamed (the SDK assembles `input_json_delta` pieces), then the result sent back.
+TOOLS = [{
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}]
+FORCED = {"type": "tool", "name": "get_weather"}
+ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+def tool_calls(message):
+    return [{"id": b.id, "name": b.name, "input": b.input} for b in message.content if b.type == "tool_use"]
+
+
+called = client.messages.create(model=model, max_tokens=64, tools=TOOLS, tool_choice=FORCED, messages=ask)
+calls.append({"kind": "tool_call", "request_id": called._request_id, "usage": usage_of(called.usage),
+              "stop_reason": called.stop_reason, "tool_calls": tool_calls(called)})
+with client.messages.stream(model=model, max_tokens=64, tools=TOOLS, tool_choice=FORCED, messages=ask) as stream:
+    streamed = stream.get_final_message()
+    request_id = stream.response.headers.get("request-id")
+calls.append({"kind": "tool_call_stream", "request_id": request_id, "usage": usage_of(streamed.usage),
+              "stop_reason": streamed.stop_reason, "tool_calls": tool_calls(streamed)})
+first = tool_calls(called)[0] if tool_calls(called) else {"id": "toolu_none", "name": "get_weather", "input": {}}
+followup = ask + [
+    {"role": "assistant", "content": [{"type": "tool_use", **first}]},
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": first["id"], "content": "Sunny, 21 C."}]},
+]
+answered = client.messages.create(model=model, max_tokens=16, stop_sequences=STOP, tools=TOOLS, messages=followup)
+calls.append({"kind": "tool_result", "request_id": answered._request_id, "usage": usage_of(answered.usage),
+              "stop_reason": answered.stop_reason})
+
+# 4. count_tokens.
 counted = client.messages.count_tokens(model=model, messages=messages)
 
-# 4. Errors arrive as the SDK's typed exceptions.
+# 5. Errors arrive as the SDK's typed exceptions.
 errors = {}
 try:
     anthropic.Anthropic(api_key="moat_sk_wrong", max_retries=0).messages.create(model=model, max_tokens=4, messages=messages)
