@@ -36,8 +36,16 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The upstream could not be reached (connection refused, DNS, TLS).
     UpstreamUnavailable,
-    /// The upstream did not answer in time.
+    /// The upstream did not finish within its total time limit.
     UpstreamTimeout,
+    /// No connection to the upstream could be made within its connect timeout.
+    UpstreamConnectTimeout,
+    /// The upstream sent nothing within its first-byte timeout.
+    UpstreamFirstByteTimeout,
+    /// A stream from the upstream went silent for longer than its idle timeout.
+    UpstreamIdleTimeout,
+    /// The prompt is longer than the context of every deployment that serves the model.
+    ContextWindowExceeded,
     /// The upstream answered with a server error or a malformed response.
     UpstreamError,
     /// The upstream refused the request as too many; the client may retry later.
@@ -72,6 +80,10 @@ pub const ALL_ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::MethodNotAllowed,
     ErrorCode::UpstreamUnavailable,
     ErrorCode::UpstreamTimeout,
+    ErrorCode::UpstreamConnectTimeout,
+    ErrorCode::UpstreamFirstByteTimeout,
+    ErrorCode::UpstreamIdleTimeout,
+    ErrorCode::ContextWindowExceeded,
     ErrorCode::UpstreamError,
     ErrorCode::UpstreamRateLimited,
     ErrorCode::UpstreamOverloaded,
@@ -116,6 +128,12 @@ impl ErrorCode {
             E::MethodNotAllowed => ("method_not_allowed", 405, "invalid_request_error", "invalid_request_error"),
             E::UpstreamUnavailable => ("upstream_unavailable", 502, "server_error", "api_error"),
             E::UpstreamTimeout => ("upstream_timeout", 504, "server_error", "api_error"),
+            E::UpstreamConnectTimeout => ("upstream_connect_timeout", 504, "server_error", "api_error"),
+            E::UpstreamFirstByteTimeout => ("upstream_first_byte_timeout", 504, "server_error", "api_error"),
+            E::UpstreamIdleTimeout => ("upstream_idle_timeout", 504, "server_error", "api_error"),
+            E::ContextWindowExceeded => {
+                ("context_window_exceeded", 400, "invalid_request_error", "invalid_request_error")
+            }
             E::UpstreamError => ("upstream_error", 502, "server_error", "api_error"),
             E::UpstreamRateLimited => ("upstream_rate_limited", 429, "rate_limit_error", "rate_limit_error"),
             E::UpstreamOverloaded => ("upstream_overloaded", 529, "server_error", "overloaded_error"),

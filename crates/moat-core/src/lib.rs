@@ -8,6 +8,8 @@
 pub mod dialect;
 pub mod error_code;
 pub mod estimate;
+pub mod health;
+pub mod price;
 pub mod principal;
 pub mod routing;
 pub mod usage;
@@ -15,7 +17,9 @@ pub mod usage_record;
 
 pub use dialect::Dialect;
 pub use error_code::ErrorCode;
+pub use health::{BreakerPolicy, CircuitBreaker, HealthState};
+pub use price::Price;
 pub use principal::{ModelAccess, Principal, Role};
-pub use routing::{DeploymentId, ModelCatalog, RoutePlan};
+pub use routing::{DeploymentId, DeploymentView, Member, ModelCatalog, ModelRoute, PlanError, RoutePlan, Strategy};
 pub use usage::Usage;
 pub use usage_record::UsageRecord;

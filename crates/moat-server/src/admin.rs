@@ -90,7 +90,8 @@ pub(crate) async fn create_key(
     let models = match request.models {
         None => ModelAccess::All,
         Some(models) => {
-            let known: Vec<&str> = state.catalog.names().collect();
+            let routing = state.routing.load();
+            let known: Vec<&str> = routing.catalog.names().collect();
             if let Some(unknown) = models.iter().find(|m| !known.contains(&m.as_str())) {
                 return Err(invalid(format!("no model is named `{unknown}`"), "models"));
             }
@@ -249,4 +250,48 @@ pub(crate) async fn list_usage(
     let records = state.store.query_usage(&filter).await.map_err(store_failed)?;
     let next = (records.len() == limit as usize).then(|| records.last().map(|r| r.id.clone())).flatten();
     Ok(Json(json!({ "data": records.iter().map(usage_json).collect::<Vec<_>>(), "next_before": next })).into_response())
+}
+
+/// `GET /admin/v1/deployments`: every deployment with its live health, load and latency.
+pub(crate) async fn list_deployments(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.keys.authenticate_admin(&headers, now_ms()).await?;
+    let routing = state.routing.load();
+    let now = std::time::Instant::now();
+    let data: Vec<Value> = routing
+        .deployments
+        .iter()
+        .enumerate()
+        .map(|(i, deployment)| {
+            let spec = deployment.spec();
+            let models: Vec<&str> = routing
+                .catalog
+                .names()
+                .filter(|name| {
+                    routing.catalog.route(name).is_some_and(|r| r.members.iter().any(|m| m.deployment.0 == i))
+                })
+                .collect();
+            let dollars = |micros: u64| micros as f64 / 1_000_000.0;
+            json!({
+                "name": spec.name,
+                "url": spec.base_url,
+                "dialects": spec.dialects.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
+                "upstream_model": spec.upstream_model,
+                "models": models,
+                "health": deployment.live.health(now).as_str(),
+                "consecutive_failures": deployment.live.consecutive_failures(),
+                "times_down": deployment.live.times_opened(),
+                "in_flight": deployment.live.in_flight(),
+                "ttft_ms": deployment.live.ttft().map(|t| t.as_millis()),
+                "context_window": spec.context_window,
+                "price_per_mtok": {
+                    "input": dollars(spec.price.input), "output": dollars(spec.price.output),
+                    "cache_read": dollars(spec.price.cache_read), "cache_write": dollars(spec.price.cache_write),
+                },
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "data": data })).into_response())
 }

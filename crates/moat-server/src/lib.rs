@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 mod edge;
 mod error;
+mod fleet;
 mod metrics;
 mod ops;
 mod proxy;

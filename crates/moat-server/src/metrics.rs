@@ -7,6 +7,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -41,6 +42,11 @@ struct UpstreamErrorLabels {
     code: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeploymentLabels {
+    deployment: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 1 ms to about 2 minutes.
     Histogram::new(exponential_buckets(0.001, 2.0, 18))
@@ -55,6 +61,10 @@ pub(crate) struct Metrics {
     time_to_first_token: Family<ModelLabels, Histogram, fn() -> Histogram>,
     tokens: Family<TokenLabels, Counter>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    retries: Family<ModelLabels, Counter>,
+    deployment_up: Family<DeploymentLabels, Gauge>,
+    deployment_in_flight: Family<DeploymentLabels, Gauge>,
+    deployment_opened: Family<DeploymentLabels, Gauge>,
     usage_records_written: Counter,
     usage_write_failures: Counter,
     /// The usage writer's own counts, mirrored into the counters above at each scrape.
@@ -111,6 +121,22 @@ impl Metrics {
             "Failed exchanges with upstreams, by deployment and error code",
             upstream_errors.clone(),
         );
+        let retries = Family::<ModelLabels, Counter>::default();
+        registry.register("upstream_retries", "Attempts after the first, by model", retries.clone());
+        let deployment_up = Family::<DeploymentLabels, Gauge>::default();
+        registry.register(
+            "deployment_up",
+            "1 while a deployment serves, 0 while its circuit breaker holds it down (or it awaits a probe)",
+            deployment_up.clone(),
+        );
+        let deployment_in_flight = Family::<DeploymentLabels, Gauge>::default();
+        registry.register("deployment_in_flight", "Requests in flight to a deployment", deployment_in_flight.clone());
+        let deployment_opened = Family::<DeploymentLabels, Gauge>::default();
+        registry.register(
+            "deployment_breaker_opened",
+            "Times a deployment's circuit breaker has opened since it was configured",
+            deployment_opened.clone(),
+        );
         let usage_records_written = Counter::default();
         registry.register("usage_records_written", "Usage records stored", usage_records_written.clone());
         let usage_write_failures = Counter::default();
@@ -127,6 +153,10 @@ impl Metrics {
             time_to_first_token,
             tokens,
             upstream_errors,
+            retries,
+            deployment_up,
+            deployment_in_flight,
+            deployment_opened,
             usage_records_written,
             usage_write_failures,
             usage_progress: None,
@@ -165,6 +195,24 @@ impl Metrics {
 
     pub(crate) fn observe_upstream_error(&self, deployment: &str, code: &'static str) {
         self.upstream_errors.get_or_create(&UpstreamErrorLabels { deployment: deployment.to_owned(), code }).inc();
+    }
+
+    pub(crate) fn observe_retry(&self, model: &str) {
+        self.retries.get_or_create(&ModelLabels { model: model.to_owned() }).inc();
+    }
+
+    /// Sets the deployment gauges from the current routing snapshot (at each scrape, so
+    /// deployments removed by a reload disappear).
+    pub(crate) fn set_deployments(&self, deployments: impl Iterator<Item = (String, bool, u64, u64)>) {
+        self.deployment_up.clear();
+        self.deployment_in_flight.clear();
+        self.deployment_opened.clear();
+        for (name, up, in_flight, opened) in deployments {
+            let labels = DeploymentLabels { deployment: name };
+            self.deployment_up.get_or_create(&labels).set(i64::from(up));
+            self.deployment_in_flight.get_or_create(&labels).set(i64::try_from(in_flight).unwrap_or(i64::MAX));
+            self.deployment_opened.get_or_create(&labels).set(i64::try_from(opened).unwrap_or(i64::MAX));
+        }
     }
 
     /// The OpenMetrics text exposition.

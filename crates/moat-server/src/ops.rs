@@ -35,6 +35,12 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 /// Prometheus scrape endpoint.
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let now = std::time::Instant::now();
+    let routing = state.routing.load();
+    state.metrics.set_deployments(routing.deployments.iter().map(|d| {
+        let up = d.live.health(now) == moat_core::HealthState::Up;
+        (d.spec().name.clone(), up, d.live.in_flight(), d.live.times_opened())
+    }));
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
         .into_response()
 }

@@ -2,15 +2,15 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use moat_core::{ErrorCode, ModelAccess, Role};
 use moat_store::{NewKey, Store, StoreError, UsageWriter};
-use moat_upstream::UpstreamClient;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::auth::{KeyResolver, display_prefix, generate_secret, hash_secret};
 use crate::config::Settings;
 use crate::error::ApiError;
+use crate::fleet::Routing;
 use crate::metrics::{Metrics, UsageProgress};
 use crate::state::AppState;
 use crate::time::now_ms;
@@ -62,14 +63,8 @@ impl Gateway {
         env_admin_key: Option<&str>,
     ) -> Result<(Gateway, Option<String>), StartError> {
         let store = Store::open(&settings.store_url).await?;
-        let upstreams = settings
-            .deployments
-            .iter()
-            .map(|spec| {
-                UpstreamClient::new(spec.clone())
-                    .map_err(|message| StartError::Upstream { deployment: spec.name.clone(), message })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let routing = Routing::build(settings.catalog.clone(), &settings.deployments, settings.routing, None)
+            .map_err(|(deployment, message)| StartError::Upstream { deployment, message })?;
         let bootstrap_secret = match env_admin_key {
             Some(_) => None,
             None if store.has_active_admin_key().await? => None,
@@ -77,8 +72,7 @@ impl Gateway {
         };
         let (usage, writer) = UsageWriter::spawn(store.clone(), settings.usage_writer);
         let state = Arc::new(AppState {
-            upstreams,
-            catalog: settings.catalog.clone(),
+            routing: ArcSwap::from_pointee(routing),
             keys: KeyResolver::new(store.clone(), env_admin_key),
             store,
             usage,
@@ -87,7 +81,6 @@ impl Gateway {
                 failed_writes: writer.failed_writes(),
             }),
             tasks: TaskTracker::new(),
-            turn: AtomicUsize::new(0),
             max_body_bytes: settings.max_body_bytes,
             stream_keepalive: settings.stream_keepalive,
             draining: AtomicBool::new(false),
@@ -116,6 +109,7 @@ impl Gateway {
             .route("/admin/v1/keys", post(admin::create_key).get(admin::list_keys))
             .route("/admin/v1/keys/{id}", get(admin::get_key).delete(admin::revoke_key))
             .route("/admin/v1/usage", get(admin::list_usage))
+            .route("/admin/v1/deployments", get(admin::list_deployments))
             .route("/healthz", get(ops::healthz))
             .route("/readyz", get(ops::readyz))
             .route("/metrics", get(ops::metrics))

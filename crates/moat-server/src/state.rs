@@ -1,29 +1,27 @@
 //! What every request shares: built once at start-up, never rebuilt on the request path.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::AtomicBool;
 
-use moat_core::ModelCatalog;
+use arc_swap::ArcSwap;
 use moat_store::{Store, UsageSink};
-use moat_upstream::UpstreamClient;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::KeyResolver;
+use crate::fleet::Routing;
 use crate::metrics::Metrics;
 
 #[derive(Debug)]
 pub(crate) struct AppState {
-    /// Upstream clients, indexed by `DeploymentId`.
-    pub(crate) upstreams: Vec<UpstreamClient>,
-    pub(crate) catalog: ModelCatalog,
+    /// Models and deployments; a config reload swaps in a new snapshot, and each request
+    /// keeps the one it started with.
+    pub(crate) routing: ArcSwap<Routing>,
     pub(crate) store: Store,
     pub(crate) usage: UsageSink,
     pub(crate) keys: KeyResolver,
     pub(crate) metrics: Metrics,
     /// Background work that must finish before shutdown completes (usage settlement).
     pub(crate) tasks: TaskTracker,
-    /// Rotates route plans across a model's deployments.
-    pub(crate) turn: AtomicUsize,
     pub(crate) max_body_bytes: usize,
     /// Silence after which a stream gets a keep-alive comment.
     pub(crate) stream_keepalive: std::time::Duration,

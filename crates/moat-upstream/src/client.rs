@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 
 use moat_core::Dialect;
 
-use crate::{DeploymentSpec, UpstreamError, UpstreamErrorKind};
+use crate::{DeploymentSpec, TimeoutPhase, UpstreamError, UpstreamErrorKind};
 
 /// Most bytes of an upstream error body read to find its message.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
@@ -25,6 +25,7 @@ pub struct UpstreamClient {
 #[derive(Debug)]
 pub struct UpstreamResponse {
     deployment: String,
+    total_timeout: std::time::Duration,
     response: reqwest::Response,
 }
 
@@ -61,7 +62,8 @@ impl UpstreamClient {
     }
 
     /// POSTs a JSON `body` to `path` under the deployment's base URL (e.g. `chat/completions`)
-    /// and returns once response headers arrive. Non-2xx answers become errors here.
+    /// and returns once response headers arrive, within the first-byte timeout. Non-2xx
+    /// answers become errors here.
     pub async fn post_json(
         &self,
         dialect: Dialect,
@@ -79,18 +81,18 @@ impl UpstreamClient {
             value.set_sensitive(true);
             request = request.header("x-api-key", value);
         }
-        let response = request
-            .header(CONTENT_TYPE, "application/json")
-            .timeout(self.spec.timeout)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
+        let sent = request.header(CONTENT_TYPE, "application/json").timeout(self.spec.timeout).body(body).send();
+        let response = match tokio::time::timeout(self.spec.first_byte_timeout, sent).await {
+            Ok(result) => result.map_err(|e| self.transport_error(&e))?,
+            Err(_) => {
+                return Err(timeout_error(&self.spec.name, TimeoutPhase::FirstByte, self.spec.first_byte_timeout));
+            }
+        };
         let status = response.status().as_u16();
         if status >= 400 {
             return Err(self.status_error(response).await);
         }
-        Ok(UpstreamResponse { deployment: self.spec.name.clone(), response })
+        Ok(UpstreamResponse { deployment: self.spec.name.clone(), total_timeout: self.spec.timeout, response })
     }
 
     /// Counts the tokens of `text` with the deployment's tokenize endpoint, if it has one.
@@ -109,8 +111,17 @@ impl UpstreamClient {
             .or_else(|| value.get("tokens").and_then(serde_json::Value::as_array).map(|t| t.len() as u64))
     }
 
+    /// An error from sending the request: nothing of the answer has arrived yet.
     fn transport_error(&self, e: &reqwest::Error) -> UpstreamError {
-        transport_error(&self.spec.name, self.spec.timeout, e)
+        if e.is_connect() && is_timeout(e) {
+            return timeout_error(&self.spec.name, TimeoutPhase::Connect, self.spec.connect_timeout);
+        }
+        let mut error = transport_error(&self.spec.name, self.spec.timeout, e);
+        if error.kind == UpstreamErrorKind::Protocol {
+            error.kind = UpstreamErrorKind::Reset;
+            error.detail = "the connection to the deployment broke before it answered".into();
+        }
+        error
     }
 
     async fn status_error(&self, response: reqwest::Response) -> UpstreamError {
@@ -165,9 +176,50 @@ impl UpstreamClient {
     }
 }
 
+/// Whether `e` is a timeout, looking through the error chain (a connect timeout is reported
+/// inside the connect error).
+fn is_timeout(e: &reqwest::Error) -> bool {
+    if e.is_timeout() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        if inner.to_string().contains("timed out") {
+            return true;
+        }
+        source = inner.source();
+    }
+    false
+}
+
+fn timeout_error(deployment: &str, phase: TimeoutPhase, limit: std::time::Duration) -> UpstreamError {
+    let what = match phase {
+        TimeoutPhase::Connect => "could not connect to the deployment",
+        TimeoutPhase::FirstByte => "the deployment sent nothing",
+        TimeoutPhase::Idle => "the deployment's stream went silent",
+        TimeoutPhase::Total => "the deployment did not finish",
+    };
+    UpstreamError {
+        deployment: deployment.to_owned(),
+        kind: UpstreamErrorKind::Timeout(phase),
+        detail: format!("{what} within {}", humanize(limit)),
+    }
+}
+
+/// `1.5s`, `250ms`, `10s`: how a limit reads in an error message.
+fn humanize(limit: std::time::Duration) -> String {
+    if limit.subsec_millis() == 0 {
+        format!("{}s", limit.as_secs())
+    } else if limit.as_secs() == 0 {
+        format!("{}ms", limit.as_millis())
+    } else {
+        format!("{:.1}s", limit.as_secs_f64())
+    }
+}
+
 fn transport_error(deployment: &str, timeout: std::time::Duration, e: &reqwest::Error) -> UpstreamError {
     let (kind, detail) = if e.is_timeout() {
-        (UpstreamErrorKind::Timeout, format!("the deployment did not finish within {}s", timeout.as_secs()))
+        return timeout_error(deployment, TimeoutPhase::Total, timeout);
     } else if e.is_connect() {
         (UpstreamErrorKind::Connect, "could not connect to the deployment".to_string())
     } else {
@@ -196,18 +248,48 @@ impl UpstreamResponse {
     }
 
     /// Reads the whole body (non-streaming responses).
-    pub async fn bytes(self, timeout: std::time::Duration) -> Result<Bytes, UpstreamError> {
-        let deployment = self.deployment;
+    pub async fn bytes(self) -> Result<Bytes, UpstreamError> {
+        let (deployment, timeout) = (self.deployment, self.total_timeout);
         self.response.bytes().await.map_err(|e| transport_error(&deployment, timeout, &e))
     }
 
-    /// The body as it arrives (streaming responses).
+    /// Waits up to `limit` for the first chunk of the body, so that a stream that fails
+    /// before sending anything can still be retried: nothing has reached the client. `None`
+    /// is an empty body.
+    pub async fn first_chunk(&mut self, limit: std::time::Duration) -> Result<Option<Bytes>, UpstreamError> {
+        match tokio::time::timeout(limit, self.response.chunk()).await {
+            Ok(Ok(chunk)) => Ok(chunk),
+            Ok(Err(e)) if e.is_timeout() => {
+                Err(timeout_error(&self.deployment, TimeoutPhase::Total, self.total_timeout))
+            }
+            Ok(Err(_)) => Err(UpstreamError {
+                deployment: self.deployment.clone(),
+                kind: UpstreamErrorKind::Reset,
+                detail: "the connection to the deployment broke before it sent anything".into(),
+            }),
+            Err(_) => Err(timeout_error(&self.deployment, TimeoutPhase::FirstByte, limit)),
+        }
+    }
+
+    /// The rest of the body as it arrives (streaming responses); a silence longer than `idle`
+    /// between chunks ends it with an idle timeout.
     pub fn into_stream(
         self,
-        timeout: std::time::Duration,
+        idle: std::time::Duration,
     ) -> impl Stream<Item = Result<Bytes, UpstreamError>> + Send + 'static {
-        let deployment = self.deployment;
-        self.response.bytes_stream().map(move |chunk| chunk.map_err(|e| transport_error(&deployment, timeout, &e)))
+        let (deployment, total) = (self.deployment, self.total_timeout);
+        futures_util::stream::unfold(Some(self.response), move |state| {
+            let deployment = deployment.clone();
+            async move {
+                let mut response = state?;
+                match tokio::time::timeout(idle, response.chunk()).await {
+                    Ok(Ok(Some(chunk))) => Some((Ok(chunk), Some(response))),
+                    Ok(Ok(None)) => None,
+                    Ok(Err(e)) => Some((Err(transport_error(&deployment, total, &e)), None)),
+                    Err(_) => Some((Err(timeout_error(&deployment, TimeoutPhase::Idle, idle)), None)),
+                }
+            }
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use moat_core::Dialect;
+use moat_core::{Dialect, Price};
 use secrecy::SecretString;
 
 /// One upstream: where it is, how to authenticate, what it is called there.
@@ -27,6 +27,11 @@ pub struct DeploymentSpec {
     pub timeout: Duration,
     /// Limit on establishing a connection.
     pub connect_timeout: Duration,
+    /// Limit on the wait for the first byte of the answer (response headers, and for streams
+    /// the first chunk): prefill of a long prompt on a busy server.
+    pub first_byte_timeout: Duration,
+    /// Limit on the silence between two chunks of a stream.
+    pub idle_timeout: Duration,
     /// Stop sequences added to every request, for models that do not end their turns on their
     /// own (a base model that writes `<|im_end|>` as text).
     pub stop: Vec<String>,
@@ -35,6 +40,12 @@ pub struct DeploymentSpec {
     /// Whether translated thinking and reasoning settings reach this deployment as
     /// `reasoning_effort` (OpenAI dialect); off for servers that reject the field.
     pub reasoning_effort: bool,
+    /// Largest prompt it accepts, in tokens, when declared: longer prompts go elsewhere.
+    pub context_window: Option<u64>,
+    /// What its tokens cost (zero when not priced).
+    pub price: Price,
+    /// URL polled by active health checks, when they are on.
+    pub health_check_url: Option<String>,
     /// A tokenize endpoint (llama.cpp's or vLLM's `/tokenize`) to count tokens with when the
     /// upstream reports no usage.
     pub tokenize_url: Option<String>,

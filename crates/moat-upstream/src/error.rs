@@ -2,13 +2,28 @@
 
 use moat_core::ErrorCode;
 
+/// Which time limit passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutPhase {
+    /// Connecting.
+    Connect,
+    /// Waiting for the first byte of the answer.
+    FirstByte,
+    /// Silence between two chunks of a stream.
+    Idle,
+    /// The whole exchange.
+    Total,
+}
+
 /// The kind of failure, which fixes the client-visible code and whether a retry may help.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamErrorKind {
     /// No connection could be made (refused, DNS, TLS handshake).
     Connect,
     /// A configured time limit passed.
-    Timeout,
+    Timeout(TimeoutPhase),
+    /// The connection broke before any byte of the answer arrived.
+    Reset,
     /// The upstream answered with an error status.
     Status {
         /// The HTTP status.
@@ -33,16 +48,27 @@ pub struct UpstreamError {
 }
 
 impl UpstreamError {
-    /// Whether trying again (here or on another deployment) may succeed. Connect failures,
-    /// 429s, 502/503/504 and 529 are retryable; timeouts are not, since the upstream may still
-    /// be generating.
+    /// Whether trying again (here or on another deployment) may succeed: connect failures and
+    /// connect timeouts, a reset before the first byte, 429s, 502/503/504 and 529. Other
+    /// timeouts are not, since the upstream may still be generating.
     pub fn retryable(&self) -> bool {
         match &self.kind {
-            UpstreamErrorKind::Connect => true,
-            UpstreamErrorKind::Timeout | UpstreamErrorKind::Protocol => false,
+            UpstreamErrorKind::Connect | UpstreamErrorKind::Reset => true,
+            UpstreamErrorKind::Timeout(phase) => *phase == TimeoutPhase::Connect,
+            UpstreamErrorKind::Protocol => false,
             UpstreamErrorKind::Status { status, .. } => {
                 matches!(status, 429 | 502 | 503 | 504 | 529)
             }
+        }
+    }
+
+    /// Whether the failure says something about the deployment's health (and so feeds its
+    /// circuit breaker). A rejected request (4xx other than 429) says something about the
+    /// request.
+    pub fn counts_against_health(&self) -> bool {
+        match &self.kind {
+            UpstreamErrorKind::Status { status, .. } => *status == 429 || *status >= 500,
+            _ => true,
         }
     }
 
@@ -50,8 +76,11 @@ impl UpstreamError {
     pub fn code(&self) -> ErrorCode {
         match &self.kind {
             UpstreamErrorKind::Connect => ErrorCode::UpstreamUnavailable,
-            UpstreamErrorKind::Timeout => ErrorCode::UpstreamTimeout,
-            UpstreamErrorKind::Protocol => ErrorCode::UpstreamError,
+            UpstreamErrorKind::Timeout(TimeoutPhase::Connect) => ErrorCode::UpstreamConnectTimeout,
+            UpstreamErrorKind::Timeout(TimeoutPhase::FirstByte) => ErrorCode::UpstreamFirstByteTimeout,
+            UpstreamErrorKind::Timeout(TimeoutPhase::Idle) => ErrorCode::UpstreamIdleTimeout,
+            UpstreamErrorKind::Timeout(TimeoutPhase::Total) => ErrorCode::UpstreamTimeout,
+            UpstreamErrorKind::Reset | UpstreamErrorKind::Protocol => ErrorCode::UpstreamError,
             UpstreamErrorKind::Status { status, .. } => match status {
                 429 => ErrorCode::UpstreamRateLimited,
                 529 => ErrorCode::UpstreamOverloaded,
@@ -80,6 +109,24 @@ mod tests {
             deployment: "d".into(),
             kind: UpstreamErrorKind::Status { status, retry_after_secs: None },
             detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn each_timeout_has_its_own_code_and_only_connecting_is_retried() {
+        let timeout = |phase| UpstreamError {
+            deployment: "d".into(),
+            kind: UpstreamErrorKind::Timeout(phase),
+            detail: String::new(),
+        };
+        let cases = [
+            (TimeoutPhase::Connect, ErrorCode::UpstreamConnectTimeout, true),
+            (TimeoutPhase::FirstByte, ErrorCode::UpstreamFirstByteTimeout, false),
+            (TimeoutPhase::Idle, ErrorCode::UpstreamIdleTimeout, false),
+            (TimeoutPhase::Total, ErrorCode::UpstreamTimeout, false),
+        ];
+        for (phase, code, retryable) in cases {
+            assert_eq!((timeout(phase).code(), timeout(phase).retryable()), (code, retryable), "{phase:?}");
         }
     }
 

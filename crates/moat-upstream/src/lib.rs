@@ -11,4 +11,4 @@ mod error;
 
 pub use client::{UpstreamClient, UpstreamResponse};
 pub use deployment::DeploymentSpec;
-pub use error::{UpstreamError, UpstreamErrorKind};
+pub use error::{TimeoutPhase, UpstreamError, UpstreamErrorKind};

@@ -12,7 +12,7 @@ mod validate;
 
 pub use load::{ConfigError, ConfigIssue, load, load_from_str};
 pub use raw::RawConfig;
-pub use validate::{LogFormat, Settings};
+pub use validate::{LogFormat, RoutingSettings, Settings};
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,8 @@ pub struct RawConfig {
     pub log: LogConfig,
     /// The usage-record pipeline.
     pub usage: UsageConfig,
+    /// Retries and deployment health, for every model.
+    pub routing: RoutingConfig,
     /// Upstream servers that run models. Each is one `[[deployments]]` table.
     pub deployments: Vec<DeploymentConfig>,
     /// Public model names clients ask for, each served by one or more deployments.
@@ -135,10 +137,34 @@ pub struct DeploymentConfig {
     #[serde(default = "default_timeout", with = "humantime_serde")]
     #[schemars(with = "String", extend("format" = "duration"))]
     pub timeout: Duration,
-    /// Longest connecting may take.
+    /// Longest connecting may take. Its own error code (`upstream_connect_timeout`); retried.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     #[schemars(with = "String", extend("format" = "duration"))]
     pub connect_timeout: Duration,
+    /// Longest wait for the first byte of the answer (for streams, the first chunk): the
+    /// prompt's prefill on a busy server. `upstream_first_byte_timeout`; not retried, since
+    /// the server may still be working on it.
+    #[serde(default = "default_first_byte_timeout", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub first_byte_timeout: Duration,
+    /// Longest silence between two chunks of a stream (`upstream_idle_timeout`). Keep it
+    /// above `server.stream_keepalive`, which only speaks to the client.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub idle_timeout: Duration,
+    /// Largest prompt, in tokens, this deployment accepts. A longer prompt (estimated at 4
+    /// bytes per token of the request body) goes to a deployment, or a fallback model, with
+    /// room for it; when none has, the client gets `context_window_exceeded`.
+    #[serde(default)]
+    pub context_window: Option<u64>,
+    /// Prices in US dollars per million tokens, for the `lowest_cost` strategy (and cost
+    /// reports): `{ input = 0.6, output = 2.4 }`, optionally `cache_read` and `cache_write`.
+    #[serde(default)]
+    pub price: Option<PriceConfig>,
+    /// URL that active health checks GET (any 2xx is healthy), when
+    /// `routing.health_check_interval` is set. Default: the base URL's `/models`.
+    #[serde(default)]
+    pub health_check_url: Option<String>,
     /// Stop sequences added to every request sent to this deployment (to `stop`, or
     /// `stop_sequences` in the Anthropic dialect), after the client's own. For models that do
     /// not end their turns by themselves, e.g. `["<|im_end|>"]` for a base model served with
@@ -158,6 +184,18 @@ pub struct DeploymentConfig {
     /// upstream reports no usage. Without it such counts are estimated from text length.
     #[serde(default)]
     pub tokenize_url: Option<String>,
+}
+
+fn default_strategy() -> String {
+    "weighted".into()
+}
+
+fn default_first_byte_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(120)
 }
 
 fn default_true() -> bool {
@@ -186,17 +224,139 @@ pub enum SecretRef {
     File(String),
 }
 
+/// Prices in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    /// Uncached input tokens.
+    #[serde(default)]
+    pub input: f64,
+    /// Output tokens.
+    #[serde(default)]
+    pub output: f64,
+    /// Input tokens read from the prompt cache.
+    #[serde(default)]
+    pub cache_read: f64,
+    /// Input tokens written to the prompt cache.
+    #[serde(default)]
+    pub cache_write: f64,
+}
+
+/// One deployment of a model: its name, or a table with its share and priority.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ModelDeployment {
+    /// Weight 1, tier 0.
+    Name(String),
+    /// `{ name = "gpu-a", weight = 3, tier = 0 }`.
+    Weighted {
+        /// The deployment's name.
+        name: String,
+        /// Share of the tier's traffic, relative to the others (default 1).
+        #[serde(default = "default_weight")]
+        weight: u32,
+        /// Priority: tier 0 serves first; tier 1 only when no tier-0 deployment is available
+        /// (down, or too small for the prompt), and so on (default 0).
+        #[serde(default)]
+        tier: u32,
+    },
+}
+
+impl ModelDeployment {
+    /// The deployment's name.
+    pub fn name(&self) -> &str {
+        match self {
+            ModelDeployment::Name(name) | ModelDeployment::Weighted { name, .. } => name,
+        }
+    }
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
 /// `[[models]]`: a public model name and the deployments that serve it.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// The name clients put in `model`.
     pub name: String,
-    /// Names of the deployments serving it; requests rotate across them.
-    pub deployments: Vec<String>,
+    /// The deployments serving it: names (`["gpu-a", "gpu-b"]`) or tables with a weight and a
+    /// priority tier (`[{ name = "gpu-a", weight = 3 }, { name = "hosted", tier = 1 }]`).
+    pub deployments: Vec<ModelDeployment>,
+    /// How each tier's deployments are ordered: `weighted` (random in proportion to weight),
+    /// `least_in_flight`, `lowest_latency` (moving average of time to first token) or
+    /// `lowest_cost` (by `price`). The rest of the order is where retries go.
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+    /// Models tried, in order, when none of this model's deployments can serve a request
+    /// (all down, or all too small for the prompt): e.g. `["qwen3-coder"]`.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
     /// Other names clients may ask for, as patterns where `*` matches anything: e.g.
     /// `["claude-*"]` so Claude Code's model names reach this model. A configured model name
     /// always wins over an alias; among aliases the first match in file order wins.
     #[serde(default)]
     pub aliases: Vec<String>,
+}
+
+/// `[routing]`: retries and deployment health, for every model.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Most attempts one request makes, the first included, across its plan's deployments.
+    /// Only failures before any byte reached the client are retried: connect failures and
+    /// connect timeouts, a reset before the first byte, 429, 502, 503, 504 and 529.
+    pub max_attempts: u32,
+    /// Retries stop when this much time has passed since the request arrived.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub retry_deadline: Duration,
+    /// Wait before retrying a deployment already tried, doubled at each retry with full
+    /// jitter, capped by `backoff_max`. An upstream's `retry-after` replaces it when longer
+    /// (and ends the retries when it passes the deadline). A retry on a deployment not yet
+    /// tried goes at once.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub backoff_base: Duration,
+    /// Longest wait between two attempts.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub backoff_max: Duration,
+    /// Consecutive failures that mark a deployment down.
+    pub breaker_failures: u32,
+    /// Failure share (0 to 1) of a deployment's last `breaker_window` requests that marks it
+    /// down, once at least `breaker_min_requests` were seen.
+    pub breaker_failure_rate: f64,
+    /// Requests the failure rate is computed over.
+    pub breaker_window: usize,
+    /// Requests seen before the failure rate counts.
+    pub breaker_min_requests: usize,
+    /// How long a down deployment gets no traffic; then one request probes it, and its
+    /// success brings the deployment back.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub breaker_cooldown: Duration,
+    /// When set, every deployment's `health_check_url` is polled this often; a failed check
+    /// counts as a failed request, a passing one brings a down deployment back.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>", extend("format" = "duration"))]
+    pub health_check_interval: Option<Duration>,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            max_attempts: 3,
+            retry_deadline: Duration::from_secs(60),
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(5),
+            breaker_failures: 5,
+            breaker_failure_rate: 0.5,
+            breaker_window: 20,
+            breaker_min_requests: 10,
+            breaker_cooldown: Duration::from_secs(30),
+            health_check_interval: None,
+        }
+    }
 }

@@ -7,14 +7,13 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use moat_core::Dialect;
-use moat_core::{DeploymentId, ModelCatalog};
+use moat_core::{BreakerPolicy, DeploymentId, Dialect, Member, ModelCatalog, ModelRoute, Price, Strategy};
 use moat_store::UsageWriterConfig;
 use moat_upstream::DeploymentSpec;
 use secrecy::SecretString;
 
 use super::load::ConfigIssue;
-use super::raw::{DeploymentConfig, RawConfig, SecretRef};
+use super::raw::{DeploymentConfig, ModelDeployment, PriceConfig, RawConfig, RoutingConfig, SecretRef};
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +47,39 @@ pub struct Settings {
     pub deployments: Vec<DeploymentSpec>,
     /// Public model names and their deployments.
     pub catalog: ModelCatalog,
+    /// Retries and health.
+    pub routing: RoutingSettings,
+}
+
+/// Retries and deployment health.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoutingSettings {
+    /// Most attempts per request, the first included.
+    pub max_attempts: u32,
+    /// No retry starts after this much time since the request arrived.
+    pub retry_deadline: Duration,
+    /// First backoff before retrying a deployment already tried.
+    pub backoff_base: Duration,
+    /// Longest backoff.
+    pub backoff_max: Duration,
+    /// When deployments are marked down and for how long.
+    pub breaker: BreakerPolicy,
+    /// How often active health checks run, if they do.
+    pub health_check_interval: Option<Duration>,
+}
+
+impl Default for RoutingSettings {
+    fn default() -> Self {
+        let raw = RoutingConfig::default();
+        RoutingSettings {
+            max_attempts: raw.max_attempts,
+            retry_deadline: raw.retry_deadline,
+            backoff_base: raw.backoff_base,
+            backoff_max: raw.backoff_max,
+            breaker: BreakerPolicy::default(),
+            health_check_interval: raw.health_check_interval,
+        }
+    }
 }
 
 struct Issues(Vec<ConfigIssue>);
@@ -125,15 +157,36 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         if model.deployments.is_empty() {
             issues.add(format!("{path}.deployments"), "needs at least one deployment");
         }
-        let mut ids = Vec::new();
-        for (j, name) in model.deployments.iter().enumerate() {
+        let mut members = Vec::new();
+        for (j, entry) in model.deployments.iter().enumerate() {
+            let name = entry.name();
+            let (weight, tier) = match entry {
+                ModelDeployment::Name(_) => (1, 0),
+                ModelDeployment::Weighted { weight, tier, .. } => (*weight, *tier),
+            };
+            if weight == 0 {
+                issues.add(format!("{path}.deployments[{j}].weight"), "must be at least 1");
+            }
             match deployment_ids.get(name) {
-                Some(id) => ids.push(*id),
-                None if declared.contains(name.as_str()) => {}
+                Some(id) => members.push(Member { deployment: *id, weight, tier }),
+                None if declared.contains(name) => {}
                 None => issues.add(format!("{path}.deployments[{j}]"), format!("no deployment is named `{name}`")),
             }
         }
-        catalog.insert(model.name.clone(), ids);
+        let strategy = match model.strategy.as_str() {
+            "weighted" => Strategy::Weighted,
+            "least_in_flight" => Strategy::LeastInFlight,
+            "lowest_latency" => Strategy::LowestLatency,
+            "lowest_cost" => Strategy::LowestCost,
+            other => {
+                issues.add(
+                    format!("{path}.strategy"),
+                    format!("`{other}` is not one of `weighted`, `least_in_flight`, `lowest_latency`, `lowest_cost`"),
+                );
+                Strategy::Weighted
+            }
+        };
+        catalog.insert(model.name.clone(), ModelRoute { members, strategy, fallbacks: model.fallbacks.clone() });
         for (j, pattern) in model.aliases.iter().enumerate() {
             if pattern.trim().is_empty() {
                 issues.add(format!("{path}.aliases[{j}]"), "must not be empty");
@@ -142,6 +195,17 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
             }
         }
     }
+
+    for (i, model) in raw.models.iter().enumerate() {
+        for (j, fallback) in model.fallbacks.iter().enumerate() {
+            if !model_names.contains(fallback.as_str()) {
+                issues.add(format!("models[{i}].fallbacks[{j}]"), format!("no model is named `{fallback}`"));
+            } else if *fallback == model.name {
+                issues.add(format!("models[{i}].fallbacks[{j}]"), "a model cannot fall back to itself");
+            }
+        }
+    }
+    let routing = validate_routing(&raw.routing, &mut issues);
 
     if !issues.0.is_empty() {
         return Err(issues.0);
@@ -161,7 +225,65 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         },
         deployments,
         catalog,
+        routing,
     })
+}
+
+fn validate_routing(raw: &RoutingConfig, issues: &mut Issues) -> RoutingSettings {
+    if raw.max_attempts == 0 {
+        issues.add("routing.max_attempts", "must be at least 1 (1 means no retries)");
+    }
+    if raw.backoff_max < raw.backoff_base {
+        issues.add("routing.backoff_max", "must not be shorter than `backoff_base`");
+    }
+    if raw.breaker_failures == 0 {
+        issues.add("routing.breaker_failures", "must be at least 1");
+    }
+    if !(raw.breaker_failure_rate > 0.0 && raw.breaker_failure_rate <= 1.0) {
+        issues.add("routing.breaker_failure_rate", "must be above 0 and at most 1");
+    }
+    if raw.breaker_window == 0 || raw.breaker_min_requests > raw.breaker_window {
+        issues.add("routing.breaker_window", "must be at least 1 and at least `breaker_min_requests`");
+    }
+    if raw.health_check_interval.is_some_and(|i| i.is_zero()) {
+        issues.add("routing.health_check_interval", "must be longer than zero when set");
+    }
+    RoutingSettings {
+        max_attempts: raw.max_attempts,
+        retry_deadline: raw.retry_deadline,
+        backoff_base: raw.backoff_base,
+        backoff_max: raw.backoff_max,
+        breaker: BreakerPolicy {
+            consecutive_failures: raw.breaker_failures,
+            failure_rate: raw.breaker_failure_rate,
+            window: raw.breaker_window,
+            min_requests: raw.breaker_min_requests,
+            cooldown: raw.breaker_cooldown,
+        },
+        health_check_interval: raw.health_check_interval,
+    }
+}
+
+/// Dollars per million tokens in config, micro-dollars in moat.
+fn validate_price(raw: Option<&PriceConfig>, path: &str, issues: &mut Issues) -> Price {
+    let Some(raw) = raw else { return Price::default() };
+    let mut micros = |value: f64, field: &str| {
+        if !(value.is_finite() && (0.0..=1_000_000.0).contains(&value)) {
+            issues.add(format!("{path}.price.{field}"), "must be a number of dollars from 0 to 1000000");
+            return 0;
+        }
+        // Rounded once, here; every later sum is in integers. The range check above keeps the
+        // product within 0..=10^12, which a u64 holds exactly.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "range checked above")]
+        let micros = (value * 1_000_000.0).round() as u64;
+        micros
+    };
+    Price {
+        input: micros(raw.input, "input"),
+        output: micros(raw.output, "output"),
+        cache_read: micros(raw.cache_read, "cache_read"),
+        cache_write: micros(raw.cache_write, "cache_write"),
+    }
 }
 
 fn validate_deployment(
@@ -211,8 +333,20 @@ fn validate_deployment(
     if raw.connect_timeout.is_zero() {
         issues.add(format!("{path}.connect_timeout"), "must be longer than zero");
     }
+    for (field, limit) in [("first_byte_timeout", raw.first_byte_timeout), ("idle_timeout", raw.idle_timeout)] {
+        if limit.is_zero() {
+            issues.add(format!("{path}.{field}"), "must be longer than zero");
+        }
+    }
+    if raw.context_window == Some(0) {
+        issues.add(format!("{path}.context_window"), "must be at least 1 token when set");
+    }
+    let price = validate_price(raw.price.as_ref(), path, issues);
     if let Some(url) = &raw.tokenize_url {
         check_http_url(url, &format!("{path}.tokenize_url"), issues);
+    }
+    if let Some(url) = &raw.health_check_url {
+        check_http_url(url, &format!("{path}.health_check_url"), issues);
     }
     (issues.0.len() == before).then(|| DeploymentSpec {
         name: raw.name.clone(),
@@ -224,6 +358,13 @@ fn validate_deployment(
         headers: raw.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         timeout: raw.timeout,
         connect_timeout: raw.connect_timeout,
+        first_byte_timeout: raw.first_byte_timeout,
+        idle_timeout: raw.idle_timeout,
+        context_window: raw.context_window,
+        price,
+        health_check_url: Some(
+            raw.health_check_url.clone().unwrap_or_else(|| format!("{}/models", raw.url.trim_end_matches('/'))),
+        ),
         stop: raw.stop.clone(),
         anthropic_beta: raw.anthropic_beta.clone(),
         reasoning_effort: raw.reasoning_effort,

@@ -34,36 +34,36 @@ async fn count(state: &Arc<AppState>, request: Request) -> Result<Response, ApiE
     let principal = state.keys.authenticate(&parts.headers, now_ms()).await?;
     let decoded = Decoded::parse(Endpoint::Messages, &body)?;
     let requested = decoded.model().to_owned();
-    let model = state.catalog.resolve(&requested).unwrap_or(&requested).to_owned();
-    if state.catalog.plan(&model, 0).is_none() {
+    let routing = state.routing.load_full();
+    let model = routing.catalog.resolve(&requested).unwrap_or(&requested).to_owned();
+    let Some(model_route) = routing.catalog.route(&model) else {
         return Err(
             ApiError::new(ErrorCode::ModelNotFound, format!("the model `{model}` does not exist")).with_param("model")
         );
-    }
+    };
     if !principal.may_use(&model) {
         return Err(ApiError::new(ErrorCode::ModelNotAllowed, format!("this key may not use the model `{model}`"))
             .with_param("model"));
     }
-    if let Ok(plan) = route(state, &model, Endpoint::Messages)
-        && let Some(upstream) =
-            plan.iter().find(|(_, hop)| *hop == Hop::PassThrough).and_then(|(id, _)| state.upstreams.get(id.0))
+    if let Ok(plan) = route(&routing, &model, Endpoint::Messages, body.len())
+        && let Some((deployment, _)) = plan.iter().find(|(_, hop)| *hop == Hop::PassThrough)
     {
+        let upstream = &deployment.client;
         let headers = ingress::upstream_headers(Dialect::Anthropic, &parts.headers, upstream.spec());
         let upstream_body = decoded.to_upstream_body(Endpoint::Messages, upstream.spec());
         let response = upstream
             .post_json(Dialect::Anthropic, "messages/count_tokens", upstream_body, headers)
             .await
             .map_err(|e| upstream_api_error(&e))?;
-        let bytes = response.bytes(upstream.spec().timeout).await.map_err(|e| upstream_api_error(&e))?;
+        let bytes = response.bytes().await.map_err(|e| upstream_api_error(&e))?;
         return Ok(json_response(bytes.to_vec()));
     }
     // No deployment speaks Anthropic: count the prompt text with the first deployment's
     // tokenizer, or estimate it.
     let text = ingress::prompt_text(Dialect::Anthropic, &body);
-    let upstream =
-        state.catalog.plan(&model, 0).and_then(|p| p.deployments.first().and_then(|id| state.upstreams.get(id.0)));
-    let tokens = match upstream {
-        Some(upstream) => match upstream.count_tokens(&text).await {
+    let first = model_route.members.first().and_then(|member| routing.get(member.deployment));
+    let tokens = match first {
+        Some(deployment) => match deployment.client.count_tokens(&text).await {
             Some(n) => n,
             None => estimate_tokens(&text),
         },

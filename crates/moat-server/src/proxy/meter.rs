@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use moat_core::estimate::estimate_tokens;
 use moat_core::usage_record::STATUS_CLIENT_CLOSED;
-use moat_core::{DeploymentId, Usage, UsageRecord};
+use moat_core::{Usage, UsageRecord};
 use moat_wire::response_view::ResponseView;
 
 use super::Endpoint;
 use crate::error::ApiError;
+use crate::fleet::{Deployment, InFlight};
 use crate::state::AppState;
 
 /// The error code recorded when the client went away before the response was complete.
@@ -46,7 +47,11 @@ pub(crate) struct Meter {
 struct Pending {
     base: RecordBase,
     request_body: Bytes,
-    deployment: Option<(DeploymentId, String)>,
+    deployment: Option<Arc<Deployment>>,
+    /// Counts this request against its deployment's in-flight load until settled.
+    in_flight: Option<InFlight>,
+    /// When the current attempt started, for the deployment's time to first token.
+    attempt_started: Option<Instant>,
     usage: Option<Usage>,
     generated: String,
     first_byte: Option<Duration>,
@@ -54,23 +59,46 @@ struct Pending {
 
 impl Meter {
     pub(crate) fn new(state: Arc<AppState>, base: RecordBase, request_body: Bytes) -> Self {
-        let pending =
-            Pending { base, request_body, deployment: None, usage: None, generated: String::new(), first_byte: None };
+        let pending = Pending {
+            base,
+            request_body,
+            deployment: None,
+            in_flight: None,
+            attempt_started: None,
+            usage: None,
+            generated: String::new(),
+            first_byte: None,
+        };
         Meter { state, pending: Some(pending) }
     }
 
-    pub(crate) fn set_deployment(&mut self, id: DeploymentId, name: String) {
+    /// Starts an attempt on `deployment`: the record names it, and it counts as in flight there.
+    pub(crate) fn set_deployment(&mut self, deployment: &Arc<Deployment>) {
         if let Some(p) = &mut self.pending {
-            p.deployment = Some((id, name));
+            p.in_flight = None;
+            p.in_flight = Some(deployment.live.begin());
+            p.deployment = Some(deployment.clone());
+            p.attempt_started = Some(Instant::now());
         }
     }
 
-    /// Notes the first byte of the upstream's answer (the first only).
+    /// The deployment of the current attempt.
+    pub(crate) fn deployment(&self) -> Option<&Arc<Deployment>> {
+        self.pending.as_ref().and_then(|p| p.deployment.as_ref())
+    }
+
+    /// Notes the first byte of the upstream's answer (the first only), and for streams feeds
+    /// the deployment's time-to-first-token average.
     pub(crate) fn mark_first_byte(&mut self) {
         if let Some(p) = &mut self.pending
             && p.first_byte.is_none()
         {
             p.first_byte = Some(p.base.started.elapsed());
+            if p.base.streamed
+                && let (Some(deployment), Some(started)) = (&p.deployment, p.attempt_started)
+            {
+                deployment.live.record_ttft(started.elapsed());
+            }
         }
     }
 
@@ -90,10 +118,13 @@ impl Meter {
         }
     }
 
-    /// Counts a failed exchange with the deployment in the metrics.
-    pub(crate) fn note_upstream_error(&self, code: moat_core::ErrorCode) {
-        if let Some((_, name)) = self.pending.as_ref().and_then(|p| p.deployment.as_ref()) {
-            self.state.metrics.observe_upstream_error(name, code.as_str());
+    /// Counts a failed exchange with the deployment in the metrics and its health.
+    pub(crate) fn note_upstream_error(&self, error: &moat_upstream::UpstreamError) {
+        if let Some(deployment) = self.deployment() {
+            self.state.metrics.observe_upstream_error(&deployment.spec().name, error.code().as_str());
+            if error.counts_against_health() {
+                deployment.live.failed(Instant::now());
+            }
         }
     }
 
@@ -109,7 +140,8 @@ impl Meter {
     }
 
     fn settle(&mut self, status: u16, error_code: Option<&'static str>) {
-        let Some(p) = self.pending.take() else { return };
+        let Some(mut p) = self.pending.take() else { return };
+        p.in_flight = None;
         let settlement = Settlement {
             latency: p.base.started.elapsed(),
             status,
@@ -139,7 +171,7 @@ struct Settlement {
     status: u16,
     error_code: Option<&'static str>,
     request_body: Bytes,
-    deployment: Option<(DeploymentId, String)>,
+    deployment: Option<Arc<Deployment>>,
     usage: Option<Usage>,
     generated: String,
     first_byte: Option<Duration>,
@@ -154,11 +186,11 @@ impl Settlement {
         let (usage, estimated) = match (self.usage, &self.deployment) {
             // A stream cut after its input count but before its output count (Anthropic
             // reports them in separate events): count what was generated.
-            (Some(usage), Some((id, _))) if usage.output == 0 && !self.generated.is_empty() => {
-                (Usage { output: self.count_text(&state, *id, self.generated.clone()).await, ..usage }, true)
+            (Some(usage), Some(deployment)) if usage.output == 0 && !self.generated.is_empty() => {
+                (Usage { output: self.count_text(deployment, self.generated.clone()).await, ..usage }, true)
             }
             (Some(usage), _) => (usage, false),
-            (None, Some((id, _))) if upstream_worked => (self.count(&state, *id).await, true),
+            (None, Some(deployment)) if upstream_worked => (self.count(deployment).await, true),
             (None, _) => (Usage::default(), false),
         };
         if self.deployment.is_some() {
@@ -169,7 +201,7 @@ impl Settlement {
             created_at_ms: self.base.created_at_ms,
             key_id: self.base.key_id,
             model: self.base.model,
-            deployment: self.deployment.map(|(_, name)| name),
+            deployment: self.deployment.map(|d| d.spec().name.clone()),
             endpoint: self.base.endpoint.name().to_owned(),
             status: self.status,
             error_code: self.error_code.map(str::to_owned),
@@ -192,25 +224,22 @@ impl Settlement {
     }
 
     /// Counts input and output tokens with the deployment's tokenizer, or estimates them.
-    async fn count(&self, state: &AppState, deployment: DeploymentId) -> Usage {
+    async fn count(&self, deployment: &Deployment) -> Usage {
         let prompt = super::ingress::prompt_text(self.base.endpoint.dialect(), &self.request_body);
         Usage {
-            input: self.count_text(state, deployment, prompt).await,
-            output: self.count_text(state, deployment, self.generated.clone()).await,
+            input: self.count_text(deployment, prompt).await,
+            output: self.count_text(deployment, self.generated.clone()).await,
             ..Usage::default()
         }
     }
 
     /// Tokens in `text` by the deployment's tokenizer, or estimated when it has none.
-    async fn count_text(&self, state: &AppState, deployment: DeploymentId, text: String) -> u64 {
+    async fn count_text(&self, deployment: &Deployment, text: String) -> u64 {
         if text.is_empty() {
             return 0;
         }
-        match state.upstreams.get(deployment.0) {
-            Some(upstream) => match upstream.count_tokens(&text).await {
-                Some(n) => n,
-                None => estimate_tokens(&text),
-            },
+        match deployment.client.count_tokens(&text).await {
+            Some(n) => n,
             None => estimate_tokens(&text),
         }
     }

@@ -14,22 +14,25 @@ mod count_tokens;
 mod ingress;
 mod meter;
 mod relay;
+mod retry;
 mod translate;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use moat_core::{DeploymentId, Dialect, ErrorCode};
+use futures_util::StreamExt;
+use moat_core::{Dialect, ErrorCode, PlanError};
 use moat_upstream::{UpstreamClient, UpstreamError, UpstreamResponse};
 use moat_wire::translate::{AnswerContext, Translation};
 use serde_json::json;
 
 use crate::edge::REQUEST_ID;
 use crate::error::ApiError;
+use crate::fleet::{Deployment, Routing};
 use crate::state::AppState;
 use crate::time::now_ms;
 use ingress::Decoded;
@@ -68,7 +71,8 @@ pub(crate) async fn list_models(State(state): State<Arc<AppState>>, headers: Hea
         Ok(principal) => principal,
         Err(error) => return error.in_dialect(crate::error::dialect_of(&headers)).into_response(),
     };
-    let names: Vec<&str> = state.catalog.names().filter(|name| principal.may_use(name)).collect();
+    let routing = state.routing.load();
+    let names: Vec<&str> = routing.catalog.names().filter(|name| principal.may_use(name)).collect();
     let data: Vec<_> = names
         .iter()
         .map(|name| {
@@ -112,7 +116,9 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
     // The name the client asked for, and the public model it resolves to (itself, or through
     // an alias).
     let requested = decoded.model().to_owned();
-    let model = state.catalog.resolve(&requested).unwrap_or(&requested).to_owned();
+    // The snapshot of models and deployments this request keeps, whatever reloads meanwhile.
+    let routing = state.routing.load_full();
+    let model = routing.catalog.resolve(&requested).unwrap_or(&requested).to_owned();
     let stream = decoded.stream() && endpoint.can_stream();
     let mut meter = Meter::new(
         state.clone(),
@@ -128,8 +134,8 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
         body.clone(),
     );
 
-    let plan = match route(&state, &model, endpoint) {
-        Ok(plan) => plan,
+    let hops = match route(&routing, &model, endpoint, body.len()) {
+        Ok(hops) => hops,
         Err(error) => return respond(meter.fail(error)),
     };
     if !principal.may_use(&model) {
@@ -137,38 +143,55 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
             .with_param("model");
         return respond(meter.fail(error));
     }
-    // Try the plan's deployments in order, moving on only when a deployment could not be
-    // reached at all: nothing was generated, so nothing can be counted twice.
-    let mut last_error = None;
-    for (deployment, hop) in plan {
-        let Some(upstream) = state.upstreams.get(deployment.0) else {
+    // Try the plan's deployments in order, and again from the top while attempts remain, as
+    // long as each failure happened before any byte reached the client and may pass.
+    let mut schedule = retry::Schedule::new(routing.settings, started, hops.len());
+    let mut last_error: Option<UpstreamError> = None;
+    for attempt in 0..routing.settings.max_attempts as usize {
+        let index = attempt % hops.len();
+        let (deployment, hop) = (&hops[index].0, hops[index].1);
+        if attempt > 0 {
+            let Some(wait) = schedule.wait_before(index, attempt >= hops.len(), rand::random::<f64>()) else {
+                break;
+            };
+            if !wait.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = state.hard_stop.cancelled() => break,
+                }
+            }
+            state.metrics.observe_retry(&model);
+        }
+        if !deployment.live.try_acquire(Instant::now()) {
             continue;
-        };
-        meter.set_deployment(deployment, upstream.spec().name.clone());
+        }
+        meter.set_deployment(deployment);
+        let spec = deployment.spec();
         let (outbound, client_stops) = match hop {
             Hop::PassThrough => (
                 Outbound {
                     dialect,
                     path: endpoint.upstream_path(),
-                    body: decoded.to_upstream_body(endpoint, upstream.spec()),
-                    headers: ingress::upstream_headers(dialect, &parts.headers, upstream.spec()),
+                    body: decoded.to_upstream_body(endpoint, spec),
+                    headers: ingress::upstream_headers(dialect, &parts.headers, spec),
                 },
                 Vec::new(),
             ),
-            Hop::Translate(translation) => {
-                match translate::outbound(translation, &body, &parts.headers, upstream.spec()) {
-                    Ok(outbound) => outbound,
-                    Err(error) => return respond(meter.fail(error)),
-                }
-            }
+            Hop::Translate(translation) => match translate::outbound(translation, &body, &parts.headers, spec) {
+                Ok(outbound) => outbound,
+                Err(error) => return respond(meter.fail(error)),
+            },
         };
         let input_tokens_hint = match (hop, stream) {
-            (Hop::Translate(Translation::MessagesToChat), true) => translate::count_prompt(upstream, &body).await,
+            (Hop::Translate(Translation::MessagesToChat), true) => {
+                translate::count_prompt(&deployment.client, &body).await
+            }
             _ => 0,
         };
-        match call_upstream(&state, upstream, outbound).await {
-            Ok(response) => {
-                meter.mark_first_byte_if(!stream);
+        match call_upstream(&state, &deployment.client, outbound, stream).await {
+            Ok((response, first_chunk)) => {
+                deployment.live.succeeded();
+                meter.mark_first_byte_if(!stream || first_chunk.is_some());
                 let relay = Relay {
                     endpoint,
                     hop,
@@ -182,13 +205,14 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
                         stop_sequences: client_stops,
                     },
                 };
-                return relay.run(&state, upstream, response, meter).await;
+                return relay.run(&state, &deployment.client, response, first_chunk, meter).await;
             }
             Err(error) => {
-                state.metrics.observe_upstream_error(&upstream.spec().name, error.code().as_str());
-                let retry_elsewhere = error.retryable() && error.kind == moat_upstream::UpstreamErrorKind::Connect;
+                meter.note_upstream_error(&error);
+                schedule.failed(index, error.retry_after_secs());
+                let retryable = error.retryable();
                 last_error = Some(error);
-                if !retry_elsewhere {
+                if !retryable {
                     break;
                 }
             }
@@ -196,7 +220,8 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
     }
     let error = match last_error {
         Some(error) => upstream_api_error(&error),
-        None => ApiError::new(ErrorCode::ModelNotFound, format!("the model `{model}` has no deployment")),
+        None => ApiError::new(ErrorCode::UpstreamUnavailable, format!("every deployment of `{model}` is down"))
+            .with_retry_after(Some(routing.settings.breaker.cooldown.as_secs().max(1))),
     };
     respond(meter.fail(error))
 }
@@ -212,29 +237,56 @@ pub(crate) enum Hop {
 
 /// The deployments to try for `model`, in plan order, each with how to reach it: passed
 /// through where the deployment speaks the request's dialect, translated where it can be.
-fn route(state: &AppState, model: &str, endpoint: Endpoint) -> Result<Vec<(DeploymentId, Hop)>, ApiError> {
-    let turn = state.turn.fetch_add(1, Ordering::Relaxed);
-    let Some(plan) = state.catalog.plan(model, turn) else {
-        return Err(
+/// The prompt's size is estimated from the body's (4 bytes per token) for context windows.
+fn route(
+    routing: &Routing,
+    model: &str,
+    endpoint: Endpoint,
+    body_len: usize,
+) -> Result<Vec<(Arc<Deployment>, Hop)>, ApiError> {
+    let hop = |d: &Deployment| hop_for(endpoint, &d.spec().dialects, d.spec().native_responses);
+    let prompt_tokens = u64::try_from(body_len / 4).unwrap_or(u64::MAX);
+    let plan = routing.plan(model, prompt_tokens, &|d| hop(d).is_some()).map_err(|error| match error {
+        PlanError::UnknownModel => {
             ApiError::new(ErrorCode::ModelNotFound, format!("the model `{model}` does not exist")).with_param("model")
-        );
-    };
-    let hops: Vec<(DeploymentId, Hop)> = plan
-        .deployments
-        .into_iter()
-        .filter_map(|id| {
-            let spec = state.upstreams.get(id.0)?.spec();
-            hop_for(endpoint, &spec.dialects, spec.native_responses).map(|hop| (id, hop))
-        })
-        .collect();
-    if hops.is_empty() {
-        return Err(ApiError::new(
+        }
+        PlanError::ContextTooLong { needed, largest } => ApiError::new(
+            ErrorCode::ContextWindowExceeded,
+            format!(
+                "the prompt (about {needed} tokens) is longer than the context of every deployment of `{model}` \
+                 (largest: {largest} tokens)"
+            ),
+        )
+        .with_param("messages"),
+        PlanError::AllDown if !any_deployment_serves(routing, model, &hop) => ApiError::new(
             ErrorCode::EndpointNotSupported,
             format!("the model `{model}` has no deployment that can serve {}", endpoint.client_path()),
         )
-        .with_param("model"));
-    }
-    Ok(hops)
+        .with_param("model"),
+        PlanError::AllDown => {
+            ApiError::new(ErrorCode::UpstreamUnavailable, format!("every deployment of `{model}` is down"))
+                .with_retry_after(Some(routing.settings.breaker.cooldown.as_secs().max(1)))
+        }
+    })?;
+    Ok(plan
+        .deployments
+        .into_iter()
+        .filter_map(|id| {
+            let deployment = routing.get(id)?;
+            Some((deployment.clone(), hop(deployment)?))
+        })
+        .collect())
+}
+
+/// Whether any deployment of `model` (fallbacks aside) could serve the endpoint at all.
+fn any_deployment_serves(routing: &Routing, model: &str, hop: &dyn Fn(&Deployment) -> Option<Hop>) -> bool {
+    routing
+        .catalog
+        .route(model)
+        .into_iter()
+        .flat_map(|route| route.members.iter())
+        .filter_map(|member| routing.get(member.deployment))
+        .any(|deployment| hop(deployment).is_some())
 }
 
 /// How a request for `endpoint` reaches a deployment that speaks `dialects` (and serves the
@@ -261,16 +313,32 @@ pub(crate) struct Outbound {
     pub(crate) headers: HeaderMap,
 }
 
-/// Calls the upstream unless shutdown's grace period ends first.
+/// Calls the upstream unless shutdown's grace period ends first. For a stream, also waits
+/// for its first chunk: until then nothing has reached the client, so a failure can still be
+/// retried.
 async fn call_upstream(
     state: &AppState,
     upstream: &UpstreamClient,
     outbound: Outbound,
-) -> Result<UpstreamResponse, UpstreamError> {
+    stream: bool,
+) -> Result<(UpstreamResponse, Option<Bytes>), UpstreamError> {
+    let exchange = async {
+        let mut response = upstream.post_json(outbound.dialect, outbound.path, outbound.body, outbound.headers).await?;
+        let first_chunk = if stream && is_event_stream(&response) {
+            response.first_chunk(upstream.spec().first_byte_timeout).await?
+        } else {
+            None
+        };
+        Ok((response, first_chunk))
+    };
     tokio::select! {
-        result = upstream.post_json(outbound.dialect, outbound.path, outbound.body, outbound.headers) => result,
+        result = exchange => result,
         () = state.hard_stop.cancelled() => Err(shutdown_error(upstream)),
     }
+}
+
+fn is_event_stream(response: &UpstreamResponse) -> bool {
+    response.content_type().and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
 fn shutdown_error(upstream: &UpstreamClient) -> UpstreamError {
@@ -302,13 +370,13 @@ impl Relay {
         state: &Arc<AppState>,
         upstream: &UpstreamClient,
         response: UpstreamResponse,
+        first_chunk: Option<Bytes>,
         mut meter: Meter,
     ) -> Response {
         let status = response.status();
         let content_type = response.content_type().cloned();
-        let is_event_stream =
-            content_type.as_ref().and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
-        let timeout = upstream.spec().timeout;
+        let is_event_stream = is_event_stream(&response);
+        let idle_timeout = upstream.spec().idle_timeout;
         let dialect = self.endpoint.dialect();
         if self.stream && is_event_stream {
             let tap = match (self.hop, dialect) {
@@ -323,9 +391,10 @@ impl Relay {
                 }
                 (Hop::PassThrough, Dialect::Anthropic) => relay::StreamTap::Anthropic,
             };
-            let body =
-                relay::MeteredStream::new(Box::pin(response.into_stream(timeout)), meter, tap, state.hard_stop.clone())
-                    .with_keepalive(state.stream_keepalive);
+            let upstream_stream =
+                futures_util::stream::iter(first_chunk.map(Ok)).chain(response.into_stream(idle_timeout));
+            let body = relay::MeteredStream::new(Box::pin(upstream_stream), meter, tap, state.hard_stop.clone())
+                .with_keepalive(state.stream_keepalive);
             return Response::builder()
                 .status(status)
                 .header(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"))
@@ -335,7 +404,7 @@ impl Relay {
                 .unwrap_or_else(|_| ApiError::internal().in_dialect(dialect).into_response());
         }
         let read = tokio::select! {
-            read = response.bytes(timeout) => read,
+            read = response.bytes() => read,
             () = state.hard_stop.cancelled() => Err(shutdown_error(upstream)),
         };
         match read {
@@ -378,7 +447,7 @@ impl Relay {
                 response
             }
             Err(error) => {
-                state.metrics.observe_upstream_error(&upstream.spec().name, error.code().as_str());
+                meter.note_upstream_error(&error);
                 meter.fail(upstream_api_error(&error)).in_dialect(dialect).into_response()
             }
         }

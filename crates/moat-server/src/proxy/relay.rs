@@ -210,7 +210,7 @@ impl Stream for MeteredStream {
                 }
                 Poll::Ready(Some(Err(error))) => {
                     if let Some(meter) = this.meter.as_ref() {
-                        meter.note_upstream_error(error.code());
+                        meter.note_upstream_error(&error);
                     }
                     let frame = this.fail(error.code(), &error.detail);
                     return Poll::Ready(frame.map(Ok));

@@ -12,6 +12,9 @@ use crate::support::{TestGateway, UPSTREAM_SECRET};
 fn config(anthropic: &FakeUpstream, openai: &FakeUpstream, timeout: &str) -> String {
     format!(
         r#"
+        [routing]
+        max_attempts = 1
+
         [[deployments]]
         name = "anthropic-fake"
         url = "{}"

@@ -168,35 +168,6 @@ async fn completions_and_embeddings_are_proxied_and_metered() {
 }
 
 #[tokio::test]
-async fn requests_rotate_across_a_models_deployments() {
-    let a = FakeUpstream::start().await;
-    let b = FakeUpstream::start().await;
-    let config = format!(
-        r#"
-        [[deployments]]
-        name = "a"
-        url = "{}"
-        upstream_model = "x"
-        [[deployments]]
-        name = "b"
-        url = "{}"
-        upstream_model = "x"
-        [[models]]
-        name = "m"
-        deployments = ["a", "b"]
-        "#,
-        a.base_url(),
-        b.base_url()
-    );
-    let gateway = TestGateway::start_with(&config).await;
-    let key = gateway.client_key().await;
-    for _ in 0..4 {
-        assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
-    }
-    assert_eq!((a.calls(), b.calls()), (2, 2));
-}
-
-#[tokio::test]
 async fn an_unreachable_deployment_fails_over_to_the_next() {
     let live = FakeUpstream::start().await;
     let dead_url = crate::support::dead_upstream_url().await;

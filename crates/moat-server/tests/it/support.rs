@@ -62,11 +62,16 @@ pub struct TestGateway {
 }
 
 /// The config used by most tests: model `m` on the fake upstream, with a tokenizer and a key.
+/// Retries are off, so each test sees exactly the exchange it scripted; the routing tests
+/// turn them on.
 pub fn default_config(upstream: &FakeUpstream) -> String {
     format!(
         r#"
         [server]
         shutdown_grace = "5s"
+
+        [routing]
+        max_attempts = 1
 
         [[deployments]]
         name = "fake"
