@@ -75,6 +75,8 @@ pub enum StreamEnd {
     Done,
     /// Keep the connection open and send nothing more.
     Hang,
+    /// Break the connection: the body ends in an error, so the client sees a reset.
+    Reset,
 }
 
 /// One scripted answer.
@@ -97,6 +99,15 @@ pub enum Reply {
         gap: Duration,
         /// What follows the payloads.
         end: StreamEnd,
+    },
+    /// A body sent exactly as given (truncated JSON, HTML error pages).
+    Raw {
+        /// HTTP status.
+        status: u16,
+        /// `content-type` header.
+        content_type: String,
+        /// The bytes.
+        body: String,
     },
     /// Never answer.
     Hang,
@@ -400,6 +411,11 @@ async fn answer(
                 .body(Body::from_stream(stream))
                 .unwrap_or_else(|e| panic!("fake reply: {e}"))
         }
+        Reply::Raw { status, content_type, body } => Response::builder()
+            .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap_or_else(|e| panic!("fake reply: {e}")),
         Reply::Hang => {
             std::future::pending::<()>().await;
             Response::new(Body::empty())
@@ -470,12 +486,27 @@ impl Stream for ScriptedStream {
     type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.frames.is_empty() {
-            if self.end == StreamEnd::Hang {
+        if self.frames.is_empty() && self.end == StreamEnd::Reset && !self.finished && !self.gap.is_zero() {
+            // The reset comes a gap after the last frame, so the frames before it are flushed.
+            let gap = self.gap;
+            let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(gap)));
+            if sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            self.finished = true;
-            return Poll::Ready(None);
+            self.sleep = None;
+        }
+        if self.frames.is_empty() {
+            match self.end {
+                StreamEnd::Hang => return Poll::Pending,
+                StreamEnd::Reset if !self.finished => {
+                    self.finished = true;
+                    return Poll::Ready(Some(Err(std::io::Error::other("scripted reset"))));
+                }
+                StreamEnd::Done | StreamEnd::Reset => {
+                    self.finished = true;
+                    return Poll::Ready(None);
+                }
+            }
         }
         if !self.gap.is_zero() {
             let gap = self.gap;
@@ -496,5 +527,48 @@ impl Drop for ScriptedStream {
         {
             dropped.send_modify(|n| *n += 1);
         }
+    }
+}
+
+/// An upstream that accepts connections and closes them without a word: a server crashing
+/// or restarting under a request (a reset before the first byte).
+pub struct ClosingUpstream {
+    addr: SocketAddr,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl ClosingUpstream {
+    /// Starts it on an ephemeral loopback port.
+    pub async fn start() -> Self {
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind closing upstream: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("closing upstream address: {e}"));
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the fake lives as long as its handle; dropping the test runtime ends it"
+        )]
+        let server = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                // Read the request's first bytes, so the client has sent it, then hang up.
+                let mut buffer = [0u8; 1024];
+                let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buffer).await;
+                drop(socket);
+            }
+        });
+        ClosingUpstream { addr, accepted, _server: server }
+    }
+
+    /// The base URL, ending in `/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Connections accepted (and closed) so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 }

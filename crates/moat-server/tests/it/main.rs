@@ -10,5 +10,6 @@ mod lifecycle;
 mod messages;
 mod ops;
 mod proxy;
+mod resilience;
 mod responses;
 mod support;
