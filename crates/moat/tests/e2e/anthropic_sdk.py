@@ -41,8 +41,8 @@ with client.messages.stream(model=model, max_tokens=16, stop_sequences=STOP, mes
     request_id = stream.response.headers.get("request-id")
 calls.append({"kind": "message_stream", "request_id": request_id, "usage": usage_of(final.usage), "text": text})
 
-# 3. Tools: a forced call (llama-server constrains the output to the tool's schema), whole and
-#    streamed (the SDK assembles `input_json_delta` pieces), then the result sent back.
+# 3. Tools: a forced tool_choice, whole and streamed (the SDK assembles any `input_json_delta`
+#    pieces), then a tool_use/tool_result history sent back.
 TOOLS = [{
     "name": "get_weather",
     "description": "The weather in a city.",
@@ -64,7 +64,7 @@ with client.messages.stream(model=model, max_tokens=64, tools=TOOLS, tool_choice
     request_id = stream.response.headers.get("request-id")
 calls.append({"kind": "tool_call_stream", "request_id": request_id, "usage": usage_of(streamed.usage),
               "stop_reason": streamed.stop_reason, "tool_calls": tool_calls(streamed)})
-first = tool_calls(called)[0] if tool_calls(called) else {"id": "toolu_none", "name": "get_weather", "input": {}}
+first = tool_calls(called)[0] if tool_calls(called) else {"id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}
 followup = ask + [
     {"role": "assistant", "content": [{"type": "tool_use", **first}]},
     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": first["id"], "content": "Sunny, 21 C."}]},
