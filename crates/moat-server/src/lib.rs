@@ -12,6 +12,7 @@ pub mod config;
 mod edge;
 mod error;
 mod fleet;
+mod health_checks;
 mod metrics;
 mod ops;
 mod proxy;
@@ -19,4 +20,4 @@ mod serve;
 mod state;
 mod time;
 
-pub use serve::{Gateway, StartError};
+pub use serve::{Gateway, Reloader, StartError};

@@ -85,8 +85,14 @@ impl Gateway {
             stream_keepalive: settings.stream_keepalive,
             draining: AtomicBool::new(false),
             hard_stop: CancellationToken::new(),
+            stopping: CancellationToken::new(),
         });
         Ok((Gateway { state, writer, shutdown_grace: settings.shutdown_grace }, bootstrap_secret))
+    }
+
+    /// A handle that swaps in a new configuration while the gateway serves.
+    pub fn reloader(&self) -> Reloader {
+        Reloader { state: self.state.clone() }
     }
 
     /// The HTTP application.
@@ -138,11 +144,13 @@ impl Gateway {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(listen = %addr, "moat is listening");
         }
+        state.tasks.spawn(crate::health_checks::run(state.clone()));
         let (begun_tx, mut begun) = watch::channel(false);
         let signal_state = state.clone();
         let graceful = async move {
             shutdown.await;
             signal_state.draining.store(true, Ordering::Relaxed);
+            signal_state.stopping.cancel();
             tracing::info!("shutdown begun: no new connections; finishing in-flight requests");
             let _ = begun_tx.send(true);
         };
@@ -168,6 +176,27 @@ impl Gateway {
         self.writer.drain(DRAIN_DEADLINE).await;
         tracing::info!("shutdown complete");
         served
+    }
+}
+
+/// Applies a new configuration to a running gateway: its `[[deployments]]`, `[[models]]` and
+/// `[routing]`. Requests in flight finish on the configuration they started with; what is known
+/// of a deployment (health, load, latency) carries over when it keeps its name. Other sections
+/// (listener, store, logs) take effect at the next start.
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    state: Arc<AppState>,
+}
+
+impl Reloader {
+    /// Swaps `settings` in. Fails, leaving the running configuration untouched, when a
+    /// deployment's client cannot be built.
+    pub fn apply(&self, settings: &Settings) -> Result<(), StartError> {
+        let current = self.state.routing.load_full();
+        let routing = Routing::build(settings.catalog.clone(), &settings.deployments, settings.routing, Some(&current))
+            .map_err(|(deployment, message)| StartError::Upstream { deployment, message })?;
+        self.state.routing.store(Arc::new(routing));
+        Ok(())
     }
 }
 

@@ -29,4 +29,6 @@ pub(crate) struct AppState {
     pub(crate) draining: AtomicBool,
     /// Cancelled when the shutdown grace period ends: in-flight upstream calls stop.
     pub(crate) hard_stop: CancellationToken,
+    /// Cancelled when shutdown begins: background loops (health checks) end.
+    pub(crate) stopping: CancellationToken,
 }

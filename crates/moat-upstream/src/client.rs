@@ -95,6 +95,14 @@ impl UpstreamClient {
         Ok(UpstreamResponse { deployment: self.spec.name.clone(), total_timeout: self.spec.timeout, response })
     }
 
+    /// Asks the deployment's health-check URL whether it is up: any 2xx answer within the
+    /// first-byte timeout is. `None` when it has no health-check URL.
+    pub async fn check_health(&self) -> Option<bool> {
+        let url = self.spec.health_check_url.as_deref()?;
+        let request = self.http.get(url).timeout(self.spec.first_byte_timeout).send();
+        Some(matches!(request.await, Ok(response) if response.status().is_success()))
+    }
+
     /// Counts the tokens of `text` with the deployment's tokenize endpoint, if it has one.
     /// Accepts llama.cpp's (`{"tokens": [...]}`) and vLLM's (`{"count": n}`) answers.
     pub async fn count_tokens(&self, text: &str) -> Option<u64> {

@@ -1,4 +1,4 @@
-//! `moat keys` and `moat usage`: thin clients of the admin API.
+//! `moat keys`, `moat usage` and `moat deployments`: thin clients of the admin API.
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -188,6 +188,30 @@ pub(crate) async fn usage(server: &ServerArgs, args: UsageArgs) -> anyhow::Resul
             text(&r["cached_tokens"]),
             text(&r["latency_ms"]),
             text(&r["ttft_ms"]),
+        );
+    }
+    Ok(())
+}
+
+/// `moat deployments`: each deployment's health, load and latency.
+pub(crate) async fn deployments(server: &ServerArgs, json: bool) -> anyhow::Result<()> {
+    let api = AdminApi::new(server)?;
+    let page = api.send(api.http.get(api.url("deployments"))).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&page)?);
+        return Ok(());
+    }
+    println!("{:<20} {:<8} {:>9} {:>8} {:>10}  MODELS", "DEPLOYMENT", "HEALTH", "IN FLIGHT", "TTFT", "TIMES DOWN");
+    for d in page["data"].as_array().into_iter().flatten() {
+        let ttft = d["ttft_ms"].as_u64().map_or_else(|| "-".to_owned(), |ms| format!("{ms}ms"));
+        println!(
+            "{:<20} {:<8} {:>9} {:>8} {:>10}  {}",
+            text(&d["name"]),
+            text(&d["health"]),
+            text(&d["in_flight"]),
+            ttft,
+            text(&d["times_down"]),
+            models_text(&d["models"]),
         );
     }
     Ok(())

@@ -46,6 +46,14 @@ enum Command {
         #[command(flatten)]
         args: admin_client::UsageArgs,
     },
+    /// Show each deployment's health, requests in flight and time to first token.
+    Deployments {
+        #[command(flatten)]
+        server: admin_client::ServerArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +80,7 @@ fn main() -> ExitCode {
             Command::Config { command: ConfigCommand::Check { file } } => serve::check(&file),
             Command::Keys { server, command } => admin_client::keys(&server, command).await,
             Command::Usage { server, args } => admin_client::usage(&server, args).await,
+            Command::Deployments { server, json } => admin_client::deployments(&server, json).await,
         }
     });
     match result {

@@ -1,11 +1,12 @@
 //! `moat serve` and `moat config check`.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
-use moat_server::Gateway;
 use moat_server::config::{self, Settings};
+use moat_server::{Gateway, Reloader};
 
 /// The environment variable holding the bootstrap admin key.
 pub(crate) const ADMIN_KEY_ENV: &str = "MOAT_ADMIN_KEY";
@@ -42,8 +43,69 @@ pub(crate) async fn run(path: Option<&Path>) -> anyhow::Result<()> {
         );
     }
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    gateway.serve(listener, shutdown_signal()?).await.context("serving")?;
+    let shutdown = shutdown_signal()?;
+    let watcher = match path {
+        Some(path) => Some(config_watcher(path.to_owned(), gateway.reloader())?),
+        None => None,
+    };
+    let served = gateway.serve(listener, shutdown).await.context("serving");
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+    served?;
     Ok(())
+}
+
+/// How often the config file is compared with what was last loaded.
+const CONFIG_POLL: Duration = Duration::from_secs(2);
+
+/// Reloads the config file on SIGHUP and whenever its contents change (polled, which also
+/// catches the symlink swaps of mounted Kubernetes ConfigMaps). A file that does not load is
+/// rejected with every problem logged, and the running configuration keeps serving.
+fn config_watcher(path: PathBuf, reloader: Reloader) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    let mut last = std::fs::read(&path).ok();
+    #[allow(clippy::disallowed_methods, reason = "the handle is kept, and aborted when serving ends")]
+    let task = tokio::spawn(async move {
+        let mut poll = tokio::time::interval(CONFIG_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            #[cfg(unix)]
+            let reason = tokio::select! {
+                _ = hangup.recv() => "SIGHUP",
+                _ = poll.tick() => "file change",
+            };
+            #[cfg(not(unix))]
+            let reason = {
+                poll.tick().await;
+                "file change"
+            };
+            let now = std::fs::read(&path).ok();
+            if reason == "file change" && now == last {
+                continue;
+            }
+            last = now;
+            match load(Some(&path)) {
+                Ok(settings) => match reloader.apply(&settings) {
+                    Ok(()) => tracing::info!(
+                        reason,
+                        deployments = settings.deployments.len(),
+                        models = settings.catalog.names().count(),
+                        "configuration reloaded"
+                    ),
+                    Err(error) => {
+                        tracing::error!(reason, %error, "config reload rejected; the previous configuration keeps serving");
+                    }
+                },
+                Err(error) => {
+                    tracing::error!(reason, %error, "config reload rejected; the previous configuration keeps serving");
+                }
+            }
+        }
+    });
+    Ok(task)
 }
 
 /// A future that completes on SIGINT or SIGTERM. The handlers are installed here, before the

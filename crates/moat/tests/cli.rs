@@ -45,9 +45,14 @@ struct Server {
 
 impl Server {
     fn start(dir: &std::path::Path, admin_key: Option<&str>) -> Self {
+        Self::start_with(dir, admin_key, &[])
+    }
+
+    fn start_with(dir: &std::path::Path, admin_key: Option<&str>, args: &[&str]) -> Self {
         let mut command = Command::new(MOAT);
         command
             .arg("serve")
+            .args(args)
             .current_dir(dir)
             .env_remove("MOAT_CONFIG")
             .env("MOAT__SERVER__LISTEN", "127.0.0.1:0")
@@ -162,5 +167,60 @@ fn serve_bootstraps_an_admin_key_once_and_the_cli_manages_keys() {
     let server = Server::start(dir.path(), None);
     let lines = server.wait_for("moat is listening");
     assert!(!lines.iter().any(|l| l.contains("moat_sk_")), "{lines:#?}");
+    server.stop();
+}
+
+fn deployment_config(names: &[&str]) -> String {
+    let mut text = String::new();
+    for name in names {
+        text.push_str(&format!(
+            "[[deployments]]\nname = \"{name}\"\nurl = \"http://127.0.0.1:9/v1\"\nupstream_model = \"x\"\n\n"
+        ));
+    }
+    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    text + &format!("[[models]]\nname = \"m\"\ndeployments = [{}]\n", list.join(", "))
+}
+
+fn deployment_names(url: &str, admin_key: &str) -> Vec<String> {
+    let out = Command::new(MOAT)
+        .args(["deployments", "--json", "--server", url])
+        .env("MOAT_ADMIN_KEY", admin_key)
+        .output()
+        .expect("run moat deployments");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    page["data"].as_array().expect("data").iter().map(|d| d["name"].as_str().expect("name").to_owned()).collect()
+}
+
+#[test]
+fn the_config_file_reloads_on_change_and_on_sighup_and_a_bad_one_is_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("moat.toml");
+    std::fs::write(&config, deployment_config(&["one"])).expect("write config");
+    let admin_key = "moat-cli-reload-admin-key-0123456789";
+    let server = Server::start_with(dir.path(), Some(admin_key), &["--config", config.to_str().expect("utf-8")]);
+    let url = Server::url(&server.wait_for("moat is listening"));
+    assert_eq!(deployment_names(&url, admin_key), ["one"]);
+
+    std::fs::write(&config, deployment_config(&["one", "two"])).expect("write config");
+    server.wait_for("configuration reloaded");
+    assert_eq!(deployment_names(&url, admin_key), ["one", "two"]);
+
+    std::fs::write(&config, "[[models]]\nname = \"m\"\ndeployments = [\"gone\"]\n[routing]\nmax_attempts = 0\n")
+        .expect("write config");
+    let rejected = server.wait_for("config reload rejected");
+    let line = rejected.last().expect("line");
+    assert!(
+        line.contains("routing.max_attempts") && line.contains("models[0].deployments[0]"),
+        "every problem: {line}"
+    );
+    assert_eq!(deployment_names(&url, admin_key), ["one", "two"], "the previous configuration keeps serving");
+
+    std::fs::write(&config, deployment_config(&["three"])).expect("write config");
+    server.wait_for("configuration reloaded");
+    let _ = Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status();
+    let lines = server.wait_for("configuration reloaded");
+    assert!(lines.last().is_some_and(|l| l.contains("SIGHUP")), "{lines:#?}");
+    assert_eq!(deployment_names(&url, admin_key), ["three"]);
     server.stop();
 }

@@ -292,3 +292,55 @@ async fn weights_three_to_one_split_traffic_three_to_one() {
     assert_eq!(heavy.calls() + light.calls(), requests);
     assert!((126..=174).contains(&heavy.calls()), "heavy got {} of {requests}", heavy.calls());
 }
+
+/// One deployment serving model `m`.
+fn single(name: &str, url: &str) -> String {
+    format!(
+        r#"
+        [[deployments]]
+        name = "{name}"
+        url = "{url}"
+        upstream_model = "x"
+        [[models]]
+        name = "m"
+        deployments = ["{name}"]
+        "#
+    )
+}
+
+#[tokio::test]
+async fn a_config_reload_under_load_drops_no_request() {
+    let old = FakeUpstream::start().await;
+    let new = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&single("old", &old.base_url())).await;
+    let key = gateway.client_key().await;
+    // Streams that are still running when the reload lands, then plain requests throughout.
+    let usage = Some(FakeUsage { prompt: 3, completion: 3, cached: 0 });
+    for _ in 0..10 {
+        old.push(Reply::chat_stream(&["a", "b", "c"], usage).with_gap(Duration::from_millis(60)));
+    }
+    let streams = (0..10).map(|_| async {
+        let response = gateway.post("/v1/chat/completions", &key, &streaming("m")).await;
+        (response.status().as_u16(), response.text().await.unwrap_or_default().contains("[DONE]"))
+    });
+    let (gateway_ref, key_ref) = (&gateway, &key);
+    let requests = (0..60).map(|i| async move {
+        tokio::time::sleep(Duration::from_millis(5 * i)).await;
+        gateway_ref.post("/v1/chat/completions", key_ref, &chat("m")).await.status().as_u16()
+    });
+    let reload = async {
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        gateway.reload(&single("new", &new.base_url()));
+    };
+    let (streams, statuses, ()) =
+        tokio::join!(futures_util::future::join_all(streams), futures_util::future::join_all(requests), reload);
+    assert!(streams.iter().all(|(status, done)| *status == 200 && *done), "{streams:?}");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(old.calls() > 10 && new.calls() > 0, "both served: old {}, new {}", old.calls(), new.calls());
+    assert_eq!(old.calls() + new.calls(), 70);
+    let records = gateway.usage(70).await;
+    assert!(records.iter().all(|r| r["status"] == 200), "one successful record per request");
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
+    assert_eq!(new.calls() + old.calls(), 71);
+    assert_eq!(gateway.usage(1).await[0]["deployment"], "new", "after the reload, only the new deployment serves");
+}

@@ -58,6 +58,8 @@ pub struct TestGateway {
     persisted: watch::Receiver<u64>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    reloader: moat_server::Reloader,
+    env: HashMap<String, String>,
     _dir: tempfile::TempDir,
 }
 
@@ -106,6 +108,7 @@ impl TestGateway {
         ]);
         let settings = load_from_str(config, "test config", &env).unwrap_or_else(|e| panic!("{e}"));
         let (gateway, bootstrap) = Gateway::start(settings, Some(ADMIN_KEY)).await.expect("gateway starts");
+        let reloader = gateway.reloader();
         assert!(bootstrap.is_none(), "an admin key from the environment means no bootstrap key");
         let persisted = gateway.usage_persisted();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -122,8 +125,16 @@ impl TestGateway {
             persisted,
             shutdown: Some(tx),
             server: Some(server),
+            reloader,
+            env,
             _dir: dir,
         }
+    }
+
+    /// Applies a new configuration to the running gateway, as a config-file reload does.
+    pub fn reload(&self, config: &str) {
+        let settings = load_from_str(config, "reloaded test config", &self.env).unwrap_or_else(|e| panic!("{e}"));
+        self.reloader.apply(&settings).expect("reload applies");
     }
 
     /// Begins shutdown and returns the server task, to await when the test wants.
