@@ -54,6 +54,63 @@ deployments = ["local-gemma"]
         assert_eq!(settings.catalog.names().collect::<Vec<_>>(), ["gemma-3-270m"]);
     }
 
+    /// The routing example in the README, exactly as printed there.
+    fn readme_routing_example() -> String {
+        let readme = include_str!("../../../../README.md");
+        let start = readme.find("```toml\n[routing]").expect("the README has a routing example");
+        let block = &readme[start + "```toml\n".len()..];
+        block[..block.find("```").expect("closed block")].to_owned()
+    }
+
+    #[test]
+    fn the_readme_routing_example_is_accepted_and_means_what_it_says() {
+        let env = HashMap::from([("PROVIDER_KEY".to_owned(), "secret".to_owned())]);
+        let settings = load_from_str(&readme_routing_example(), "README", &env).expect("accepted");
+        let route = settings.catalog.route("qwen3-coder").expect("model");
+        assert_eq!(route.strategy, moat_core::Strategy::LeastInFlight);
+        let shape: Vec<(u32, u32)> = route.members.iter().map(|m| (m.weight, m.tier)).collect();
+        assert_eq!(shape, [(3, 0), (1, 0), (1, 1)]);
+        assert_eq!(route.fallbacks, ["qwen3-small"]);
+        assert_eq!(settings.deployments[0].context_window, Some(131_072));
+        assert_eq!(settings.deployments[0].price.input, 50_000, "$0.05 per Mtok in micro-dollars");
+        assert_eq!(settings.deployments[2].price.output, 1_200_000);
+        assert_eq!(settings.routing.max_attempts, 3);
+        assert_eq!(settings.routing.breaker.consecutive_failures, 5);
+    }
+
+    #[test]
+    fn routing_mistakes_are_reported_with_their_paths() {
+        let text = r#"
+[routing]
+max_attempts = 0
+breaker_failure_rate = 1.5
+[[deployments]]
+name = "a"
+url = "http://127.0.0.1:1/v1"
+upstream_model = "x"
+idle_timeout = "0s"
+price = { input = -1 }
+[[models]]
+name = "m"
+strategy = "fastest"
+fallbacks = ["nope", "m"]
+deployments = [{ name = "a", weight = 0 }]
+"#;
+        let paths: Vec<String> = issues(text, &[]).into_iter().map(|(path, _)| path).collect();
+        for expected in [
+            "routing.max_attempts",
+            "routing.breaker_failure_rate",
+            "deployments[0].idle_timeout",
+            "deployments[0].price.input",
+            "models[0].strategy",
+            "models[0].fallbacks[0]",
+            "models[0].fallbacks[1]",
+            "models[0].deployments[0].weight",
+        ] {
+            assert!(paths.iter().any(|p| p == expected), "{expected} missing from {paths:?}");
+        }
+    }
+
     #[test]
     fn no_file_means_defaults() {
         let settings = load(None, &HashMap::new()).expect("defaults are valid");
