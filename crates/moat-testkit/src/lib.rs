@@ -6,6 +6,10 @@
 //! is llama.cpp's `llama-server`; this fake exists for what a real server cannot be made to do
 //! on demand: fail, stall, or report no usage.
 
+mod tls;
+
+pub use tls::TestPki;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -16,9 +20,10 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Version};
 use axum::response::Response;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use futures_util::Stream;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -283,6 +288,8 @@ fn chunk(choices: Value, usage: Option<FakeUsage>) -> String {
 pub struct RecordedRequest {
     /// Path after `/v1/`, e.g. `chat/completions`.
     pub path: String,
+    /// The HTTP version it came over.
+    pub version: Version,
     /// Request headers.
     pub headers: HeaderMap,
     /// The body as received.
@@ -312,6 +319,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The fake upstream server; it stops when dropped.
 pub struct FakeUpstream {
     addr: SocketAddr,
+    scheme: &'static str,
+    connections: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
     shared: Arc<Shared>,
     streams_dropped: watch::Receiver<usize>,
     _server: tokio::task::JoinHandle<()>,
@@ -320,6 +330,46 @@ pub struct FakeUpstream {
 impl FakeUpstream {
     /// Starts the server on an ephemeral loopback port.
     pub async fn start() -> Self {
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind fake upstream: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("fake upstream address: {e}"));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        let listener = listener.tap_io(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        Self::serve(listener, addr, "http", connections, Arc::new(AtomicUsize::new(0)))
+    }
+
+    /// Starts the server behind TLS with `pki`'s server certificate (HTTP/2 or HTTP/1.1 by
+    /// ALPN); with `require_client_cert`, a client without a certificate from `pki`'s CA fails
+    /// the handshake.
+    pub async fn start_tls(pki: &TestPki, require_client_cert: bool) -> Self {
+        let tcp =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind fake upstream: {e}"));
+        let addr = tcp.local_addr().unwrap_or_else(|e| panic!("fake upstream address: {e}"));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let listener = tls::TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(pki.server_config(require_client_cert)),
+            connections: connections.clone(),
+            refused: refused.clone(),
+        };
+        Self::serve(listener, addr, "https", connections, refused)
+    }
+
+    fn serve<L>(
+        listener: L,
+        addr: SocketAddr,
+        scheme: &'static str,
+        connections: Arc<AtomicUsize>,
+        refused: Arc<AtomicUsize>,
+    ) -> Self
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let shared = Arc::new(Shared::default());
         let (dropped_tx, streams_dropped) = watch::channel(0);
         *lock(&shared.streams_dropped) = Some(dropped_tx);
@@ -327,9 +377,6 @@ impl FakeUpstream {
             .route("/v1/{*path}", post(answer))
             .route("/tokenize", post(tokenize))
             .with_state(shared.clone());
-        let listener =
-            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind fake upstream: {e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("fake upstream address: {e}"));
         #[allow(
             clippy::disallowed_methods,
             reason = "the fake lives as long as its handle; dropping the test runtime ends it"
@@ -337,17 +384,27 @@ impl FakeUpstream {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakeUpstream { addr, shared, streams_dropped, _server: server }
+        FakeUpstream { addr, scheme, connections, refused, shared, streams_dropped, _server: server }
+    }
+
+    /// Connections accepted (after the TLS handshake, for a TLS fake).
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// TLS handshakes that failed (a client without the required certificate).
+    pub fn refused_handshakes(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
     }
 
     /// The OpenAI-compatible base URL, ending in `/v1`.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        format!("{}://{}/v1", self.scheme, self.addr)
     }
 
     /// The tokenize endpoint's URL (llama.cpp shape: counts whitespace-separated words).
     pub fn tokenize_url(&self) -> String {
-        format!("http://{}/tokenize", self.addr)
+        format!("{}://{}/tokenize", self.scheme, self.addr)
     }
 
     /// Queues replies, answered in order; when the queue is empty a default reply is used.
@@ -387,10 +444,11 @@ async fn tokenize(State(shared): State<Arc<Shared>>, body: Bytes) -> axum::Json<
 async fn answer(
     State(shared): State<Arc<Shared>>,
     Path(path): Path<String>,
+    version: Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    lock(&shared.requests).push(RecordedRequest { path: path.clone(), headers, body });
+    lock(&shared.requests).push(RecordedRequest { path: path.clone(), version, headers, body });
     let scripted = lock(&shared.script).pop_front();
     let reply = scripted.unwrap_or_else(|| default_reply(&path));
     match reply {

@@ -46,7 +46,20 @@ impl UpstreamClient {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = &spec.tls.ca_pem {
+            for certificate in reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|_| "the TLS CA file holds no valid PEM certificate".to_string())?
+            {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if let Some(pem) = &spec.tls.client_identity_pem {
+            let identity = reqwest::Identity::from_pem(pem.expose_secret().as_bytes())
+                .map_err(|_| "the TLS client certificate or key is not valid PEM".to_string())?;
+            builder = builder.identity(identity);
+        }
+        let http = builder
             .default_headers(headers)
             .connect_timeout(spec.connect_timeout)
             .pool_idle_timeout(std::time::Duration::from_secs(90))

@@ -46,7 +46,19 @@ pub struct DeploymentSpec {
     pub price: Price,
     /// URL polled by active health checks, when they are on.
     pub health_check_url: Option<String>,
+    /// Extra trust and a client certificate for TLS to this deployment.
+    pub tls: UpstreamTls,
     /// A tokenize endpoint (llama.cpp's or vLLM's `/tokenize`) to count tokens with when the
     /// upstream reports no usage.
     pub tokenize_url: Option<String>,
+}
+
+/// TLS settings for one deployment, as PEM read at configuration time.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamTls {
+    /// CA certificates trusted for this deployment besides the built-in roots (a company's
+    /// private PKI).
+    pub ca_pem: Option<String>,
+    /// The client certificate and its private key, concatenated, for mutual TLS.
+    pub client_identity_pem: Option<SecretString>,
 }

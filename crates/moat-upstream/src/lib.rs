@@ -10,5 +10,5 @@ mod deployment;
 mod error;
 
 pub use client::{UpstreamClient, UpstreamResponse};
-pub use deployment::DeploymentSpec;
+pub use deployment::{DeploymentSpec, UpstreamTls};
 pub use error::{TimeoutPhase, UpstreamError, UpstreamErrorKind};

@@ -180,6 +180,12 @@ pub struct DeploymentConfig {
     /// `medium`, `high`). Turn off for a server that rejects the field.
     #[serde(default = "default_true")]
     pub reasoning_effort: bool,
+    /// TLS to this deployment: a CA to trust besides the built-in roots, and a client
+    /// certificate for mutual TLS. `{ ca_file = "/etc/moat/ca.pem", client_cert_file =
+    /// "/etc/moat/moat.pem", client_key_file = "/etc/moat/moat-key.pem" }`; PEM files, read at
+    /// start-up and on reload.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// A tokenize endpoint (llama.cpp's or vLLM's `/tokenize`) used to count tokens when the
     /// upstream reports no usage. Without it such counts are estimated from text length.
     #[serde(default)]
@@ -222,6 +228,21 @@ pub enum SecretRef {
     Env(String),
     /// The contents of this file, without a trailing newline.
     File(String),
+}
+
+/// TLS files for one deployment.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of CA certificates to trust for this deployment (a private PKI).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// PEM file of moat's client certificate (and any intermediates), for mutual TLS.
+    #[serde(default)]
+    pub client_cert_file: Option<String>,
+    /// PEM file of the client certificate's private key.
+    #[serde(default)]
+    pub client_key_file: Option<String>,
 }
 
 /// Prices in US dollars per million tokens.

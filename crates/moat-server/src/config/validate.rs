@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use moat_core::{BreakerPolicy, DeploymentId, Dialect, Member, ModelCatalog, ModelRoute, Price, Strategy};
 use moat_store::UsageWriterConfig;
-use moat_upstream::DeploymentSpec;
+use moat_upstream::{DeploymentSpec, UpstreamTls};
 use secrecy::SecretString;
 
 use super::load::ConfigIssue;
-use super::raw::{DeploymentConfig, ModelDeployment, PriceConfig, RawConfig, RoutingConfig, SecretRef};
+use super::raw::{DeploymentConfig, ModelDeployment, PriceConfig, RawConfig, RoutingConfig, SecretRef, TlsConfig};
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,6 +264,35 @@ fn validate_routing(raw: &RoutingConfig, issues: &mut Issues) -> RoutingSettings
     }
 }
 
+/// Reads a deployment's TLS files; each must hold PEM. The key is kept as a secret.
+fn validate_tls(raw: &TlsConfig, path: &str, issues: &mut Issues) -> UpstreamTls {
+    let mut read = |file: &Option<String>, field: &str| -> Option<String> {
+        let file = file.as_ref()?;
+        match std::fs::read_to_string(file) {
+            Ok(text) if text.contains("-----BEGIN ") => Some(text),
+            Ok(_) => {
+                issues.add(format!("{path}.tls.{field}"), format!("`{file}` holds no PEM data"));
+                None
+            }
+            Err(e) => {
+                issues.add(format!("{path}.tls.{field}"), format!("cannot read `{file}`: {e}"));
+                None
+            }
+        }
+    };
+    let ca_pem = read(&raw.ca_file, "ca_file");
+    let cert = read(&raw.client_cert_file, "client_cert_file");
+    let key = read(&raw.client_key_file, "client_key_file");
+    if raw.client_cert_file.is_some() != raw.client_key_file.is_some() {
+        issues.add(format!("{path}.tls"), "`client_cert_file` and `client_key_file` go together");
+    }
+    let client_identity_pem = match (cert, key) {
+        (Some(cert), Some(key)) => Some(SecretString::from(format!("{key}\n{cert}"))),
+        _ => None,
+    };
+    UpstreamTls { ca_pem, client_identity_pem }
+}
+
 /// Dollars per million tokens in config, micro-dollars in moat.
 fn validate_price(raw: Option<&PriceConfig>, path: &str, issues: &mut Issues) -> Price {
     let Some(raw) = raw else { return Price::default() };
@@ -342,6 +371,7 @@ fn validate_deployment(
         issues.add(format!("{path}.context_window"), "must be at least 1 token when set");
     }
     let price = validate_price(raw.price.as_ref(), path, issues);
+    let tls = raw.tls.as_ref().map(|tls| validate_tls(tls, path, issues)).unwrap_or_default();
     if let Some(url) = &raw.tokenize_url {
         check_http_url(url, &format!("{path}.tokenize_url"), issues);
     }
@@ -362,6 +392,7 @@ fn validate_deployment(
         idle_timeout: raw.idle_timeout,
         context_window: raw.context_window,
         price,
+        tls,
         health_check_url: Some(
             raw.health_check_url.clone().unwrap_or_else(|| format!("{}/models", raw.url.trim_end_matches('/'))),
         ),
