@@ -22,7 +22,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Version};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use futures_util::Stream;
 use serde_json::{Value, json};
@@ -308,6 +308,9 @@ struct Shared {
     script: Mutex<VecDeque<Reply>>,
     requests: Mutex<Vec<RecordedRequest>>,
     tokenize_calls: AtomicUsize,
+    /// Whether `GET /v1/models` (a health check) answers 200 rather than 503.
+    unhealthy: std::sync::atomic::AtomicBool,
+    health_checks: AtomicUsize,
     streams_dropped: Mutex<Option<watch::Sender<usize>>>,
 }
 
@@ -374,6 +377,7 @@ impl FakeUpstream {
         let (dropped_tx, streams_dropped) = watch::channel(0);
         *lock(&shared.streams_dropped) = Some(dropped_tx);
         let app = axum::Router::new()
+            .route("/v1/models", get(models))
             .route("/v1/{*path}", post(answer))
             .route("/tokenize", post(tokenize))
             .with_state(shared.clone());
@@ -385,6 +389,16 @@ impl FakeUpstream {
             let _ = axum::serve(listener, app).await;
         });
         FakeUpstream { addr, scheme, connections, refused, shared, streams_dropped, _server: server }
+    }
+
+    /// Makes `GET /v1/models`, where health checks look, answer 503 (`false`) or 200.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.shared.unhealthy.store(!healthy, Ordering::SeqCst);
+    }
+
+    /// How many health checks (`GET /v1/models`) arrived.
+    pub fn health_checks(&self) -> usize {
+        self.shared.health_checks.load(Ordering::SeqCst)
     }
 
     /// Connections accepted (after the TLS handshake, for a TLS fake).
@@ -432,6 +446,17 @@ impl FakeUpstream {
         let mut rx = self.streams_dropped.clone();
         tokio::time::timeout(within, rx.wait_for(|count| *count >= n)).await.is_ok()
     }
+}
+
+async fn models(State(shared): State<Arc<Shared>>) -> Response {
+    shared.health_checks.fetch_add(1, Ordering::SeqCst);
+    let status = if shared.unhealthy.load(Ordering::SeqCst) { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let body = json!({ "object": "list", "data": [{ "id": "fake-upstream-model", "object": "model" }] });
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_else(|e| panic!("fake reply: {e}"))
 }
 
 async fn tokenize(State(shared): State<Arc<Shared>>, body: Bytes) -> axum::Json<Value> {

@@ -344,3 +344,32 @@ async fn a_config_reload_under_load_drops_no_request() {
     assert_eq!(new.calls() + old.calls(), 71);
     assert_eq!(gateway.usage(1).await[0]["deployment"], "new", "after the reload, only the new deployment serves");
 }
+
+#[tokio::test]
+async fn active_health_checks_take_a_deployment_down_and_bring_it_back() {
+    let primary = FakeUpstream::start().await;
+    let backup = FakeUpstream::start().await;
+    let config = config(&primary.base_url(), &backup.base_url()).replace(
+        "breaker_cooldown = \"400ms\"",
+        "breaker_cooldown = \"60s\"\n        health_check_interval = \"50ms\"",
+    );
+    let gateway = TestGateway::start_with(&config).await;
+    let key = gateway.client_key().await;
+    primary.set_healthy(false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while deployment_health(&gateway, "primary").await != "down" {
+        assert!(Instant::now() < deadline, "three failed checks take it down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
+    assert_eq!((primary.calls(), backup.calls()), (0, 1), "no traffic to a deployment its checks say is down");
+
+    primary.set_healthy(true);
+    while deployment_health(&gateway, "primary").await != "up" {
+        assert!(Instant::now() < deadline, "a passing check brings it back without waiting out the cooldown");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
+    assert_eq!(primary.calls(), 1);
+    assert!(backup.health_checks() > 0, "every deployment is checked");
+}
