@@ -5,10 +5,12 @@
 //! usage is counted, which error a client sees) testable in milliseconds and identical across
 //! every transport and store that builds on them.
 
+pub mod audit;
 pub mod dialect;
 pub mod error_code;
 pub mod estimate;
 pub mod health;
+pub mod identity;
 pub mod price;
 pub mod principal;
 pub mod routing;
@@ -18,6 +20,7 @@ pub mod usage_record;
 pub use dialect::Dialect;
 pub use error_code::ErrorCode;
 pub use health::{BreakerPolicy, CircuitBreaker, HealthState};
+pub use identity::{Action, Actor, Denied, KeyOwner, OrgRole, TeamRole, UserKind};
 pub use price::Price;
 pub use principal::{ModelAccess, Principal, Role};
 pub use routing::{DeploymentId, DeploymentView, Member, ModelCatalog, ModelRoute, PlanError, RoutePlan, Strategy};
