@@ -26,6 +26,10 @@ pub enum ErrorCode {
     ModelNotAllowed,
     /// The route needs an admin key.
     AdminRequired,
+    /// The caller's role does not allow this action.
+    PermissionDenied,
+    /// The object conflicts with one that exists (an e-mail or a name already taken).
+    Conflict,
     /// No model of this name is configured.
     ModelNotFound,
     /// The model exists, but none of its deployments serves this endpoint's dialect.
@@ -74,6 +78,8 @@ pub const ALL_ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::KeyExpired,
     ErrorCode::ModelNotAllowed,
     ErrorCode::AdminRequired,
+    ErrorCode::PermissionDenied,
+    ErrorCode::Conflict,
     ErrorCode::ModelNotFound,
     ErrorCode::EndpointNotSupported,
     ErrorCode::NotFound,
@@ -120,6 +126,8 @@ impl ErrorCode {
             E::KeyExpired => ("key_expired", 401, "authentication_error", "authentication_error"),
             E::ModelNotAllowed => ("model_not_allowed", 403, "permission_error", "permission_error"),
             E::AdminRequired => ("admin_required", 403, "permission_error", "permission_error"),
+            E::PermissionDenied => ("permission_denied", 403, "permission_error", "permission_error"),
+            E::Conflict => ("conflict", 409, "invalid_request_error", "invalid_request_error"),
             E::ModelNotFound => ("model_not_found", 404, "invalid_request_error", "not_found_error"),
             E::EndpointNotSupported => {
                 ("endpoint_not_supported", 400, "invalid_request_error", "invalid_request_error")

@@ -153,6 +153,13 @@ pub enum Action<'a> {
         /// Their role.
         role: OrgRole,
     },
+    /// Change a user's details (their name): anyone their own, admins those up to their rank.
+    EditUser {
+        /// The user.
+        user: &'a str,
+        /// Their role.
+        role: OrgRole,
+    },
     /// Create or delete a team.
     ManageTeams,
     /// Read one team (its members).
@@ -223,11 +230,17 @@ impl Actor {
                 allow(role.manages_org(), "needs the admin or owner role")?;
                 allow(*target <= role, "cannot change a user above your own role")
             }
+            Action::EditUser { user, role: target } => {
+                if self.is(user) {
+                    return Ok(());
+                }
+                allow(role.manages_org(), "needs the admin or owner role")?;
+                allow(*target <= role, "cannot change a user above your own role")
+            }
             Action::ManageTeams => allow(role.manages_org(), "needs the admin or owner role"),
-            Action::ReadTeam(team) => allow(
-                role.manages_org() || role == OrgRole::Viewer || self.in_team(team),
-                "not a member of this team",
-            ),
+            Action::ReadTeam(team) => {
+                allow(role.manages_org() || role == OrgRole::Viewer || self.in_team(team), "not a member of this team")
+            }
             Action::ManageMembers { team, user } => {
                 if role.manages_org() {
                     return Ok(());

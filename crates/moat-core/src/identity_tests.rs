@@ -79,5 +79,7 @@ fn keys_follow_their_owner() {
     assert!(viewer.may(&Action::CreateKey { owner: &vic, admin_scope: true }).is_ok(), "a read-only admin key");
     assert!(viewer.may(&Action::CreateKey { owner: &vic, admin_scope: false }).is_err());
     assert!(viewer.may(&Action::ReadOrg).is_ok() && viewer.may(&Action::ManageTeams).is_err());
-    assert!(Actor::break_glass().may(&Action::SetRole { user: "olga", from: OrgRole::Owner, to: OrgRole::Admin }).is_ok());
+    assert!(
+        Actor::break_glass().may(&Action::SetRole { user: "olga", from: OrgRole::Owner, to: OrgRole::Admin }).is_ok()
+    );
 }

@@ -52,6 +52,10 @@ impl ModelAccess {
 pub struct Principal {
     /// The key's id; `None` for the bootstrap admin key from the environment, which has no row.
     pub key_id: Option<String>,
+    /// The user the key belongs to.
+    pub user_id: Option<String>,
+    /// The team the key belongs to.
+    pub team_id: Option<String>,
     /// What the key may do.
     pub role: Role,
     /// Which models it may call.
@@ -71,8 +75,13 @@ mod tests {
 
     #[test]
     fn admins_use_every_model_clients_only_theirs() {
-        let client =
-            Principal { key_id: Some("k".into()), role: Role::Client, models: ModelAccess::Only(vec!["a".into()]) };
+        let client = Principal {
+            key_id: Some("k".into()),
+            user_id: None,
+            team_id: None,
+            role: Role::Client,
+            models: ModelAccess::Only(vec!["a".into()]),
+        };
         assert!(client.may_use("a"));
         assert!(!client.may_use("b"));
         let admin = Principal { role: Role::Admin, ..client };

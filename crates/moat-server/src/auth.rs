@@ -85,7 +85,13 @@ impl KeyResolver {
         if let Some(admin) = &self.env_admin_hash
             && bool::from(admin.ct_eq(&hash))
         {
-            return Ok(Principal { key_id: None, role: Role::Admin, models: ModelAccess::All });
+            return Ok(Principal {
+                key_id: None,
+                user_id: None,
+                team_id: None,
+                role: Role::Admin,
+                models: ModelAccess::All,
+            });
         }
         let record = match self.cache.get(&hash) {
             Some(record) => record,
@@ -107,7 +113,19 @@ impl KeyResolver {
         if key.expires_at_ms.is_some_and(|t| t <= now_ms) {
             return Err(ApiError::new(ErrorCode::KeyExpired, format!("the API key `{}` has expired", key.id)));
         }
-        Ok(Principal { key_id: Some(key.id), role: key.role, models: key.models })
+        if key.user_state.is_some_and(|(active, _)| !active) {
+            return Err(ApiError::new(
+                ErrorCode::KeyRevoked,
+                format!("the API key `{}` belongs to a deactivated user", key.id),
+            ));
+        }
+        Ok(Principal {
+            key_id: Some(key.id),
+            user_id: key.user_id,
+            team_id: key.team_id,
+            role: key.role,
+            models: key.models,
+        })
     }
 
     /// The caller, who must hold an admin key.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use moat_core::{ErrorCode, ModelAccess, Role};
 use moat_store::{NewKey, Store, StoreError, UsageWriter};
 use tokio::net::TcpListener;
@@ -116,6 +116,13 @@ impl Gateway {
             .route("/admin/v1/keys/{id}", get(admin::get_key).delete(admin::revoke_key))
             .route("/admin/v1/usage", get(admin::list_usage))
             .route("/admin/v1/deployments", get(admin::list_deployments))
+            .route("/admin/v1/users", post(admin::create_user).get(admin::list_users))
+            .route("/admin/v1/users/{id}", get(admin::get_user).patch(admin::update_user))
+            .route("/admin/v1/teams", post(admin::create_team).get(admin::list_teams))
+            .route("/admin/v1/teams/{id}", get(admin::get_team))
+            .route("/admin/v1/teams/{id}/members/{user_id}", put(admin::put_member).delete(admin::remove_member))
+            .route("/admin/v1/audit", get(admin::list_audit))
+            .route("/admin/v1/audit/verify", get(admin::verify_audit))
             .route("/healthz", get(ops::healthz))
             .route("/readyz", get(ops::readyz))
             .route("/metrics", get(ops::metrics))
@@ -154,7 +161,8 @@ impl Gateway {
             tracing::info!("shutdown begun: no new connections; finishing in-flight requests");
             let _ = begun_tx.send(true);
         };
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(graceful);
+        let app = self.router().into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
         let mut server = std::pin::pin!(server.into_future());
         let grace = self.shutdown_grace;
         let served = tokio::select! {
@@ -206,6 +214,8 @@ async fn create_bootstrap_admin(store: &Store) -> Result<String, StoreError> {
         id: format!("key_{}", uuid::Uuid::now_v7().simple()),
         name: "bootstrap admin".into(),
         owner: None,
+        user_id: None,
+        team_id: None,
         role: Role::Admin,
         secret_hash: hash_secret(&secret).to_vec(),
         prefix: display_prefix(&secret),

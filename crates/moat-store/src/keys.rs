@@ -1,6 +1,6 @@
 //! Virtual key rows.
 
-use moat_core::{ModelAccess, Role};
+use moat_core::{ModelAccess, OrgRole, Role};
 
 /// A key to insert. The caller generates the secret and passes only its hash.
 #[derive(Debug, Clone)]
@@ -9,8 +9,12 @@ pub struct NewKey {
     pub id: String,
     /// A label for people.
     pub name: String,
-    /// Who the key belongs to (free text until users exist).
+    /// A free-text label of who holds it.
     pub owner: Option<String>,
+    /// The user it belongs to.
+    pub user_id: Option<String>,
+    /// The team it belongs to.
+    pub team_id: Option<String>,
     /// What the key may do.
     pub role: Role,
     /// SHA-256 of the secret.
@@ -32,8 +36,14 @@ pub struct KeyRecord {
     pub id: String,
     /// A label for people.
     pub name: String,
-    /// Who the key belongs to.
+    /// A free-text label of who holds it.
     pub owner: Option<String>,
+    /// The user it belongs to.
+    pub user_id: Option<String>,
+    /// The team it belongs to.
+    pub team_id: Option<String>,
+    /// The owning user's state, when the key has one: (active, organisation role).
+    pub user_state: Option<(bool, OrgRole)>,
     /// What the key may do.
     pub role: Role,
     /// The first characters of the secret.

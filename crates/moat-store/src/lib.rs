@@ -6,11 +6,14 @@
 //! any caller. Usage records never reach the store on the request path: they go through the
 //! bounded channel of [`usage_writer`], which batches them.
 
+mod identity;
 mod keys;
 mod sqlite;
+mod sqlite_identity;
 mod usage;
 pub mod usage_writer;
 
+pub use identity::{AuditFilter, Deactivation, MemberRecord, NewUser, TeamRecord, UserRecord};
 pub use keys::{KeyRecord, NewKey};
 pub use usage::UsageFilter;
 pub use usage_writer::{UsageSink, UsageWriter, UsageWriterConfig};
@@ -29,6 +32,9 @@ pub enum StoreError {
     /// The schema could not be migrated (for example, it is newer than this binary).
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// A unique value (an e-mail, a team name) is already taken.
+    #[error("{0} is already taken")]
+    Conflict(String),
     /// Creating the database's folder failed.
     #[error("cannot create the database folder `{path}`: {source}")]
     CreateDir {

@@ -3,7 +3,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use moat_core::{ModelAccess, Role, Usage, UsageRecord};
+use moat_core::{ModelAccess, OrgRole, Role, Usage, UsageRecord};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
@@ -16,7 +16,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
+    /// Serializes audit appends, so each links to the one before.
+    pub(crate) audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -44,7 +46,7 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, audit_lock: std::sync::Arc::default() })
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
@@ -54,12 +56,14 @@ impl SqliteStore {
 
     pub(crate) async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
         sqlx::query(
-            "INSERT INTO keys (id, name, owner, role, secret_hash, prefix, models, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO keys (id, name, owner, user_id, team_id, role, secret_hash, prefix, models, created_at, \
+             expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&key.id)
         .bind(&key.name)
         .bind(&key.owner)
+        .bind(&key.user_id)
+        .bind(&key.team_id)
         .bind(key.role.as_str())
         .bind(&key.secret_hash)
         .bind(&key.prefix)
@@ -68,21 +72,14 @@ impl SqliteStore {
         .bind(key.expires_at_ms)
         .execute(&self.pool)
         .await?;
-        Ok(KeyRecord {
-            id: key.id.clone(),
-            name: key.name.clone(),
-            owner: key.owner.clone(),
-            role: key.role,
-            prefix: key.prefix.clone(),
-            models: key.models.clone(),
-            created_at_ms: key.created_at_ms,
-            expires_at_ms: key.expires_at_ms,
-            revoked_at_ms: None,
+        self.key_by_id(&key.id).await?.ok_or_else(|| StoreError::Corrupt {
+            table: "keys",
+            detail: format!("key `{}` vanished after its insert", key.id),
         })
     }
 
     pub(crate) async fn key_by_hash(&self, secret_hash: &[u8]) -> Result<Option<KeyRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE secret_hash = ?"))
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM {KEYS_JOINED} WHERE k.secret_hash = ?"))
             .bind(secret_hash)
             .fetch_optional(&self.pool)
             .await?;
@@ -90,7 +87,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM {KEYS_JOINED} WHERE k.id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -98,10 +95,12 @@ impl SqliteStore {
     }
 
     pub(crate) async fn list_keys(&self, include_revoked: bool) -> Result<Vec<KeyRecord>, StoreError> {
-        let filter = if include_revoked { "" } else { "WHERE revoked_at IS NULL" };
-        let rows = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM keys {filter} ORDER BY created_at DESC, id DESC"))
-            .fetch_all(&self.pool)
-            .await?;
+        let filter = if include_revoked { "" } else { "WHERE k.revoked_at IS NULL" };
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM {KEYS_JOINED} {filter} ORDER BY k.created_at DESC, k.id DESC"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(key_from_row).collect()
     }
 
@@ -187,17 +186,34 @@ impl SqliteStore {
     }
 }
 
-const KEY_COLUMNS: &str = "id, name, owner, role, prefix, models, created_at, expires_at, revoked_at";
+pub(crate) const KEY_COLUMNS: &str = "k.id, k.name, k.owner, k.user_id, k.team_id, k.role, k.prefix, k.models, \
+    k.created_at, k.expires_at, k.revoked_at, u.active AS user_active, u.org_role AS user_role";
 
-fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
+/// Keys with their owning user's state, for one query at authentication.
+pub(crate) const KEYS_JOINED: &str = "keys k LEFT JOIN users u ON u.id = k.user_id";
+
+pub(crate) fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
     let role: String = row.try_get("role")?;
     let role = Role::parse(&role)
         .ok_or_else(|| StoreError::Corrupt { table: "keys", detail: format!("unknown role `{role}`") })?;
     let models: Option<String> = row.try_get("models")?;
+    let user_active: Option<bool> = row.try_get("user_active")?;
+    let user_role: Option<String> = row.try_get("user_role")?;
+    let user_state = match (user_active, user_role) {
+        (Some(active), Some(role)) => Some((
+            active,
+            OrgRole::parse(&role)
+                .ok_or_else(|| StoreError::Corrupt { table: "users", detail: format!("unknown role `{role}`") })?,
+        )),
+        _ => None,
+    };
     Ok(KeyRecord {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         owner: row.try_get("owner")?,
+        user_id: row.try_get("user_id")?,
+        team_id: row.try_get("team_id")?,
+        user_state,
         role,
         prefix: row.try_get("prefix")?,
         models: models_from_json(models.as_deref())?,

@@ -4,8 +4,12 @@
 
 use std::time::Duration;
 
-use moat_core::{ModelAccess, Role, Usage, UsageRecord};
-use moat_store::{NewKey, Store, UsageFilter, UsageWriter, UsageWriterConfig};
+use moat_core::audit::{AuditEvent, verify_chain};
+use moat_core::{ModelAccess, OrgRole, Role, TeamRole, Usage, UsageRecord, UserKind};
+use moat_store::{
+    AuditFilter, MemberRecord, NewKey, NewUser, Store, StoreError, TeamRecord, UsageFilter, UsageWriter,
+    UsageWriterConfig,
+};
 
 async fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -19,6 +23,8 @@ fn new_key(id: &str, hash: u8, role: Role) -> NewKey {
         id: id.into(),
         name: format!("name-{id}"),
         owner: Some("alice".into()),
+        user_id: None,
+        team_id: None,
         role,
         secret_hash: vec![hash; 32],
         prefix: "moat_sk_ab".into(),
@@ -168,4 +174,103 @@ async fn records_survive_a_store_that_is_briefly_broken() {
     writer.drain(Duration::from_secs(1)).await;
     let stored = store.query_usage(&UsageFilter { limit: 10, ..Default::default() }).await.expect("query");
     assert_eq!(stored.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["survivor"]);
+}
+
+fn new_user(id: &str, email: &str, role: OrgRole) -> NewUser {
+    NewUser {
+        id: id.into(),
+        email: email.into(),
+        name: id.into(),
+        kind: UserKind::Person,
+        org_role: role,
+        created_at_ms: 1,
+    }
+}
+
+#[tokio::test]
+async fn users_teams_and_memberships_round_trip() {
+    let (_dir, store) = open().await;
+    let ana = store.insert_user(&new_user("usr_a", "ana@acme.test", OrgRole::Admin)).await.expect("insert");
+    assert!(ana.active && ana.org_role == OrgRole::Admin);
+    let taken = store.insert_user(&new_user("usr_b", "ANA@acme.test", OrgRole::Member)).await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "e-mails are unique whatever their case");
+    store.insert_user(&new_user("usr_b", "bo@acme.test", OrgRole::Member)).await.expect("insert");
+    let page = store.list_users(None, 1).await.expect("list");
+    assert_eq!(page.len(), 1);
+    let next = store.list_users(Some(&page[0].id), 10).await.expect("next page");
+    assert_eq!(next.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), ["usr_b"]);
+    let renamed = store.update_user("usr_b", "Bo", OrgRole::Viewer).await.expect("update").expect("exists");
+    assert_eq!((renamed.name.as_str(), renamed.org_role), ("Bo", OrgRole::Viewer));
+
+    let red = TeamRecord { id: "team_r".into(), name: "red".into(), created_at_ms: 1 };
+    store.insert_team(&red).await.expect("team");
+    assert!(matches!(
+        store.insert_team(&TeamRecord { id: "team_x".into(), name: "RED".into(), created_at_ms: 1 }).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let member =
+        |user: &str, role| MemberRecord { team_id: "team_r".into(), user_id: user.into(), role, created_at_ms: 1 };
+    store.put_member(&member("usr_a", TeamRole::Member)).await.expect("add");
+    store.put_member(&member("usr_a", TeamRole::TeamAdmin)).await.expect("change role");
+    store.put_member(&member("usr_b", TeamRole::Member)).await.expect("add");
+    let members = store.members_of_team("team_r").await.expect("members");
+    assert_eq!(
+        members.iter().map(|m| (m.user_id.as_str(), m.role)).collect::<Vec<_>>(),
+        [("usr_a", TeamRole::TeamAdmin), ("usr_b", TeamRole::Member)]
+    );
+    assert!(store.remove_member("team_r", "usr_b").await.expect("remove"));
+    assert!(!store.remove_member("team_r", "usr_b").await.expect("remove again"));
+    assert_eq!(store.memberships_of_user("usr_a").await.expect("of user").len(), 1);
+}
+
+#[tokio::test]
+async fn deactivating_a_user_revokes_their_keys_in_the_same_transaction() {
+    let (_dir, store) = open().await;
+    store.insert_user(&new_user("usr_a", "ana@acme.test", OrgRole::Member)).await.expect("insert");
+    for (id, hash) in [("key_1", 1), ("key_2", 2)] {
+        store
+            .insert_key(&NewKey { user_id: Some("usr_a".into()), ..new_key(id, hash, Role::Client) })
+            .await
+            .expect("key");
+    }
+    store.insert_key(&new_key("key_other", 3, Role::Client)).await.expect("key");
+    let key = store.key_by_hash(&[1; 32]).await.expect("lookup").expect("exists");
+    assert_eq!(key.user_state, Some((true, OrgRole::Member)), "the owner's state comes with the key");
+    let change = store.set_user_active("usr_a", false, 9_000).await.expect("deactivate").expect("exists");
+    assert_eq!((change.user.active, change.revoked_keys, change.user.deactivated_at_ms), (false, 2, Some(9_000)));
+    let key = store.key_by_hash(&[1; 32]).await.expect("lookup").expect("exists");
+    assert_eq!((key.revoked_at_ms, key.user_state), (Some(9_000), Some((false, OrgRole::Member))));
+    let other = store.key_by_id("key_other").await.expect("lookup").expect("exists");
+    assert_eq!(other.revoked_at_ms, None, "other keys are untouched");
+    let back = store.set_user_active("usr_a", true, 10_000).await.expect("reactivate").expect("exists");
+    assert_eq!((back.user.active, back.revoked_keys, back.user.deactivated_at_ms), (true, 0, None));
+    assert!(store.set_user_active("usr_nobody", false, 1).await.expect("query").is_none());
+}
+
+#[tokio::test]
+async fn the_audit_log_chains_and_filters() {
+    let (_dir, store) = open().await;
+    for i in 0..5 {
+        let event = AuditEvent {
+            id: format!("aud_{i}"),
+            at_ms: 1_000 + i,
+            actor_user_id: Some("usr_a".into()),
+            actor_key_id: None,
+            source: None,
+            action: if i % 2 == 0 { "user.update".into() } else { "key.create".into() },
+            target_type: "user".into(),
+            target_id: format!("usr_{i}"),
+            before: None,
+            after: Some("{}".into()),
+        };
+        let record = store.append_audit(&event).await.expect("append");
+        assert_eq!(record.seq, i + 1);
+    }
+    let chain = store.audit_chain().await.expect("chain");
+    assert_eq!(verify_chain(chain).map(|(n, _)| n), Ok(5));
+    let family = AuditFilter { action: Some("key.".into()), limit: 10, ..AuditFilter::default() };
+    let keys = store.query_audit(&family).await.expect("query");
+    assert_eq!(keys.iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 2], "newest first");
+    let page = AuditFilter { before_seq: Some(3), limit: 10, ..AuditFilter::default() };
+    assert_eq!(store.query_audit(&page).await.expect("query").len(), 2);
 }

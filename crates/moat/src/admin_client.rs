@@ -1,4 +1,5 @@
-//! `moat keys`, `moat usage` and `moat deployments`: thin clients of the admin API.
+//! `moat keys`, `moat usage`, `moat deployments` and `moat audit`: thin clients of the admin
+//! API.
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -69,6 +70,28 @@ pub(crate) struct UsageArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Show audit records, newest first.
+    List {
+        /// Most records to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Only this action (`user.update`) or family (`key.`).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only this actor's (a user id).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute the hash chain; fails, naming the first bad record, if any record was altered
+    /// or deleted. Prints the head hash to keep elsewhere.
+    Verify,
 }
 
 struct AdminApi {
@@ -191,6 +214,52 @@ pub(crate) async fn usage(server: &ServerArgs, args: UsageArgs) -> anyhow::Resul
         );
     }
     Ok(())
+}
+
+/// `moat audit list` and `moat audit verify`.
+pub(crate) async fn audit(server: &ServerArgs, command: AuditCommand) -> anyhow::Result<()> {
+    let api = AdminApi::new(server)?;
+    match command {
+        AuditCommand::List { limit, action, actor, json } => {
+            let mut query = vec![("limit", limit.to_string())];
+            query.extend(action.map(|a| ("action", a)));
+            query.extend(actor.map(|a| ("actor", a)));
+            let page = api.send(api.http.get(api.url("audit")).query(&query)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&page)?);
+                return Ok(());
+            }
+            println!("{:>6} {:<24} {:<18} {:<34} TARGET", "SEQ", "TIME", "ACTION", "ACTOR");
+            for r in page["data"].as_array().into_iter().flatten() {
+                let actor =
+                    if r["actor_user_id"].is_null() { "break-glass".to_owned() } else { text(&r["actor_user_id"]) };
+                println!(
+                    "{:>6} {:<24} {:<18} {:<34} {}:{}",
+                    text(&r["seq"]),
+                    text(&r["at"]),
+                    text(&r["action"]),
+                    actor,
+                    text(&r["target_type"]),
+                    text(&r["target_id"]),
+                );
+            }
+            Ok(())
+        }
+        AuditCommand::Verify => {
+            let report = api.send(api.http.get(api.url("audit/verify"))).await?;
+            if report["ok"] == Value::Bool(true) {
+                println!("audit log intact: {} records, head {}", text(&report["records"]), text(&report["head"]));
+                return Ok(());
+            }
+            let broken = &report["broken"];
+            bail!(
+                "audit log broken at record {} ({}): {}",
+                text(&broken["seq"]),
+                text(&broken["id"]),
+                text(&broken["reason"])
+            )
+        }
+    }
 }
 
 /// `moat deployments`: each deployment's health, load and latency.

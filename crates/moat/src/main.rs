@@ -46,6 +46,13 @@ enum Command {
         #[command(flatten)]
         args: admin_client::UsageArgs,
     },
+    /// Read and verify the audit log (through the admin API).
+    Audit {
+        #[command(flatten)]
+        server: admin_client::ServerArgs,
+        #[command(subcommand)]
+        command: admin_client::AuditCommand,
+    },
     /// Show each deployment's health, requests in flight and time to first token.
     Deployments {
         #[command(flatten)]
@@ -81,6 +88,7 @@ fn main() -> ExitCode {
             Command::Keys { server, command } => admin_client::keys(&server, command).await,
             Command::Usage { server, args } => admin_client::usage(&server, args).await,
             Command::Deployments { server, json } => admin_client::deployments(&server, json).await,
+            Command::Audit { server, command } => admin_client::audit(&server, command).await,
         }
     });
     match result {

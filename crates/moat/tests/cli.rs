@@ -224,3 +224,48 @@ fn the_config_file_reloads_on_change_and_on_sighup_and_a_bad_one_is_rejected() {
     assert_eq!(deployment_names(&url, admin_key), ["three"]);
     server.stop();
 }
+
+#[test]
+fn moat_audit_verify_names_a_tampered_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin_key = "moat-cli-audit-admin-key-0123456789";
+    let server = Server::start(dir.path(), Some(admin_key));
+    let url = Server::url(&server.wait_for("moat is listening"));
+    let cli = |args: &[&str]| {
+        Command::new(MOAT)
+            .args(args)
+            .env("MOAT_SERVER", &url)
+            .env("MOAT_ADMIN_KEY", admin_key)
+            .output()
+            .expect("run moat")
+    };
+    for name in ["one", "two", "three"] {
+        assert!(cli(&["keys", "create", "--name", name]).status.success());
+    }
+    let out = cli(&["audit", "verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("intact: 3 records"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let listing = String::from_utf8_lossy(&cli(&["audit", "list"]).stdout).into_owned();
+    assert_eq!(listing.matches("key.create").count(), 3, "{listing}");
+
+    // Someone with access to the database rewrites what the second record says.
+    let db = format!("sqlite://{}", dir.path().join("moat-data/moat.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let tampered_id: String = runtime.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&db).await.expect("open the database");
+        sqlx::query("UPDATE audit_log SET after = replace(after, 'two', 'owt') WHERE seq = 2")
+            .execute(&pool)
+            .await
+            .expect("tamper");
+        sqlx::query_scalar("SELECT id FROM audit_log WHERE seq = 2").fetch_one(&pool).await.expect("id")
+    });
+    let out = cli(&["audit", "verify"]);
+    assert!(!out.status.success(), "verification must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains("record 2") && stderr.contains(&tampered_id), "names the row: {stderr}");
+    server.stop();
+}

@@ -65,6 +65,8 @@ async fn expired_keys_are_refused() {
             id: "key_expired".into(),
             name: "old".into(),
             owner: None,
+            user_id: None,
+            team_id: None,
             role: Role::Client,
             secret_hash: moat_server::auth::hash_secret(secret).to_vec(),
             prefix: "moat_sk_expi".into(),

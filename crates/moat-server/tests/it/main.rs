@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod connections;
 mod errors;
+mod identity;
 mod lifecycle;
 mod messages;
 mod ops;

@@ -1,0 +1,53 @@
+//! The admin API (`/admin/v1`): keys, users, teams, usage, deployments and the audit log.
+//!
+//! Every route needs an admin-scope key; what the caller may then do follows their user's
+//! roles ([`moat_core::Actor::may`]), checked on the server for every action. Objects the
+//! caller may not see answer `404`, as if they did not exist; objects they may see but not
+//! change answer `403 permission_denied`. Every change is written to the audit log.
+
+mod audit;
+mod caller;
+mod keys;
+mod people;
+mod usage;
+
+pub(crate) use audit::{list_audit, verify_audit};
+pub(crate) use keys::{create_key, get_key, list_keys, revoke_key};
+pub(crate) use people::{
+    create_team, create_user, get_team, get_user, list_teams, list_users, put_member, remove_member, update_user,
+};
+pub(crate) use usage::{list_deployments, list_usage};
+
+use axum::body::Bytes;
+use moat_core::ErrorCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+fn store_failed(error: moat_store::StoreError) -> ApiError {
+    match error {
+        moat_store::StoreError::Conflict(what) => {
+            ApiError::new(ErrorCode::Conflict, format!("{what} is already taken"))
+        }
+        error => {
+            tracing::error!(%error, "store operation failed");
+            ApiError::internal()
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>, param: &'static str) -> ApiError {
+    ApiError::new(ErrorCode::InvalidRequest, message).with_param(param)
+}
+
+fn not_found(what: &str, id: &str) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("no {what} has the id `{id}`"))
+}
+
+/// Parses a JSON body, telling malformed JSON from a wrong shape.
+fn parse_body<T: DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() { ErrorCode::InvalidJson } else { ErrorCode::InvalidRequest };
+        ApiError::new(code, format!("invalid {what}: {e}"))
+    })
+}

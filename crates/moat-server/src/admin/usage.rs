@@ -1,0 +1,133 @@
+//! `GET /admin/v1/usage` and `GET /admin/v1/deployments`: reading what was used and how the
+//! deployments are doing.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use moat_core::{Action, ErrorCode, UsageRecord};
+use moat_store::UsageFilter;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::caller::Caller;
+use super::{invalid, store_failed};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::time::{format_ms, parse_rfc3339_ms};
+
+/// Most usage records one page returns.
+const MAX_USAGE_PAGE: u32 = 1000;
+/// Usage records per page when `limit` is not given.
+const DEFAULT_USAGE_PAGE: u32 = 100;
+
+/// `GET /admin/v1/usage` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsageQuery {
+    limit: Option<u32>,
+    key_id: Option<String>,
+    model: Option<String>,
+    deployment: Option<String>,
+    status: Option<u16>,
+    /// RFC 3339, inclusive.
+    from: Option<String>,
+    /// RFC 3339, exclusive.
+    to: Option<String>,
+    /// A record id: return older records only (the next page).
+    before: Option<String>,
+}
+
+fn usage_json(r: &UsageRecord) -> Value {
+    json!({
+        "id": r.id,
+        "created_at": format_ms(r.created_at_ms),
+        "key_id": r.key_id,
+        "model": r.model,
+        "deployment": r.deployment,
+        "endpoint": r.endpoint,
+        "status": r.status,
+        "error_code": r.error_code,
+        "input_tokens": r.usage.input,
+        "output_tokens": r.usage.output,
+        "cached_tokens": r.usage.cached,
+        "cache_write_tokens": r.usage.cache_write,
+        "reasoning_tokens": r.usage.reasoning,
+        "estimated": r.estimated,
+        "streamed": r.streamed,
+        "latency_ms": r.latency_ms,
+        "ttft_ms": r.ttft_ms,
+    })
+}
+
+pub(crate) async fn list_usage(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    query: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.must(&Action::ReadOrg)?;
+    let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_USAGE_PAGE);
+    if limit == 0 || limit > MAX_USAGE_PAGE {
+        return Err(invalid(format!("`limit` must be between 1 and {MAX_USAGE_PAGE}"), "limit"));
+    }
+    let time = |text: Option<String>, param: &'static str| -> Result<Option<i64>, ApiError> {
+        text.map(|t| parse_rfc3339_ms(&t).ok_or_else(|| invalid(format!("`{param}` must be an RFC 3339 time"), param)))
+            .transpose()
+    };
+    let filter = UsageFilter {
+        key_id: query.key_id,
+        model: query.model,
+        deployment: query.deployment,
+        status: query.status,
+        from_ms: time(query.from, "from")?,
+        to_ms: time(query.to, "to")?,
+        before_id: query.before,
+        limit,
+    };
+    let records = state.store.query_usage(&filter).await.map_err(store_failed)?;
+    let next = (records.len() == limit as usize).then(|| records.last().map(|r| r.id.clone())).flatten();
+    Ok(Json(json!({ "data": records.iter().map(usage_json).collect::<Vec<_>>(), "next_before": next })).into_response())
+}
+
+/// `GET /admin/v1/deployments`: every deployment with its live health, load and latency.
+pub(crate) async fn list_deployments(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, ApiError> {
+    caller.must(&Action::ReadOrg)?;
+    let routing = state.routing.load();
+    let now = std::time::Instant::now();
+    let data: Vec<Value> = routing
+        .deployments
+        .iter()
+        .enumerate()
+        .map(|(i, deployment)| {
+            let spec = deployment.spec();
+            let models: Vec<&str> = routing
+                .catalog
+                .names()
+                .filter(|name| {
+                    routing.catalog.route(name).is_some_and(|r| r.members.iter().any(|m| m.deployment.0 == i))
+                })
+                .collect();
+            let dollars = |micros: u64| micros as f64 / 1_000_000.0;
+            json!({
+                "name": spec.name,
+                "url": spec.base_url,
+                "dialects": spec.dialects.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
+                "upstream_model": spec.upstream_model,
+                "models": models,
+                "health": deployment.live.health(now).as_str(),
+                "consecutive_failures": deployment.live.consecutive_failures(),
+                "times_down": deployment.live.times_opened(),
+                "in_flight": deployment.live.in_flight(),
+                "ttft_ms": deployment.live.ttft().map(|t| t.as_millis()),
+                "context_window": spec.context_window,
+                "price_per_mtok": {
+                    "input": dollars(spec.price.input), "output": dollars(spec.price.output),
+                    "cache_read": dollars(spec.price.cache_read), "cache_write": dollars(spec.price.cache_write),
+                },
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "data": data })).into_response())
+}

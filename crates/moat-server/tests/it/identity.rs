@@ -1,0 +1,365 @@
+//! Users, teams and roles over the whole admin API: a role × route matrix, escalation
+//! attempts, objects of other teams by id, deactivated users, and the audit log.
+
+use moat_testkit::FakeUpstream;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{TestGateway, chat};
+
+/// An organisation: an owner, an admin, a member of team red, a viewer, and red's team-admin
+/// (a member in the organisation); teams red and blue; an admin-scope key for each person.
+struct Org {
+    gateway: TestGateway,
+    red: String,
+    blue: String,
+    users: Vec<(&'static str, String, String)>,
+}
+
+const ROLES: [&str; 5] = ["owner", "admin", "member", "viewer", "lead"];
+
+impl Org {
+    async fn start() -> (FakeUpstream, Org) {
+        let upstream = FakeUpstream::start().await;
+        let gateway = TestGateway::start(&upstream).await;
+        let red = created(gateway.admin_post("teams", json!({ "name": "red" })).await).await["id"].clone();
+        let blue = created(gateway.admin_post("teams", json!({ "name": "blue" })).await).await["id"].clone();
+        let (red, blue) = (red.as_str().expect("id").to_owned(), blue.as_str().expect("id").to_owned());
+        let mut users = Vec::new();
+        for (label, role) in
+            [("owner", "owner"), ("admin", "admin"), ("member", "member"), ("viewer", "viewer"), ("lead", "member")]
+        {
+            let user = created(
+                gateway.admin_post("users", json!({ "email": format!("{label}@acme.test"), "org_role": role })).await,
+            )
+            .await;
+            let id = user["id"].as_str().expect("id").to_owned();
+            let key =
+                created(gateway.admin_post("keys", json!({ "name": label, "user_id": id, "role": "admin" })).await)
+                    .await;
+            users.push((label, id, key["key"].as_str().expect("secret").to_owned()));
+        }
+        let org = Org { gateway, red, blue, users };
+        org.put_member(&org.red, "lead", "team-admin").await;
+        org.put_member(&org.red, "member", "member").await;
+        (upstream, org)
+    }
+
+    fn id(&self, label: &str) -> &str {
+        &self.users.iter().find(|(l, _, _)| *l == label).expect("user").1
+    }
+
+    fn key(&self, label: &str) -> &str {
+        &self.users.iter().find(|(l, _, _)| *l == label).expect("user").2
+    }
+
+    async fn put_member(&self, team: &str, label: &str, role: &str) {
+        let path = format!("{}/admin/v1/teams/{team}/members/{}", self.gateway.url, self.id(label));
+        let response = self
+            .gateway
+            .http
+            .put(path)
+            .bearer_auth(crate::support::ADMIN_KEY)
+            .json(&json!({ "role": role }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200);
+    }
+
+    async fn call(&self, key: &str, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
+        let mut request =
+            self.gateway.http.request(method, format!("{}/admin/v1/{path}", self.gateway.url)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("send")
+    }
+
+    /// A fresh user made by the break-glass key, for actions that change their target.
+    async fn fresh_user(&self, role: &str) -> String {
+        let email = format!("{}@acme.test", uuid_like());
+        let user = created(self.gateway.admin_post("users", json!({ "email": email, "org_role": role })).await).await;
+        user["id"].as_str().expect("id").to_owned()
+    }
+
+    async fn fresh_key(&self, owner: Value) -> String {
+        let mut body = json!({ "name": "fresh" });
+        if let (Some(target), Some(source)) = (body.as_object_mut(), owner.as_object()) {
+            target.extend(source.clone());
+        }
+        created(self.gateway.admin_post("keys", body).await).await["id"].as_str().expect("id").to_owned()
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("fresh{}", NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
+async fn created(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+/// One row of the matrix: what each of [`ROLES`] gets.
+struct Case {
+    what: &'static str,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    expect: [u16; 5],
+}
+
+#[tokio::test]
+async fn every_admin_route_checks_role_and_scope() {
+    let (_upstream, org) = Org::start().await;
+    let (red, blue) = (org.red.clone(), org.blue.clone());
+    let blue_key = org.fresh_key(json!({ "team_id": blue })).await;
+    let mut cases = vec![
+        Case {
+            what: "list users",
+            method: Method::GET,
+            path: "users".into(),
+            body: None,
+            expect: [200, 200, 403, 200, 403],
+        },
+        Case {
+            what: "read usage",
+            method: Method::GET,
+            path: "usage".into(),
+            body: None,
+            expect: [200, 200, 403, 200, 403],
+        },
+        Case {
+            what: "read deployments",
+            method: Method::GET,
+            path: "deployments".into(),
+            body: None,
+            expect: [200, 200, 403, 200, 403],
+        },
+        Case {
+            what: "read the audit log",
+            method: Method::GET,
+            path: "audit".into(),
+            body: None,
+            expect: [200, 200, 403, 200, 403],
+        },
+        Case {
+            what: "create a team",
+            method: Method::POST,
+            path: "teams".into(),
+            body: None,
+            expect: [201, 201, 403, 403, 403],
+        },
+        Case {
+            what: "read blue",
+            method: Method::GET,
+            path: format!("teams/{blue}"),
+            body: None,
+            expect: [200, 200, 404, 200, 404],
+        },
+        Case {
+            what: "read red",
+            method: Method::GET,
+            path: format!("teams/{red}"),
+            body: None,
+            expect: [200, 200, 200, 200, 200],
+        },
+        Case {
+            what: "make a red key",
+            method: Method::POST,
+            path: "keys".into(),
+            body: Some(json!({ "name": "k", "team_id": red })),
+            expect: [201, 201, 403, 403, 201],
+        },
+        Case {
+            what: "make a blue key",
+            method: Method::POST,
+            path: "keys".into(),
+            body: Some(json!({ "name": "k", "team_id": blue })),
+            expect: [201, 201, 403, 403, 403],
+        },
+        Case {
+            what: "read a blue key by id",
+            method: Method::GET,
+            path: format!("keys/{blue_key}"),
+            body: None,
+            expect: [200, 200, 404, 404, 404],
+        },
+        Case {
+            what: "mint the owner an admin key",
+            method: Method::POST,
+            path: "keys".into(),
+            body: Some(json!({ "name": "k", "user_id": org.id("owner"), "role": "admin" })),
+            expect: [201, 403, 403, 403, 403],
+        },
+        Case {
+            what: "make an owner",
+            method: Method::POST,
+            path: "users".into(),
+            body: Some(json!({ "org_role": "owner" })),
+            expect: [201, 403, 403, 403, 403],
+        },
+        Case {
+            what: "make a member",
+            method: Method::POST,
+            path: "users".into(),
+            body: Some(json!({ "org_role": "member" })),
+            expect: [201, 201, 403, 403, 403],
+        },
+        Case {
+            what: "demote the owner",
+            method: Method::PATCH,
+            path: format!("users/{}", org.id("owner")),
+            body: Some(json!({ "org_role": "member" })),
+            // Members cannot see other users at all; the viewer sees but may not change.
+            expect: [403, 403, 404, 403, 404],
+        },
+    ];
+    for label in ROLES {
+        // Changing one's own role is refused for everyone (the owner already is one: a no-op
+        // there, so the owner tries the other direction).
+        let to = if label == "owner" { "admin" } else { "owner" };
+        cases.push(Case {
+            what: "change own role",
+            method: Method::PATCH,
+            path: format!("users/{}", org.id(label)),
+            body: Some(json!({ "org_role": to })),
+            expect: ROLES.map(|l| if l == label { 403 } else { 0 }),
+        });
+    }
+    for case in &cases {
+        for (i, label) in ROLES.iter().enumerate() {
+            if case.expect[i] == 0 {
+                continue;
+            }
+            let mut body = case.body.clone();
+            if case.path == "teams" {
+                body = Some(json!({ "name": format!("team-{}", uuid_like()) }));
+            } else if case.path == "users"
+                && let Some(body) = body.as_mut()
+            {
+                body["email"] = json!(format!("{}@acme.test", uuid_like()));
+            }
+            let response = org.call(org.key(label), case.method.clone(), &case.path, body).await;
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            assert_eq!(status, case.expect[i], "{label}: {} ({} {}): {text}", case.what, case.method, case.path);
+            if status == 403 {
+                assert!(text.contains("permission_denied"), "{label}: {}: {text}", case.what);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn team_admins_manage_their_team_and_nobody_else_touches_it() {
+    let (_upstream, org) = Org::start().await;
+    let (red, blue) = (org.red.clone(), org.blue.clone());
+    for (label, team, expected) in
+        [("lead", &red, 200), ("lead", &blue, 404), ("member", &red, 403), ("viewer", &red, 403), ("admin", &blue, 200)]
+    {
+        let user = org.fresh_user("member").await;
+        let response = org
+            .call(
+                org.key(label),
+                Method::PUT,
+                &format!("teams/{team}/members/{user}"),
+                Some(json!({ "role": "member" })),
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), expected, "{label} adding to {team}");
+    }
+    let own = format!("teams/{red}/members/{}", org.id("lead"));
+    let response = org.call(org.key("lead"), Method::DELETE, &own, None).await;
+    assert_eq!(response.status(), 403, "a team-admin does not change their own membership");
+
+    let red_key = org.fresh_key(json!({ "team_id": red })).await;
+    let blue_key = org.fresh_key(json!({ "team_id": blue })).await;
+    let listed: Value = org.call(org.key("member"), Method::GET, "keys", None).await.json().await.expect("json");
+    let ids: Vec<&str> = listed["data"].as_array().expect("data").iter().filter_map(|k| k["id"].as_str()).collect();
+    assert!(ids.contains(&red_key.as_str()) && !ids.contains(&blue_key.as_str()), "{ids:?}");
+    assert_eq!(org.call(org.key("member"), Method::DELETE, &format!("keys/{red_key}"), None).await.status(), 403);
+    assert_eq!(org.call(org.key("lead"), Method::DELETE, &format!("keys/{blue_key}"), None).await.status(), 404);
+    assert_eq!(org.call(org.key("lead"), Method::DELETE, &format!("keys/{red_key}"), None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn deactivating_a_user_revokes_their_keys_at_once() {
+    let (_upstream, org) = Org::start().await;
+    let user = org.fresh_user("member").await;
+    let model_key = created(org.gateway.admin_post("keys", json!({ "name": "laptop", "user_id": user })).await).await;
+    let model_key = model_key["key"].as_str().expect("secret").to_owned();
+    assert_eq!(org.gateway.post("/v1/chat/completions", &model_key, &chat("m")).await.status(), 200);
+
+    let patched: Value = org
+        .call(org.key("admin"), Method::PATCH, &format!("users/{user}"), Some(json!({ "active": false })))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!((patched["active"].as_bool(), patched["revoked_keys"].as_u64()), (Some(false), Some(1)), "{patched}");
+    let response = org.gateway.post("/v1/chat/completions", &model_key, &chat("m")).await;
+    crate::support::assert_openai_error(response, 401, "key_revoked").await;
+
+    // The admin's own admin key stops working the moment the admin is deactivated, too.
+    let admin = org.id("admin").to_owned();
+    let response =
+        org.call(org.key("owner"), Method::PATCH, &format!("users/{admin}"), Some(json!({ "active": false }))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(org.call(org.key("admin"), Method::GET, "users", None).await.status(), 401);
+
+    let response =
+        org.call(org.key("owner"), Method::PATCH, &format!("users/{user}"), Some(json!({ "active": true }))).await;
+    assert_eq!(response.status(), 200);
+    let response = org.gateway.post("/v1/chat/completions", &model_key, &chat("m")).await;
+    assert_eq!(response.status(), 401, "reactivation does not bring revoked keys back");
+    let response = org
+        .call(org.key("owner"), Method::PATCH, &format!("users/{}", org.id("owner")), Some(json!({ "active": false })))
+        .await;
+    assert_eq!(response.status(), 403, "nobody deactivates themselves");
+}
+
+#[tokio::test]
+async fn a_client_key_cannot_use_the_admin_api() {
+    let (_upstream, org) = Org::start().await;
+    let key =
+        created(org.gateway.admin_post("keys", json!({ "name": "model only", "user_id": org.id("owner") })).await)
+            .await;
+    let response = org.call(key["key"].as_str().expect("secret"), Method::GET, "users", None).await;
+    crate::support::assert_openai_error(response, 403, "admin_required").await;
+}
+
+#[tokio::test]
+async fn every_change_is_in_the_audit_log_with_who_what_and_before_after() {
+    let (_upstream, org) = Org::start().await;
+    let member = org.id("member").to_owned();
+    let response = org
+        .call(org.key("admin"), Method::PATCH, &format!("users/{member}"), Some(json!({ "org_role": "viewer" })))
+        .await;
+    assert_eq!(response.status(), 200);
+    let page: Value =
+        org.call(org.key("viewer"), Method::GET, "audit?action=user.update", None).await.json().await.expect("json");
+    let record = &page["data"][0];
+    assert_eq!(record["actor_user_id"], org.id("admin"));
+    assert_eq!(record["target_id"], member.as_str());
+    assert_eq!(
+        (record["before"]["org_role"].as_str(), record["after"]["org_role"].as_str()),
+        (Some("member"), Some("viewer"))
+    );
+    assert_eq!(record["source"], "127.0.0.1");
+
+    let all: Value = org.gateway.admin_get("audit?limit=1000").await.json().await.expect("json");
+    let actions: Vec<&str> =
+        all["data"].as_array().expect("data").iter().filter_map(|r| r["action"].as_str()).collect();
+    for expected in ["team.create", "user.create", "key.create", "membership.put", "user.update"] {
+        assert!(actions.contains(&expected), "{expected} missing from {actions:?}");
+    }
+    let verified: Value = org.gateway.admin_get("audit/verify").await.json().await.expect("json");
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(verified["records"].as_u64(), Some(actions.len() as u64));
+}

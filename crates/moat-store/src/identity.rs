@@ -1,0 +1,212 @@
+//! Users, teams, memberships and the audit log: the records, and the [`Store`] operations on
+//! them.
+
+use moat_core::audit::{AuditEvent, AuditRecord};
+use moat_core::{OrgRole, TeamRole, UserKind};
+
+use crate::{Backend, Store, StoreError};
+
+/// A user to insert.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// `usr_…`.
+    pub id: String,
+    /// Unique, case-insensitively.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Person or service account.
+    pub kind: UserKind,
+    /// Organisation role.
+    pub org_role: OrgRole,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+/// A stored user (never a password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// `usr_…`.
+    pub id: String,
+    /// E-mail address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Person or service account.
+    pub kind: UserKind,
+    /// Organisation role.
+    pub org_role: OrgRole,
+    /// Whether the user may act and their keys work.
+    pub active: bool,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+    /// When deactivated, Unix milliseconds.
+    pub deactivated_at_ms: Option<i64>,
+}
+
+/// A stored team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamRecord {
+    /// `team_…`.
+    pub id: String,
+    /// Unique, case-insensitively.
+    pub name: String,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+/// A user's membership of a team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// The team.
+    pub team_id: String,
+    /// The user.
+    pub user_id: String,
+    /// Their role in the team.
+    pub role: TeamRole,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+/// Which audit records to return, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this actor's.
+    pub actor_user_id: Option<String>,
+    /// Only this action (`user.update`) or, ending in `.`, this family (`user.`).
+    pub action: Option<String>,
+    /// Only records about this kind of object.
+    pub target_type: Option<String>,
+    /// Only records about this object.
+    pub target_id: Option<String>,
+    /// From this time, Unix milliseconds.
+    pub from_ms: Option<i64>,
+    /// Before this time.
+    pub to_ms: Option<i64>,
+    /// Records before this position (the next page).
+    pub before_seq: Option<i64>,
+    /// Most records returned.
+    pub limit: u32,
+}
+
+/// What deactivating a user did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deactivation {
+    /// The user afterwards.
+    pub user: UserRecord,
+    /// Keys revoked with them.
+    pub revoked_keys: u64,
+}
+
+impl Store {
+    /// Inserts a user; an e-mail already taken is [`StoreError::Conflict`].
+    pub async fn insert_user(&self, user: &NewUser) -> Result<UserRecord, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.insert_user(user).await,
+        }
+    }
+
+    /// One user by id.
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.user_by_id(id).await,
+        }
+    }
+
+    /// Users in id order after `after_id`, at most `limit`.
+    pub async fn list_users(&self, after_id: Option<&str>, limit: u32) -> Result<Vec<UserRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.list_users(after_id, limit).await,
+        }
+    }
+
+    /// Changes a user's name and organisation role.
+    pub async fn update_user(&self, id: &str, name: &str, role: OrgRole) -> Result<Option<UserRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.update_user(id, name, role).await,
+        }
+    }
+
+    /// Deactivates a user and revokes every key they own, in one transaction; or reactivates
+    /// them (their keys stay revoked).
+    pub async fn set_user_active(
+        &self,
+        id: &str,
+        active: bool,
+        now_ms: i64,
+    ) -> Result<Option<Deactivation>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.set_user_active(id, active, now_ms).await,
+        }
+    }
+
+    /// Inserts a team; a name already taken is [`StoreError::Conflict`].
+    pub async fn insert_team(&self, team: &TeamRecord) -> Result<TeamRecord, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.insert_team(team).await,
+        }
+    }
+
+    /// One team by id.
+    pub async fn team_by_id(&self, id: &str) -> Result<Option<TeamRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.team_by_id(id).await,
+        }
+    }
+
+    /// Every team, by name.
+    pub async fn list_teams(&self) -> Result<Vec<TeamRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.list_teams().await,
+        }
+    }
+
+    /// Adds a user to a team, or changes their role there.
+    pub async fn put_member(&self, member: &MemberRecord) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.put_member(member).await,
+        }
+    }
+
+    /// Removes a user from a team; whether they were in it.
+    pub async fn remove_member(&self, team_id: &str, user_id: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.remove_member(team_id, user_id).await,
+        }
+    }
+
+    /// A team's members.
+    pub async fn members_of_team(&self, team_id: &str) -> Result<Vec<MemberRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.members_of_team(team_id).await,
+        }
+    }
+
+    /// A user's memberships.
+    pub async fn memberships_of_user(&self, user_id: &str) -> Result<Vec<MemberRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.memberships_of_user(user_id).await,
+        }
+    }
+
+    /// Appends an event to the audit chain and returns the stored record.
+    pub async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.append_audit(event).await,
+        }
+    }
+
+    /// Audit records matching `filter`, newest first.
+    pub async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.query_audit(filter).await,
+        }
+    }
+
+    /// Every audit record in chain order, for verification.
+    pub async fn audit_chain(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.audit_chain().await,
+        }
+    }
+}
