@@ -51,6 +51,8 @@ pub struct Gateway {
     state: Arc<AppState>,
     writer: UsageWriter,
     shutdown_grace: Duration,
+    /// SCIM provisioning, when a token is configured.
+    scim: Option<moat_identity::scim::ScimState>,
 }
 
 impl Gateway {
@@ -87,7 +89,15 @@ impl Gateway {
             hard_stop: CancellationToken::new(),
             stopping: CancellationToken::new(),
         });
-        Ok((Gateway { state, writer, shutdown_grace: settings.shutdown_grace }, bootstrap_secret))
+        let scim = settings.scim_token.as_ref().map(|token| {
+            let keys = state.keys.clone();
+            moat_identity::scim::ScimState::new(
+                state.store.clone(),
+                secrecy::ExposeSecret::expose_secret(token),
+                Arc::new(move || keys.invalidate()),
+            )
+        });
+        Ok((Gateway { state, writer, shutdown_grace: settings.shutdown_grace, scim }, bootstrap_secret))
     }
 
     /// A handle that swaps in a new configuration while the gateway serves.
@@ -98,7 +108,7 @@ impl Gateway {
     /// The HTTP application.
     pub fn router(&self) -> Router {
         let state = self.state.clone();
-        Router::new()
+        let mut app = Router::new()
             .route("/v1/chat/completions", post(proxy::chat_completions))
             .route("/v1/completions", post(proxy::completions))
             .route("/v1/embeddings", post(proxy::embeddings))
@@ -129,9 +139,12 @@ impl Gateway {
             .route("/", get(ops::root))
             .fallback(ops::not_found)
             .method_not_allowed_fallback(ops::method_not_allowed)
-            .layer(axum::middleware::from_fn_with_state(state.clone(), edge::edge))
+            .with_state(state.clone());
+        if let Some(scim) = &self.scim {
+            app = app.merge(moat_identity::scim::router(scim.clone()));
+        }
+        app.layer(axum::middleware::from_fn_with_state(state, edge::edge))
             .layer(CatchPanicLayer::custom(panic_response))
-            .with_state(state)
     }
 
     /// The number of usage records stored so far.

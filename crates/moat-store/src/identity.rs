@@ -21,6 +21,8 @@ pub struct NewUser {
     pub org_role: OrgRole,
     /// Unix milliseconds.
     pub created_at_ms: i64,
+    /// The identity provider's id (SCIM `externalId`).
+    pub external_id: Option<String>,
 }
 
 /// A stored user (never a password hash).
@@ -42,6 +44,8 @@ pub struct UserRecord {
     pub created_at_ms: i64,
     /// When deactivated, Unix milliseconds.
     pub deactivated_at_ms: Option<i64>,
+    /// The identity provider's id for the user (SCIM `externalId`).
+    pub external_id: Option<String>,
 }
 
 /// A stored team.
@@ -53,6 +57,31 @@ pub struct TeamRecord {
     pub name: String,
     /// Unix milliseconds.
     pub created_at_ms: i64,
+    /// The identity provider's id for the group (SCIM `externalId`).
+    pub external_id: Option<String>,
+}
+
+/// Which users or teams to find: every given field must match (e-mail and name without
+/// regard to case).
+#[derive(Debug, Clone, Default)]
+pub struct Match {
+    /// The e-mail (users) or name (teams).
+    pub name: Option<String>,
+    /// The identity provider's id.
+    pub external_id: Option<String>,
+    /// moat's id.
+    pub id: Option<String>,
+}
+
+/// A user's identity fields as an identity provider sets them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserProfile {
+    /// E-mail, which is also the SCIM `userName`.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// The identity provider's id.
+    pub external_id: Option<String>,
 }
 
 /// A user's membership of a team.
@@ -137,6 +166,59 @@ impl Store {
     ) -> Result<Option<Deactivation>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.set_user_active(id, active, now_ms).await,
+        }
+    }
+
+    /// Users matching `matching`, in id order from the `offset`-th, at most `limit`; and how
+    /// many match in all.
+    pub async fn find_users(
+        &self,
+        matching: &Match,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<UserRecord>, u64), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.find_users(matching, offset, limit).await,
+        }
+    }
+
+    /// Sets a user's e-mail, name and external id; a taken e-mail is [`StoreError::Conflict`].
+    pub async fn set_user_profile(&self, id: &str, profile: &UserProfile) -> Result<Option<UserRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.set_user_profile(id, profile).await,
+        }
+    }
+
+    /// Teams matching `matching`, by name from the `offset`-th, at most `limit`; and how many
+    /// match in all.
+    pub async fn find_teams(
+        &self,
+        matching: &Match,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<TeamRecord>, u64), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.find_teams(matching, offset, limit).await,
+        }
+    }
+
+    /// Renames a team and sets its external id; a taken name is [`StoreError::Conflict`].
+    pub async fn update_team(
+        &self,
+        id: &str,
+        name: &str,
+        external_id: Option<&str>,
+    ) -> Result<Option<TeamRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.update_team(id, name, external_id).await,
+        }
+    }
+
+    /// Deletes a team: its memberships go, and its keys are revoked at `now_ms` (they keep
+    /// their rows, so usage stays attributable). Whether it existed.
+    pub async fn delete_team(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.delete_team(id, now_ms).await,
         }
     }
 

@@ -13,7 +13,7 @@ mod sqlite_identity;
 mod usage;
 pub mod usage_writer;
 
-pub use identity::{AuditFilter, Deactivation, MemberRecord, NewUser, TeamRecord, UserRecord};
+pub use identity::{AuditFilter, Deactivation, Match, MemberRecord, NewUser, TeamRecord, UserProfile, UserRecord};
 pub use keys::{KeyRecord, NewKey};
 pub use usage::UsageFilter;
 pub use usage_writer::{UsageSink, UsageWriter, UsageWriterConfig};

@@ -6,10 +6,11 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row};
 
 use crate::StoreError;
-use crate::identity::{AuditFilter, Deactivation, MemberRecord, NewUser, TeamRecord, UserRecord};
+use crate::identity::{AuditFilter, Deactivation, Match, MemberRecord, NewUser, TeamRecord, UserProfile, UserRecord};
 use crate::sqlite::SqliteStore;
 
-const USER_COLUMNS: &str = "id, email, name, kind, org_role, active, created_at, deactivated_at";
+const USER_COLUMNS: &str = "id, email, name, kind, org_role, active, created_at, deactivated_at, external_id";
+const TEAM_COLUMNS: &str = "id, name, created_at, external_id";
 const AUDIT_COLUMNS: &str =
     "seq, id, at, actor_user_id, actor_key_id, source, action, target_type, target_id, before, after, prev_hash, hash";
 
@@ -38,11 +39,17 @@ fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
         active: row.try_get("active")?,
         created_at_ms: row.try_get("created_at")?,
         deactivated_at_ms: row.try_get("deactivated_at")?,
+        external_id: row.try_get("external_id")?,
     })
 }
 
 fn team_from_row(row: &SqliteRow) -> Result<TeamRecord, StoreError> {
-    Ok(TeamRecord { id: row.try_get("id")?, name: row.try_get("name")?, created_at_ms: row.try_get("created_at")? })
+    Ok(TeamRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at_ms: row.try_get("created_at")?,
+        external_id: row.try_get("external_id")?,
+    })
 }
 
 fn member_from_row(row: &SqliteRow) -> Result<MemberRecord, StoreError> {
@@ -82,16 +89,19 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
 
 impl SqliteStore {
     pub(crate) async fn insert_user(&self, user: &NewUser) -> Result<UserRecord, StoreError> {
-        sqlx::query("INSERT INTO users (id, email, name, kind, org_role, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(&user.id)
-            .bind(&user.email)
-            .bind(&user.name)
-            .bind(user.kind.as_str())
-            .bind(user.org_role.as_str())
-            .bind(user.created_at_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| conflict_or(e, format!("the e-mail `{}`", user.email)))?;
+        sqlx::query(
+            "INSERT INTO users (id, email, name, kind, org_role, created_at, external_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(user.kind.as_str())
+        .bind(user.org_role.as_str())
+        .bind(user.created_at_ms)
+        .bind(&user.external_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_or(e, format!("the e-mail `{}`", user.email)))?;
         self.user_by_id(&user.id).await?.ok_or_else(|| corrupt("users", format!("`{}` vanished", user.id)))
     }
 
@@ -163,10 +173,11 @@ impl SqliteStore {
     }
 
     pub(crate) async fn insert_team(&self, team: &TeamRecord) -> Result<TeamRecord, StoreError> {
-        sqlx::query("INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO teams (id, name, created_at, external_id) VALUES (?, ?, ?, ?)")
             .bind(&team.id)
             .bind(&team.name)
             .bind(team.created_at_ms)
+            .bind(&team.external_id)
             .execute(&self.pool)
             .await
             .map_err(|e| conflict_or(e, format!("the team name `{}`", team.name)))?;
@@ -174,7 +185,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn team_by_id(&self, id: &str) -> Result<Option<TeamRecord>, StoreError> {
-        let row = sqlx::query("SELECT id, name, created_at FROM teams WHERE id = ?")
+        let row = sqlx::query(&format!("SELECT {TEAM_COLUMNS} FROM teams WHERE id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -182,8 +193,110 @@ impl SqliteStore {
     }
 
     pub(crate) async fn list_teams(&self) -> Result<Vec<TeamRecord>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM teams ORDER BY name").fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query(&format!("SELECT {TEAM_COLUMNS} FROM teams ORDER BY name")).fetch_all(&self.pool).await?;
         rows.iter().map(team_from_row).collect()
+    }
+
+    pub(crate) async fn find_users(
+        &self,
+        matching: &Match,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<UserRecord>, u64), StoreError> {
+        let filter = |query: &mut QueryBuilder<'_, sqlx::Sqlite>| {
+            if let Some(email) = &matching.name {
+                query.push(" AND email = ").push_bind(email.clone()).push(" COLLATE NOCASE");
+            }
+            if let Some(external) = &matching.external_id {
+                query.push(" AND external_id = ").push_bind(external.clone());
+            }
+            if let Some(id) = &matching.id {
+                query.push(" AND id = ").push_bind(id.clone());
+            }
+        };
+        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM users WHERE 1 = 1");
+        filter(&mut count);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut query = QueryBuilder::new(format!("SELECT {USER_COLUMNS} FROM users WHERE 1 = 1"));
+        filter(&mut query);
+        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit)).push(" OFFSET ").push_bind(i64::from(offset));
+        let rows = query.build().fetch_all(&self.pool).await?;
+        let users = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok((users, u64::try_from(total).unwrap_or(0)))
+    }
+
+    pub(crate) async fn set_user_profile(
+        &self,
+        id: &str,
+        profile: &UserProfile,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        sqlx::query("UPDATE users SET email = ?, name = ?, external_id = ? WHERE id = ?")
+            .bind(&profile.email)
+            .bind(&profile.name)
+            .bind(&profile.external_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or(e, format!("the e-mail `{}`", profile.email)))?;
+        self.user_by_id(id).await
+    }
+
+    pub(crate) async fn find_teams(
+        &self,
+        matching: &Match,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<TeamRecord>, u64), StoreError> {
+        let filter = |query: &mut QueryBuilder<'_, sqlx::Sqlite>| {
+            if let Some(name) = &matching.name {
+                query.push(" AND name = ").push_bind(name.clone()).push(" COLLATE NOCASE");
+            }
+            if let Some(external) = &matching.external_id {
+                query.push(" AND external_id = ").push_bind(external.clone());
+            }
+            if let Some(id) = &matching.id {
+                query.push(" AND id = ").push_bind(id.clone());
+            }
+        };
+        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM teams WHERE 1 = 1");
+        filter(&mut count);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut query = QueryBuilder::new(format!("SELECT {TEAM_COLUMNS} FROM teams WHERE 1 = 1"));
+        filter(&mut query);
+        query.push(" ORDER BY name LIMIT ").push_bind(i64::from(limit)).push(" OFFSET ").push_bind(i64::from(offset));
+        let rows = query.build().fetch_all(&self.pool).await?;
+        let teams = rows.iter().map(team_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok((teams, u64::try_from(total).unwrap_or(0)))
+    }
+
+    pub(crate) async fn update_team(
+        &self,
+        id: &str,
+        name: &str,
+        external_id: Option<&str>,
+    ) -> Result<Option<TeamRecord>, StoreError> {
+        sqlx::query("UPDATE teams SET name = ?, external_id = ? WHERE id = ?")
+            .bind(name)
+            .bind(external_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or(e, format!("the team name `{name}`")))?;
+        self.team_by_id(id).await
+    }
+
+    pub(crate) async fn delete_team(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM memberships WHERE team_id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE keys SET revoked_at = COALESCE(revoked_at, ?), team_id = NULL WHERE team_id = ?")
+            .bind(now_ms)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM teams WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
     }
 
     pub(crate) async fn put_member(&self, member: &MemberRecord) -> Result<(), StoreError> {

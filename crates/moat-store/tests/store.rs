@@ -184,6 +184,7 @@ fn new_user(id: &str, email: &str, role: OrgRole) -> NewUser {
         kind: UserKind::Person,
         org_role: role,
         created_at_ms: 1,
+        external_id: None,
     }
 }
 
@@ -202,10 +203,12 @@ async fn users_teams_and_memberships_round_trip() {
     let renamed = store.update_user("usr_b", "Bo", OrgRole::Viewer).await.expect("update").expect("exists");
     assert_eq!((renamed.name.as_str(), renamed.org_role), ("Bo", OrgRole::Viewer));
 
-    let red = TeamRecord { id: "team_r".into(), name: "red".into(), created_at_ms: 1 };
+    let red = TeamRecord { id: "team_r".into(), name: "red".into(), created_at_ms: 1, external_id: None };
     store.insert_team(&red).await.expect("team");
     assert!(matches!(
-        store.insert_team(&TeamRecord { id: "team_x".into(), name: "RED".into(), created_at_ms: 1 }).await,
+        store
+            .insert_team(&TeamRecord { id: "team_x".into(), name: "RED".into(), created_at_ms: 1, external_id: None })
+            .await,
         Err(StoreError::Conflict(_))
     ));
     let member =

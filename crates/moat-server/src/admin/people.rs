@@ -99,6 +99,7 @@ pub(crate) async fn create_user(
         kind,
         org_role: role,
         created_at_ms: now_ms(),
+        external_id: None,
     };
     let user = state.store.insert_user(&user).await.map_err(store_failed)?;
     let view = user_json(&user);
@@ -235,6 +236,7 @@ pub(crate) async fn create_team(
         id: format!("team_{}", uuid::Uuid::now_v7().simple()),
         name: text(&request.name, "name")?,
         created_at_ms: now_ms(),
+        external_id: None,
     };
     let team = state.store.insert_team(&team).await.map_err(store_failed)?;
     let view = team_json(&team, None);

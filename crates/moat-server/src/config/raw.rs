@@ -21,6 +21,8 @@ pub struct RawConfig {
     pub usage: UsageConfig,
     /// Retries and deployment health, for every model.
     pub routing: RoutingConfig,
+    /// SCIM 2.0 provisioning from an identity provider.
+    pub scim: ScimConfig,
     /// Upstream servers that run models. Each is one `[[deployments]]` table.
     pub deployments: Vec<DeploymentConfig>,
     /// Public model names clients ask for, each served by one or more deployments.
@@ -380,4 +382,13 @@ impl Default for RoutingConfig {
             health_check_interval: None,
         }
     }
+}
+
+/// `[scim]`: provisioning from an identity provider (Okta, Entra ID) at `/scim/v2`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScimConfig {
+    /// The bearer token the identity provider presents, from the environment
+    /// (`{ env = "MOAT_SCIM_TOKEN" }`) or a file. Without it, `/scim/v2` is off.
+    pub token: Option<SecretRef>,
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use moat_core::{BreakerPolicy, DeploymentId, Dialect, Member, ModelCatalog, ModelRoute, Price, Strategy};
 use moat_store::UsageWriterConfig;
 use moat_upstream::{DeploymentSpec, UpstreamTls};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::load::ConfigIssue;
 use super::raw::{DeploymentConfig, ModelDeployment, PriceConfig, RawConfig, RoutingConfig, SecretRef, TlsConfig};
@@ -49,6 +49,8 @@ pub struct Settings {
     pub catalog: ModelCatalog,
     /// Retries and health.
     pub routing: RoutingSettings,
+    /// The SCIM bearer token; `/scim/v2` is served only with one.
+    pub scim_token: Option<SecretString>,
 }
 
 /// Retries and deployment health.
@@ -206,6 +208,10 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         }
     }
     let routing = validate_routing(&raw.routing, &mut issues);
+    let scim_token = raw.scim.token.as_ref().and_then(|secret| resolve_secret(secret, "scim.token", env, &mut issues));
+    if scim_token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
+        issues.add("scim.token", "must have at least 16 characters");
+    }
 
     if !issues.0.is_empty() {
         return Err(issues.0);
@@ -226,6 +232,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         deployments,
         catalog,
         routing,
+        scim_token,
     })
 }
 

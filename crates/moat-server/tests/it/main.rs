@@ -14,4 +14,5 @@ mod ops;
 mod proxy;
 mod resilience;
 mod responses;
+mod scim;
 mod support;

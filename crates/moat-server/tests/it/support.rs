@@ -14,6 +14,8 @@ use tokio::sync::{oneshot, watch};
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 /// The credential moat sends to fake upstreams; tests check it never leaks.
 pub const UPSTREAM_SECRET: &str = "upstream-secret-value-42";
+/// The SCIM token tests configure as `[scim] token = { env = "MOAT_TEST_SCIM_TOKEN" }`.
+pub const SCIM_TOKEN: &str = "scim-token-for-tests-0123456789";
 
 /// Everything logged by any gateway in this test binary.
 pub fn captured_logs() -> String {
@@ -104,6 +106,7 @@ impl TestGateway {
         let store_url = format!("sqlite://{}/moat.db", dir.path().display());
         let env = HashMap::from([
             ("FAKE_UPSTREAM_KEY".to_string(), UPSTREAM_SECRET.to_string()),
+            ("MOAT_TEST_SCIM_TOKEN".to_string(), SCIM_TOKEN.to_string()),
             ("MOAT__STORE__URL".to_string(), format!("\"{store_url}\"")),
         ]);
         let settings = load_from_str(config, "test config", &env).unwrap_or_else(|e| panic!("{e}"));
