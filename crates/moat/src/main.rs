@@ -3,8 +3,10 @@
 #![allow(clippy::print_stdout, reason = "a CLI's output goes to stdout")]
 
 mod admin_client;
+mod credentials;
 mod logging;
 mod serve;
+mod setup;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +48,9 @@ enum Command {
         #[command(flatten)]
         args: admin_client::UsageArgs,
     },
+    /// Point a coding agent (Claude Code, Codex, OpenCode, aider, Continue) or the shell at
+    /// moat, with your key.
+    Setup(setup::SetupArgs),
     /// Read and verify the audit log (through the admin API).
     Audit {
         #[command(flatten)]
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
             Command::Usage { server, args } => admin_client::usage(&server, args).await,
             Command::Deployments { server, json } => admin_client::deployments(&server, json).await,
             Command::Audit { server, command } => admin_client::audit(&server, command).await,
+            Command::Setup(args) => setup::run(args).await,
         }
     });
     match result {

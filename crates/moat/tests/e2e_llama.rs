@@ -197,6 +197,10 @@ deployments = ["cc-messages"]
 [[models]]
 name = "oc-chat"
 deployments = ["cc-chat"]
+
+[[models]]
+name = "cc-setup"
+deployments = ["cc-chat"]
 "#
         ),
     )
@@ -243,7 +247,8 @@ deployments = ["cc-chat"]
             "claude-haiku-4",
             "cc-translated",
             "cc-passthrough",
-            "oc-chat"
+            "oc-chat",
+            "cc-setup"
         ])
     );
 
@@ -309,12 +314,47 @@ deployments = ["cc-chat"]
     // (x-api-key).
     claude_code_through_moat(&url, key, &http, None, "ANTHROPIC_AUTH_TOKEN", "cc-chat").await;
     claude_code_through_moat(&url, key, &http, Some("cc-passthrough"), "ANTHROPIC_API_KEY", "cc-messages").await;
+    // And configured by `moat setup claude-code` alone: no environment variables.
+    claude_code_set_up_by_moat(&url, key, &http).await;
 
     // OpenCode through /v1/chat/completions (streaming with include_usage, passed through).
     opencode_through_moat(&url, key, &http).await;
 
     // Codex CLI through /v1/responses, translated to chat completions.
     codex_through_moat(&url, key, &http).await;
+}
+
+/// `moat setup claude-code` writes `~/.claude/settings.json`; `claude -p` then reaches moat
+/// with nothing else set.
+async fn claude_code_set_up_by_moat(url: &str, key: &str, http: &reqwest::Client) {
+    let home = tempfile::tempdir().expect("home");
+    let setup = Command::new(env!("CARGO_BIN_EXE_moat"))
+        .args(["setup", "claude-code", "--server", url, "--key", key, "--model", "cc-setup"])
+        .env_clear()
+        .env("HOME", home.path())
+        .output()
+        .expect("run moat setup");
+    assert!(setup.status.success(), "moat setup failed:\n{}", String::from_utf8_lossy(&setup.stderr));
+    let mut command = Command::new(npm_bin("claude"));
+    command
+        .args(["-p", "Say hello", "--output-format", "stream-json", "--verbose"])
+        .current_dir(home.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("CLAUDE_CODE_MAX_RETRIES", "1");
+    let out = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run claude");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: Value = stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or_else(|| {
+        panic!("Claude Code printed no result line:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+    });
+    assert_eq!((result["type"].as_str(), result["is_error"].as_bool()), (Some("result"), Some(false)), "{result}");
+    let record = wait_for_record(http, url, "model=cc-setup", |r| r["status"] == 200).await;
+    println!("Claude Code set up by moat: usage record {record}");
+    assert_eq!((record["endpoint"].as_str(), record["deployment"].as_str()), (Some("messages"), Some("cc-chat")));
 }
 
 /// Runs `codex exec` against moat and checks it finished and left a matching usage record.
