@@ -10,40 +10,18 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use base64::Engine;
 use moat_core::{ErrorCode, ModelAccess, Principal, Role};
 use moat_store::{KeyRecord, Store};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 
-/// The prefix of every moat key, so secret scanners and people recognise one.
-pub const KEY_PREFIX: &str = "moat_sk_";
+pub use moat_identity::secrets::{KEY_PREFIX, display_prefix, generate_secret, hash_secret};
+
 /// The header Anthropic-style clients send keys in.
 pub const X_API_KEY: &str = "x-api-key";
 /// How long a resolved key is trusted without asking the store again.
 const CACHE_TTL: Duration = Duration::from_secs(30);
-/// Characters of a secret kept for display.
-const DISPLAY_PREFIX_CHARS: usize = 12;
-
-/// A new random key secret.
-pub fn generate_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("{KEY_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// The stored form of a secret.
-pub fn hash_secret(secret: &str) -> [u8; 32] {
-    Sha256::digest(secret.as_bytes()).into()
-}
-
-/// The part of a secret safe to show next to a key: enough to tell keys apart.
-pub fn display_prefix(secret: &str) -> String {
-    secret.chars().take(DISPLAY_PREFIX_CHARS).collect()
-}
 
 /// The key a request presents: `Authorization: Bearer` first, then `x-api-key`.
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -147,18 +125,6 @@ impl KeyResolver {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
-
-    #[test]
-    fn secrets_are_prefixed_random_and_hash_stably() {
-        let a = generate_secret();
-        let b = generate_secret();
-        assert!(a.starts_with(KEY_PREFIX));
-        assert_eq!(a.len(), KEY_PREFIX.len() + 43);
-        assert_ne!(a, b);
-        assert_eq!(hash_secret(&a), hash_secret(&a));
-        assert_ne!(hash_secret(&a), hash_secret(&b));
-        assert_eq!(display_prefix(&a).len(), 12);
-    }
 
     #[test]
     fn keys_are_read_from_bearer_then_x_api_key() {

@@ -53,6 +53,8 @@ pub struct Gateway {
     shutdown_grace: Duration,
     /// SCIM provisioning, when a token is configured.
     scim: Option<moat_identity::scim::ScimState>,
+    /// Browser sign-in and the device flow.
+    web: moat_identity::web::WebState,
 }
 
 impl Gateway {
@@ -97,7 +99,13 @@ impl Gateway {
                 Arc::new(move || keys.invalidate()),
             )
         });
-        Ok((Gateway { state, writer, shutdown_grace: settings.shutdown_grace, scim }, bootstrap_secret))
+        let keys = state.keys.clone();
+        let web = moat_identity::web::WebState::new(
+            state.store.clone(),
+            settings.sign_in,
+            Arc::new(move || keys.invalidate()),
+        );
+        Ok((Gateway { state, writer, shutdown_grace: settings.shutdown_grace, scim, web }, bootstrap_secret))
     }
 
     /// A handle that swaps in a new configuration while the gateway serves.
@@ -128,6 +136,7 @@ impl Gateway {
             .route("/admin/v1/deployments", get(admin::list_deployments))
             .route("/admin/v1/users", post(admin::create_user).get(admin::list_users))
             .route("/admin/v1/users/{id}", get(admin::get_user).patch(admin::update_user))
+            .route("/admin/v1/users/{id}/password", put(admin::set_password))
             .route("/admin/v1/teams", post(admin::create_team).get(admin::list_teams))
             .route("/admin/v1/teams/{id}", get(admin::get_team))
             .route("/admin/v1/teams/{id}/members/{user_id}", put(admin::put_member).delete(admin::remove_member))
@@ -143,6 +152,7 @@ impl Gateway {
         if let Some(scim) = &self.scim {
             app = app.merge(moat_identity::scim::router(scim.clone()));
         }
+        app = app.merge(moat_identity::web::router(self.web.clone()));
         app.layer(axum::middleware::from_fn_with_state(state, edge::edge))
             .layer(CatchPanicLayer::custom(panic_response))
     }

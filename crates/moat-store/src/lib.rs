@@ -8,13 +8,16 @@
 
 mod identity;
 mod keys;
+mod sign_in;
 mod sqlite;
 mod sqlite_identity;
+mod sqlite_sign_in;
 mod usage;
 pub mod usage_writer;
 
 pub use identity::{AuditFilter, Deactivation, Match, MemberRecord, NewUser, TeamRecord, UserProfile, UserRecord};
 pub use keys::{KeyRecord, NewKey};
+pub use sign_in::{DeviceGrant, GrantStatus, SessionRecord};
 pub use usage::UsageFilter;
 pub use usage_writer::{UsageSink, UsageWriter, UsageWriterConfig};
 

@@ -40,7 +40,6 @@ pub(crate) fn load() -> anyhow::Result<Option<Credentials>> {
 }
 
 /// Saves credentials with mode 0600.
-#[allow(dead_code, reason = "`moat login` (the device flow) saves through it; it lands next")]
 pub(crate) fn save(credentials: &Credentials) -> anyhow::Result<PathBuf> {
     let path = path()?;
     if let Some(parent) = path.parent() {

@@ -5,6 +5,7 @@
 mod admin_client;
 mod credentials;
 mod logging;
+mod login;
 mod serve;
 mod setup;
 
@@ -48,6 +49,8 @@ enum Command {
         #[command(flatten)]
         args: admin_client::UsageArgs,
     },
+    /// Sign in through the browser and receive a personal key (the OAuth device flow).
+    Login(login::LoginArgs),
     /// Point a coding agent (Claude Code, Codex, OpenCode, aider, Continue) or the shell at
     /// moat, with your key.
     Setup(setup::SetupArgs),
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
             Command::Deployments { server, json } => admin_client::deployments(&server, json).await,
             Command::Audit { server, command } => admin_client::audit(&server, command).await,
             Command::Setup(args) => setup::run(args).await,
+            Command::Login(args) => login::run(args).await,
         }
     });
     match result {

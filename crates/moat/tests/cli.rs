@@ -269,3 +269,135 @@ fn moat_audit_verify_names_a_tampered_record() {
     assert!(stderr.contains("record 2") && stderr.contains(&tampered_id), "names the row: {stderr}");
     server.stop();
 }
+
+/// Signs in through the form and approves `user_code`, as a person in a browser would.
+async fn approve_in_browser(url: &str, email: &str, password: &str, user_code: &str) {
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let hidden = |html: &str, name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html.find(&marker).expect("hidden field") + marker.len();
+        html[start..].split('"').next().unwrap_or_default().to_owned()
+    };
+    let form = browser.get(format!("{url}/login")).send().await.expect("login page");
+    let csrf_cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("moat_csrf="))
+        .and_then(|v| v.split(';').next())
+        .expect("csrf cookie")
+        .to_owned();
+    let csrf = hidden(&form.text().await.expect("html"), "csrf");
+    let signed = browser
+        .post(format!("{url}/login"))
+        .header("cookie", csrf_cookie)
+        .form(&[("email", email), ("password", password), ("csrf", &csrf), ("next", "/device")])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed.status(), 303);
+    let session = signed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("moat_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("session cookie")
+        .to_owned();
+    let page = browser
+        .get(format!("{url}/device?user_code={user_code}"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("page");
+    let csrf = hidden(&page.text().await.expect("html"), "csrf");
+    let approved = browser
+        .post(format!("{url}/device"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str()), ("user_code", user_code), ("decision", "approve")])
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(approved.status(), 200);
+}
+
+#[test]
+fn moat_login_receives_a_personal_key_and_moat_setup_uses_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("moat.toml");
+    std::fs::write(&config, "[sign_in]\ndevice_poll_interval = \"1s\"\n").expect("config");
+    let admin_key = "moat-cli-login-admin-key-0123456789";
+    let server = Server::start_with(dir.path(), Some(admin_key), &["--config", config.to_str().expect("utf-8")]);
+    let url = Server::url(&server.wait_for("moat is listening"));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let admin = reqwest::Client::new();
+    runtime.block_on(async {
+        let user: serde_json::Value = admin
+            .post(format!("{url}/admin/v1/users"))
+            .bearer_auth(admin_key)
+            .json(&serde_json::json!({ "email": "dev@acme.test" }))
+            .send()
+            .await
+            .expect("create user")
+            .json()
+            .await
+            .expect("json");
+        let id = user["id"].as_str().expect("id");
+        let set = admin
+            .put(format!("{url}/admin/v1/users/{id}/password"))
+            .bearer_auth(admin_key)
+            .json(&serde_json::json!({ "password": "a long enough password" }))
+            .send()
+            .await
+            .expect("set password");
+        assert_eq!(set.status(), 204);
+    });
+
+    let home = tempfile::tempdir().expect("home");
+    let mut login = Command::new(MOAT)
+        .args(["login", "--server", &url])
+        .env_clear()
+        .env("HOME", home.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn moat login");
+    let mut stderr = BufReader::new(login.stderr.take().expect("stderr"));
+    let mut said = String::new();
+    let code = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).expect("read") > 0, "moat login ended early: {said}");
+        said.push_str(&line);
+        if let Some(rest) = line.split("shows the code ").nth(1) {
+            break rest.trim().to_owned();
+        }
+    };
+    runtime.block_on(approve_in_browser(&url, "dev@acme.test", "a long enough password", &code));
+    let status = login.wait().expect("wait");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+    assert!(status.success(), "moat login failed: {said}{rest}");
+
+    let saved = home.path().join(".config/moat/credentials.toml");
+    let text = std::fs::read_to_string(&saved).expect("credentials saved");
+    assert!(text.contains(&format!("server = \"{url}\"")) && text.contains("key = \"moat_sk_"), "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&saved).expect("meta").permissions().mode() & 0o777, 0o600);
+    }
+    let exports = Command::new(MOAT)
+        .args(["setup", "env", "--model", "any"])
+        .env_clear()
+        .env("HOME", home.path())
+        .output()
+        .expect("run moat setup");
+    let exports = String::from_utf8_lossy(&exports.stdout).into_owned();
+    assert!(
+        exports.contains(&format!("export ANTHROPIC_BASE_URL='{url}'")) && exports.contains("moat_sk_"),
+        "{exports}"
+    );
+    server.stop();
+}

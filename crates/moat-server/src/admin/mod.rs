@@ -14,7 +14,8 @@ mod usage;
 pub(crate) use audit::{list_audit, verify_audit};
 pub(crate) use keys::{create_key, get_key, list_keys, revoke_key};
 pub(crate) use people::{
-    create_team, create_user, get_team, get_user, list_teams, list_users, put_member, remove_member, update_user,
+    create_team, create_user, get_team, get_user, list_teams, list_users, put_member, remove_member, set_password,
+    update_user,
 };
 pub(crate) use usage::{list_deployments, list_usage};
 

@@ -221,6 +221,33 @@ pub(crate) async fn update_user(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SetPassword {
+    password: String,
+}
+
+/// `PUT /admin/v1/users/{id}/password`: sets a local-account password (argon2id). People set
+/// their own; admins those of people up to their rank.
+pub(crate) async fn set_password(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: SetPassword = parse_body(&body, "password")?;
+    let user = visible_user(&state, &caller, &id).await?;
+    caller.must(&Action::EditUser { user: &id, role: user.org_role })?;
+    if user.kind == UserKind::Service {
+        return Err(invalid("service accounts never sign in; they use keys", "password"));
+    }
+    let hash = moat_identity::password::hash(&request.password).map_err(|e| invalid(e.0, "password"))?;
+    state.store.set_password_hash(&id, Some(&hash)).await.map_err(store_failed)?;
+    // The audit record says that it changed, never what it is.
+    caller.audit(&state, "user.password", ("user", &id), None, Some(&json!({ "password": "set" }))).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CreateTeam {
     name: String,
 }

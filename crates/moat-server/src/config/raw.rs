@@ -23,6 +23,8 @@ pub struct RawConfig {
     pub routing: RoutingConfig,
     /// SCIM 2.0 provisioning from an identity provider.
     pub scim: ScimConfig,
+    /// Browser sign-in and `moat login`.
+    pub sign_in: SignInConfig,
     /// Upstream servers that run models. Each is one `[[deployments]]` table.
     pub deployments: Vec<DeploymentConfig>,
     /// Public model names clients ask for, each served by one or more deployments.
@@ -391,4 +393,46 @@ pub struct ScimConfig {
     /// The bearer token the identity provider presents, from the environment
     /// (`{ env = "MOAT_SCIM_TOKEN" }`) or a file. Without it, `/scim/v2` is off.
     pub token: Option<SecretRef>,
+}
+
+/// `[sign_in]`: browser sessions and `moat login` (the OAuth 2.0 device flow).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignInConfig {
+    /// A session unused this long ends.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub session_idle: Duration,
+    /// A session ends this long after sign-in, used or not.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub session_lifetime: Duration,
+    /// Mark cookies `Secure` (HTTPS only). Turn off only for plain-HTTP development on
+    /// something other than localhost.
+    pub secure_cookies: bool,
+    /// Least time between two polls of `moat login`.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub device_poll_interval: Duration,
+    /// How long a `moat login` code waits for approval.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub device_code_lifetime: Duration,
+    /// How long the personal key `moat login` receives lives.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub login_key_lifetime: Duration,
+}
+
+impl Default for SignInConfig {
+    fn default() -> Self {
+        SignInConfig {
+            session_idle: Duration::from_secs(8 * 3600),
+            session_lifetime: Duration::from_secs(7 * 24 * 3600),
+            secure_cookies: true,
+            device_poll_interval: Duration::from_secs(5),
+            device_code_lifetime: Duration::from_secs(600),
+            login_key_lifetime: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
 }

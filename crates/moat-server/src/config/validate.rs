@@ -51,6 +51,8 @@ pub struct Settings {
     pub routing: RoutingSettings,
     /// The SCIM bearer token; `/scim/v2` is served only with one.
     pub scim_token: Option<SecretString>,
+    /// Browser sign-in and the device flow.
+    pub sign_in: moat_identity::web::WebConfig,
 }
 
 /// Retries and deployment health.
@@ -208,6 +210,25 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         }
     }
     let routing = validate_routing(&raw.routing, &mut issues);
+    for (field, value) in [
+        ("sign_in.session_idle", raw.sign_in.session_idle),
+        ("sign_in.session_lifetime", raw.sign_in.session_lifetime),
+        ("sign_in.device_poll_interval", raw.sign_in.device_poll_interval),
+        ("sign_in.device_code_lifetime", raw.sign_in.device_code_lifetime),
+        ("sign_in.login_key_lifetime", raw.sign_in.login_key_lifetime),
+    ] {
+        if value.is_zero() {
+            issues.add(field, "must be longer than zero");
+        }
+    }
+    let sign_in = moat_identity::web::WebConfig {
+        session_idle: raw.sign_in.session_idle,
+        session_lifetime: raw.sign_in.session_lifetime,
+        secure_cookies: raw.sign_in.secure_cookies,
+        device_poll_interval: raw.sign_in.device_poll_interval,
+        device_grant_lifetime: raw.sign_in.device_code_lifetime,
+        device_key_lifetime: raw.sign_in.login_key_lifetime,
+    };
     let scim_token = raw.scim.token.as_ref().and_then(|secret| resolve_secret(secret, "scim.token", env, &mut issues));
     if scim_token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
         issues.add("scim.token", "must have at least 16 characters");
@@ -233,6 +254,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         catalog,
         routing,
         scim_token,
+        sign_in,
     })
 }
 

@@ -15,4 +15,5 @@ mod proxy;
 mod resilience;
 mod responses;
 mod scim;
+mod sign_in;
 mod support;
