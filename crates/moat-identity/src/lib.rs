@@ -8,4 +8,5 @@
 pub mod password;
 pub mod scim;
 pub mod secrets;
+pub mod sso;
 pub mod web;

@@ -43,6 +43,9 @@ pub enum StartError {
         /// Why.
         message: String,
     },
+    /// Single sign-on could not be set up.
+    #[error("sso: {0}")]
+    Sso(String),
 }
 
 /// The running gateway's shared state and background writer.
@@ -100,11 +103,14 @@ impl Gateway {
             )
         });
         let keys = state.keys.clone();
-        let web = moat_identity::web::WebState::new(
+        let mut web = moat_identity::web::WebState::new(
             state.store.clone(),
             settings.sign_in,
             Arc::new(move || keys.invalidate()),
         );
+        if let Some(sso) = settings.sso.clone() {
+            web = web.with_sso(moat_identity::sso::Sso::new(sso).map_err(|e| StartError::Sso(e.0))?);
+        }
         Ok((Gateway { state, writer, shutdown_grace: settings.shutdown_grace, scim, web }, bootstrap_secret))
     }
 

@@ -17,7 +17,7 @@ pub mod usage_writer;
 
 pub use identity::{AuditFilter, Deactivation, Match, MemberRecord, NewUser, TeamRecord, UserProfile, UserRecord};
 pub use keys::{KeyRecord, NewKey};
-pub use sign_in::{DeviceGrant, GrantStatus, SessionRecord};
+pub use sign_in::{DeviceGrant, GrantStatus, SessionRecord, SsoLogin};
 pub use usage::UsageFilter;
 pub use usage_writer::{UsageSink, UsageWriter, UsageWriterConfig};
 

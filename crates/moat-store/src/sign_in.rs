@@ -76,7 +76,36 @@ pub struct DeviceGrant {
     pub user_id: Option<String>,
 }
 
+/// An SSO sign-in between the redirect to the identity provider and its callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoLogin {
+    /// SHA-256 of the `state` parameter.
+    pub state_hash: Vec<u8>,
+    /// The `nonce` the ID token must carry.
+    pub nonce: String,
+    /// The PKCE code verifier.
+    pub verifier: String,
+    /// Where to go after sign-in.
+    pub next: String,
+    /// Unix milliseconds after which the callback is refused.
+    pub expires_at_ms: i64,
+}
+
 impl Store {
+    /// Remembers an SSO sign-in in progress.
+    pub async fn insert_sso_login(&self, login: &SsoLogin) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.insert_sso_login(login).await,
+        }
+    }
+
+    /// Takes (reads and deletes) the SSO sign-in for a state: each state is used once.
+    pub async fn take_sso_login(&self, state_hash: &[u8]) -> Result<Option<SsoLogin>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.take_sso_login(state_hash).await,
+        }
+    }
+
     /// Sets (or, with `None`, removes) a user's password hash.
     pub async fn set_password_hash(&self, user_id: &str, hash: Option<&str>) -> Result<bool, StoreError> {
         match &self.backend {

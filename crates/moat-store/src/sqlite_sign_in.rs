@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use crate::sign_in::{DeviceGrant, SessionRecord, grant_status};
+use crate::sign_in::{DeviceGrant, SessionRecord, SsoLogin, grant_status};
 use crate::sqlite::SqliteStore;
 use crate::{StoreError, UserRecord};
 
@@ -23,6 +23,37 @@ fn grant_from_row(row: &SqliteRow) -> Result<DeviceGrant, StoreError> {
 }
 
 impl SqliteStore {
+    pub(crate) async fn insert_sso_login(&self, login: &SsoLogin) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO sso_logins (state_hash, nonce, verifier, next, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&login.state_hash)
+            .bind(&login.nonce)
+            .bind(&login.verifier)
+            .bind(&login.next)
+            .bind(login.expires_at_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn take_sso_login(&self, state_hash: &[u8]) -> Result<Option<SsoLogin>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM sso_logins WHERE state_hash = ? RETURNING state_hash, nonce, verifier, next, expires_at",
+        )
+        .bind(state_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(SsoLogin {
+                state_hash: row.try_get("state_hash")?,
+                nonce: row.try_get("nonce")?,
+                verifier: row.try_get("verifier")?,
+                next: row.try_get("next")?,
+                expires_at_ms: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
     pub(crate) async fn set_password_hash(&self, user_id: &str, hash: Option<&str>) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
             .bind(hash)

@@ -9,107 +9,16 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "a test fails loudly on what it set up itself")]
 #![allow(clippy::print_stdout, reason = "the test prints what the SDK saw and the usage records, for the record")]
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-const MOAT: &str = env!("CARGO_BIN_EXE_moat");
-const ADMIN_KEY: &str = "e2e-admin-key";
-
-/// Kills its process when dropped, so a failing test leaves no server behind.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn venv() -> PathBuf {
-    let path = std::env::var_os("MOAT_E2E_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/moat/venv"));
-    assert!(
-        path.join("bin/python").exists(),
-        "no Python environment at {}: run `scripts/install-e2e-deps` (or the README's test command) first",
-        path.display()
-    );
-    path
-}
-
-fn python(venv: &Path, code: &str) -> String {
-    let out = Command::new(venv.join("bin/python")).args(["-c", code]).output().expect("run python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
-}
-
-/// Two distinct free ports. Both listeners are held until both ports are known, so the OS
-/// cannot hand the same port out twice.
-fn two_free_ports() -> (u16, u16) {
-    let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (a, b) = (bind(), bind());
-    (a.local_addr().expect("addr").port(), b.local_addr().expect("addr").port())
-}
-
-fn start_llama(bin_dir: &Path, model: &str, port: u16, extra: &[&str]) -> Guard {
-    let child = Command::new(bin_dir.join("llama-server"))
-        // Claude Code's system prompt and tools alone are about 4,000 tokens.
-        .args(["-m", model, "--host", "127.0.0.1", "--port", &port.to_string(), "-c", "16384", "--no-webui"])
-        .args(extra)
-        .env("LD_LIBRARY_PATH", bin_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start llama-server");
-    Guard(child)
-}
-
-/// Polls `url` until it answers 200: a server's readiness, not a timing assumption.
-async fn wait_healthy(http: &reqwest::Client, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(response) = http.get(url).send().await
-            && response.status() == 200
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{url} did not become healthy");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn start_moat(dir: &Path, config: &Path) -> (Guard, String) {
-    let mut child = Command::new(MOAT)
-        .args(["serve", "--config", config.to_str().expect("utf-8")])
-        .current_dir(dir)
-        .env("MOAT_ADMIN_KEY", ADMIN_KEY)
-        .env("MOAT__LOG__FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start moat");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let guard = Guard(child);
-    loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("moat starts");
-        if line.contains("moat is listening") {
-            let json: Value = serde_json::from_str(&line).expect("json log");
-            return (guard, format!("http://{}", json["listen"].as_str().expect("listen")));
-        }
-    }
-}
+use support::{
+    ADMIN_KEY, npm_bin, python, start_llama, start_moat, two_free_ports, venv, wait_for_record, wait_healthy,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_sdk_through_moat_to_llama_server() {
@@ -392,38 +301,6 @@ async fn codex_through_moat(url: &str, key: &str, http: &reqwest::Client) {
     let recorded = record["input_tokens"].as_u64().unwrap_or(0) + record["output_tokens"].as_u64().unwrap_or(0);
     assert_eq!(recorded, total, "moat's record matches the total Codex reports");
     assert_eq!(record["estimated"], false);
-}
-
-/// Polls the usage API (`query` selects the page) until a record satisfies `matches`: records
-/// are written off the request path, a moment after the response.
-async fn wait_for_record(http: &reqwest::Client, url: &str, query: &str, matches: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let page: Value = http
-            .get(format!("{url}/admin/v1/usage?limit=100&{query}"))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .expect("usage")
-            .json()
-            .await
-            .expect("json");
-        if let Some(record) = page["data"].as_array().and_then(|d| d.iter().find(|r| matches(r))).cloned() {
-            return record;
-        }
-        assert!(Instant::now() < deadline, "no usage record matched `{query}` in time: {page}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A client installed by `scripts/install-e2e-deps` under `~/.cache/moat/npm`.
-fn npm_bin(name: &str) -> PathBuf {
-    let path = std::env::var_os("MOAT_E2E_NPM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/moat/npm"));
-    let bin = path.join("node_modules/.bin").join(name);
-    assert!(bin.exists(), "no {name} at {}: run `scripts/install-e2e-deps` first", bin.display());
-    bin
 }
 
 /// Runs `opencode run` against moat and checks it finished and left a matching usage record.

@@ -8,6 +8,7 @@
 
 mod device;
 mod pages;
+mod sso_routes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +71,8 @@ pub struct WebState {
     config: WebConfig,
     /// Called after keys changed, so key caches forget at once.
     keys_changed: Arc<dyn Fn() + Send + Sync>,
+    /// Single sign-on, when configured.
+    sso: Option<Arc<crate::sso::Sso>>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -81,7 +84,13 @@ impl std::fmt::Debug for WebState {
 impl WebState {
     /// Sign-in over `store`.
     pub fn new(store: Store, config: WebConfig, keys_changed: Arc<dyn Fn() + Send + Sync>) -> Self {
-        WebState { store, config, keys_changed }
+        WebState { store, config, keys_changed, sso: None }
+    }
+
+    /// Adds single sign-on through an OpenID Connect provider.
+    pub fn with_sso(mut self, sso: crate::sso::Sso) -> Self {
+        self.sso = Some(Arc::new(sso));
+        self
     }
 }
 
@@ -90,6 +99,8 @@ pub fn router(state: WebState) -> Router {
     Router::new()
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
+        .route("/sso/login", get(sso_routes::start))
+        .route("/sso/callback", get(sso_routes::callback))
         .route("/device", get(device::page).post(device::decide))
         .route("/oauth/device/code", post(device::start))
         .route("/oauth/token", post(device::token))
@@ -202,7 +213,8 @@ async fn login_form(State(state): State<WebState>, headers: HeaderMap, Query(que
 
 fn login_page(state: &WebState, next: Option<&str>, error: Option<&str>, status: StatusCode) -> Response {
     let csrf = random_token();
-    let mut response = (status, Html(pages::login(&csrf, &safe_next(next), error))).into_response();
+    let mut response =
+        (status, Html(pages::login(&csrf, &safe_next(next), error, state.sso.is_some()))).into_response();
     response.headers_mut().append(SET_COOKIE, set_cookie(&state.config, CSRF_COOKIE, &csrf, None, "Strict"));
     response
 }
@@ -246,6 +258,11 @@ async fn login(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -
             StatusCode::UNAUTHORIZED,
         );
     };
+    start_session(&state, &user, "password", &safe_next(request.next.as_deref())).await
+}
+
+/// Opens a session for `user` (signed in by `method`) and sends them on to `next`.
+pub(crate) async fn start_session(state: &WebState, user: &UserRecord, method: &str, next: &str) -> Response {
     let token = random_token();
     let now = now_ms();
     let session = SessionRecord {
@@ -259,11 +276,11 @@ async fn login(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -
     if let Err(error) = state.store.insert_session(&session).await {
         return failed(error);
     }
-    let event = audit_event(&user.id, "user.sign_in", ("user", &user.id), None, Some(json!({ "method": "password" })));
+    let event = audit_event(&user.id, "user.sign_in", ("user", &user.id), None, Some(json!({ "method": method })));
     if let Err(error) = state.store.append_audit(&event).await {
         return failed(error);
     }
-    let mut response = redirect(&safe_next(request.next.as_deref()));
+    let mut response = redirect(next);
     let cookie = set_cookie(&state.config, SESSION_COOKIE, &token, Some(state.config.session_lifetime), "Lax");
     response.headers_mut().append(SET_COOKIE, cookie);
     response

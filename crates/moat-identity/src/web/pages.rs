@@ -29,12 +29,20 @@ fn page(title: &str, body: &str) -> String {
 }
 
 /// The sign-in form.
-pub(crate) fn login(csrf: &str, next: &str, error: Option<&str>) -> String {
+pub(crate) fn login(csrf: &str, next: &str, error: Option<&str>, sso: bool) -> String {
     let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
+    let sso = if sso {
+        format!(
+            "<p><a id=\"sso\" href=\"/sso/login?next={}\">Sign in with your company account</a></p><p>or with a moat password:</p>",
+            escape(next)
+        )
+    } else {
+        String::new()
+    };
     page(
         "Sign in",
         &format!(
-            "{error}<form method=\"post\" action=\"/login\">\
+            "{error}{sso}<form method=\"post\" action=\"/login\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"next\" value=\"{next}\">\
              <label for=\"email\">E-mail</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required>\
              <label for=\"password\">Password</label>\

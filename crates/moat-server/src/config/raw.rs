@@ -25,6 +25,8 @@ pub struct RawConfig {
     pub scim: ScimConfig,
     /// Browser sign-in and `moat login`.
     pub sign_in: SignInConfig,
+    /// Single sign-on through an OpenID Connect provider (Okta, Entra ID, Google, Keycloak…).
+    pub sso: Option<SsoConfig>,
     /// Upstream servers that run models. Each is one `[[deployments]]` table.
     pub deployments: Vec<DeploymentConfig>,
     /// Public model names clients ask for, each served by one or more deployments.
@@ -435,4 +437,54 @@ impl Default for SignInConfig {
             login_key_lifetime: Duration::from_secs(30 * 24 * 3600),
         }
     }
+}
+
+/// `[sso]`: single sign-on through an OpenID Connect provider, with people provisioned on
+/// first sign-in.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SsoConfig {
+    /// The provider's issuer URL; moat reads `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// moat's client id at the provider.
+    pub client_id: String,
+    /// moat's client secret, for a confidential client (`{ env = "MOAT_SSO_SECRET" }`). PKCE
+    /// is always used.
+    #[serde(default)]
+    pub client_secret: Option<SecretRef>,
+    /// moat's callback as the provider must send people back to it:
+    /// `https://moat.example.com/sso/callback`.
+    pub redirect_url: String,
+    /// Scopes to ask for.
+    #[serde(default = "default_sso_scopes")]
+    pub scopes: Vec<String>,
+    /// E-mail domains allowed to sign in (`["acme.com"]`); empty lets any in.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// The ID-token claim listing the person's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// The organisation role of people none of whose groups map to one.
+    #[serde(default = "default_sso_role")]
+    pub default_role: String,
+    /// Group → organisation role (`owner`, `admin`, `member`, `viewer`); the highest wins, at
+    /// every sign-in.
+    #[serde(default)]
+    pub group_roles: BTreeMap<String, String>,
+    /// Group → team name. Members of the group join the team (created on first use); leaving
+    /// the group leaves the team at the next sign-in.
+    #[serde(default)]
+    pub group_teams: BTreeMap<String, String>,
+}
+
+fn default_sso_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+fn default_sso_role() -> String {
+    "member".into()
 }

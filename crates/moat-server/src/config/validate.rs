@@ -3,7 +3,7 @@
 //! Every check runs, and every failure is reported with its path, so one `moat config check`
 //! shows all that needs fixing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -53,6 +53,8 @@ pub struct Settings {
     pub scim_token: Option<SecretString>,
     /// Browser sign-in and the device flow.
     pub sign_in: moat_identity::web::WebConfig,
+    /// Single sign-on, when configured.
+    pub sso: Option<moat_identity::sso::SsoConfig>,
 }
 
 /// Retries and deployment health.
@@ -221,6 +223,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
             issues.add(field, "must be longer than zero");
         }
     }
+    let sso = raw.sso.as_ref().and_then(|sso| validate_sso(sso, env, &mut issues));
     let sign_in = moat_identity::web::WebConfig {
         session_idle: raw.sign_in.session_idle,
         session_lifetime: raw.sign_in.session_lifetime,
@@ -255,6 +258,53 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         routing,
         scim_token,
         sign_in,
+        sso,
+    })
+}
+
+fn validate_sso(
+    raw: &super::raw::SsoConfig,
+    env: &HashMap<String, String>,
+    issues: &mut Issues,
+) -> Option<moat_identity::sso::SsoConfig> {
+    let before = issues.0.len();
+    check_http_url(&raw.issuer, "sso.issuer", issues);
+    check_http_url(&raw.redirect_url, "sso.redirect_url", issues);
+    if raw.client_id.trim().is_empty() {
+        issues.add("sso.client_id", "must not be empty");
+    }
+    if !raw.scopes.iter().any(|s| s == "openid") {
+        issues.add("sso.scopes", "must include `openid`");
+    }
+    let role = |value: &str, path: String, issues: &mut Issues| {
+        moat_core::OrgRole::parse(value).or_else(|| {
+            issues.add(path, format!("`{value}` is not one of `owner`, `admin`, `member`, `viewer`"));
+            None
+        })
+    };
+    let default_role = role(&raw.default_role, "sso.default_role".into(), issues);
+    let mut group_roles = BTreeMap::new();
+    for (group, value) in &raw.group_roles {
+        if let Some(parsed) = role(value, format!("sso.group_roles.{group}"), issues) {
+            group_roles.insert(group.clone(), parsed);
+        }
+    }
+    let client_secret = raw
+        .client_secret
+        .as_ref()
+        .and_then(|secret| resolve_secret(secret, "sso.client_secret", env, issues))
+        .map(|secret| secret.expose_secret().to_owned());
+    (issues.0.len() == before).then(|| moat_identity::sso::SsoConfig {
+        issuer: raw.issuer.trim_end_matches('/').to_owned(),
+        client_id: raw.client_id.clone(),
+        client_secret,
+        redirect_url: raw.redirect_url.clone(),
+        scopes: raw.scopes.clone(),
+        allowed_domains: raw.allowed_domains.clone(),
+        groups_claim: raw.groups_claim.clone(),
+        default_role: default_role.unwrap_or(moat_core::OrgRole::Member),
+        group_roles,
+        group_teams: raw.group_teams.clone(),
     })
 }
 
