@@ -5,6 +5,7 @@
 //! groups over SCIM 2.0 (RFC 7643, RFC 7644). It keeps to the store and the audit log and knows
 //! nothing of the request pipeline, so the gateway mounts it as one more router.
 
+pub mod mail;
 pub mod password;
 pub mod scim;
 pub mod secrets;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use moat_core::{ErrorCode, ModelAccess, Role};
 use moat_store::{NewKey, Store, StoreError, UsageWriter};
 use tokio::net::TcpListener;
@@ -43,8 +43,8 @@ pub enum StartError {
         /// Why.
         message: String,
     },
-    /// Single sign-on could not be set up.
-    #[error("sso: {0}")]
+    /// Single sign-on or mail could not be set up.
+    #[error("{0}")]
     Sso(String),
 }
 
@@ -77,6 +77,8 @@ impl Gateway {
             None if store.has_active_admin_key().await? => None,
             None => Some(create_bootstrap_admin(&store).await?),
         };
+        let mailer =
+            settings.smtp.as_ref().map(moat_identity::mail::Mailer::new).transpose().map_err(StartError::Sso)?;
         let (usage, writer) = UsageWriter::spawn(store.clone(), settings.usage_writer);
         let state = Arc::new(AppState {
             routing: ArcSwap::from_pointee(routing),
@@ -93,6 +95,7 @@ impl Gateway {
             draining: AtomicBool::new(false),
             hard_stop: CancellationToken::new(),
             stopping: CancellationToken::new(),
+            mailer,
         });
         let scim = settings.scim_token.as_ref().map(|token| {
             let keys = state.keys.clone();
@@ -109,7 +112,8 @@ impl Gateway {
             Arc::new(move || keys.invalidate()),
         );
         if let Some(sso) = settings.sso.clone() {
-            web = web.with_sso(moat_identity::sso::Sso::new(sso).map_err(|e| StartError::Sso(e.0))?);
+            web =
+                web.with_sso(moat_identity::sso::Sso::new(sso).map_err(|e| StartError::Sso(format!("sso: {}", e.0)))?);
         }
         Ok((Gateway { state, writer, shutdown_grace: settings.shutdown_grace, scim, web }, bootstrap_secret))
     }
@@ -146,6 +150,8 @@ impl Gateway {
             .route("/admin/v1/teams", post(admin::create_team).get(admin::list_teams))
             .route("/admin/v1/teams/{id}", get(admin::get_team))
             .route("/admin/v1/teams/{id}/members/{user_id}", put(admin::put_member).delete(admin::remove_member))
+            .route("/admin/v1/invitations", post(admin::create_invitation).get(admin::list_invitations))
+            .route("/admin/v1/invitations/{id}", delete(admin::revoke_invitation))
             .route("/admin/v1/audit", get(admin::list_audit))
             .route("/admin/v1/audit/verify", get(admin::verify_audit))
             .route("/healthz", get(ops::healthz))

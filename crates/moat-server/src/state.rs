@@ -31,4 +31,6 @@ pub(crate) struct AppState {
     pub(crate) hard_stop: CancellationToken,
     /// Cancelled when shutdown begins: background loops (health checks) end.
     pub(crate) stopping: CancellationToken,
+    /// Sends invitations, when SMTP is configured.
+    pub(crate) mailer: Option<moat_identity::mail::Mailer>,
 }

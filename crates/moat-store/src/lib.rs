@@ -7,15 +7,18 @@
 //! bounded channel of [`usage_writer`], which batches them.
 
 mod identity;
+mod invitations;
 mod keys;
 mod sign_in;
 mod sqlite;
 mod sqlite_identity;
+mod sqlite_invitations;
 mod sqlite_sign_in;
 mod usage;
 pub mod usage_writer;
 
 pub use identity::{AuditFilter, Deactivation, Match, MemberRecord, NewUser, TeamRecord, UserProfile, UserRecord};
+pub use invitations::Invitation;
 pub use keys::{KeyRecord, NewKey};
 pub use sign_in::{DeviceGrant, GrantStatus, SessionRecord, SsoLogin};
 pub use usage::UsageFilter;

@@ -6,8 +6,10 @@
 //! is llama.cpp's `llama-server`; this fake exists for what a real server cannot be made to do
 //! on demand: fail, stall, or report no usage.
 
+mod smtp;
 mod tls;
 
+pub use smtp::SmtpSink;
 pub use tls::TestPki;
 
 use std::collections::VecDeque;

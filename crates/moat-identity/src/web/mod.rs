@@ -7,6 +7,7 @@
 //! absolute lifetime, on sign-out, and when their user is deactivated.
 
 mod device;
+mod invite;
 mod pages;
 mod sso_routes;
 
@@ -32,7 +33,7 @@ use crate::secrets::{hash_secret, random_token};
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "moat_session";
 /// The sign-in form's double-submit CSRF cookie.
-const CSRF_COOKIE: &str = "moat_csrf";
+pub(crate) const CSRF_COOKIE: &str = "moat_csrf";
 
 /// How sign-in behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +100,7 @@ pub fn router(state: WebState) -> Router {
     Router::new()
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
+        .route("/invite/{token}", get(invite::page).post(invite::accept))
         .route("/sso/login", get(sso_routes::start))
         .route("/sso/callback", get(sso_routes::callback))
         .route("/device", get(device::page).post(device::decide))

@@ -86,6 +86,38 @@ pub(crate) fn enter_code(error: Option<&str>) -> String {
     )
 }
 
+/// The invitation page: choose a password, or sign in through SSO.
+pub(crate) fn accept_invitation(email: &str, token: &str, csrf: &str, sso: bool) -> String {
+    invitation_page(email, token, csrf, sso, None)
+}
+
+/// The invitation page again, saying what was wrong.
+pub(crate) fn accept_invitation_with_error(email: &str, token: &str, csrf: &str, sso: bool, error: &str) -> String {
+    invitation_page(email, token, csrf, sso, Some(error))
+}
+
+fn invitation_page(email: &str, token: &str, csrf: &str, sso: bool, error: Option<&str>) -> String {
+    let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
+    let sso = if sso {
+        "<p><a id=\"sso\" href=\"/sso/login\">Join with your company account</a></p><p>or choose a moat password:</p>"
+    } else {
+        ""
+    };
+    page(
+        "Join moat",
+        &format!(
+            "<p>You are invited as <strong>{email}</strong>.</p>{error}{sso}\
+             <form method=\"post\" action=\"/invite/{token}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label for=\"password\">Password (12 characters or more)</label>\
+             <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required>\
+             <button type=\"submit\" id=\"join\">Join</button></form>",
+            email = escape(email),
+            token = escape(token),
+            csrf = escape(csrf),
+        ),
+    )
+}
+
 /// A page that only says something.
 pub(crate) fn message(title: &str, text: &str) -> String {
     page(title, &format!("<p id=\"message\">{}</p>", escape(text)))

@@ -138,6 +138,10 @@ async fn provision(
             None => user,
         },
         None => {
+            // An invitation to this address decides the role and team of the first sign-in.
+            if let Some(invitation) = store.open_invitation_for(&identity.email, now_ms()).await? {
+                return super::invite::join(store, &invitation).await;
+            }
             let new = NewUser {
                 id: format!("usr_{}", uuid::Uuid::now_v7().simple()),
                 email: identity.email.clone(),

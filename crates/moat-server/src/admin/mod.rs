@@ -7,11 +7,13 @@
 
 mod audit;
 mod caller;
+mod invitations;
 mod keys;
 mod people;
 mod usage;
 
 pub(crate) use audit::{list_audit, verify_audit};
+pub(crate) use invitations::{create_invitation, list_invitations, revoke_invitation};
 pub(crate) use keys::{create_key, get_key, list_keys, revoke_key};
 pub(crate) use people::{
     create_team, create_user, get_team, get_user, list_teams, list_users, put_member, remove_member, set_password,

@@ -27,6 +27,8 @@ pub struct RawConfig {
     pub sign_in: SignInConfig,
     /// Single sign-on through an OpenID Connect provider (Okta, Entra ID, Google, Keycloak…).
     pub sso: Option<SsoConfig>,
+    /// The SMTP server invitations are sent through; without it, the admin gets the link.
+    pub smtp: Option<SmtpConfig>,
     /// Upstream servers that run models. Each is one `[[deployments]]` table.
     pub deployments: Vec<DeploymentConfig>,
     /// Public model names clients ask for, each served by one or more deployments.
@@ -487,4 +489,34 @@ fn default_groups_claim() -> String {
 
 fn default_sso_role() -> String {
     "member".into()
+}
+
+/// `[smtp]`: where invitation e-mails go out.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Server host.
+    pub host: String,
+    /// Server port.
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// `starttls` (port 587), `tls` (port 465) or `none` (a relay on the same host only).
+    #[serde(default = "default_smtp_security")]
+    pub security: String,
+    /// Login, when the server wants one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password for `username`, from the environment or a file.
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+    /// The sender: `moat <moat@acme.com>`.
+    pub from: String,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+fn default_smtp_security() -> String {
+    "starttls".into()
 }

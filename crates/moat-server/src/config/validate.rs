@@ -55,6 +55,8 @@ pub struct Settings {
     pub sign_in: moat_identity::web::WebConfig,
     /// Single sign-on, when configured.
     pub sso: Option<moat_identity::sso::SsoConfig>,
+    /// Outgoing mail, when configured.
+    pub smtp: Option<moat_identity::mail::MailConfig>,
 }
 
 /// Retries and deployment health.
@@ -224,6 +226,34 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         }
     }
     let sso = raw.sso.as_ref().and_then(|sso| validate_sso(sso, env, &mut issues));
+    let smtp = raw.smtp.as_ref().and_then(|smtp| {
+        use moat_identity::mail::{MailConfig, SmtpSecurity};
+        let security = match smtp.security.as_str() {
+            "starttls" => SmtpSecurity::StartTls,
+            "tls" => SmtpSecurity::Tls,
+            "none" => SmtpSecurity::None,
+            other => {
+                issues.add("smtp.security", format!("`{other}` is not one of `starttls`, `tls`, `none`"));
+                return None;
+            }
+        };
+        if !smtp.from.contains('@') {
+            issues.add("smtp.from", "must be an e-mail address, e.g. `moat <moat@acme.com>`");
+        }
+        let password = smtp
+            .password
+            .as_ref()
+            .and_then(|p| resolve_secret(p, "smtp.password", env, &mut issues))
+            .map(|p| p.expose_secret().to_owned());
+        Some(MailConfig {
+            host: smtp.host.clone(),
+            port: smtp.port,
+            security,
+            username: smtp.username.clone(),
+            password,
+            from: smtp.from.clone(),
+        })
+    });
     let sign_in = moat_identity::web::WebConfig {
         session_idle: raw.sign_in.session_idle,
         session_lifetime: raw.sign_in.session_lifetime,
@@ -259,6 +289,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         scim_token,
         sign_in,
         sso,
+        smtp,
     })
 }
 

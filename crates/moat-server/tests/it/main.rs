@@ -8,6 +8,7 @@ mod auth;
 mod connections;
 mod errors;
 mod identity;
+mod invitations;
 mod lifecycle;
 mod messages;
 mod ops;
