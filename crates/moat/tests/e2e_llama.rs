@@ -244,22 +244,7 @@ async fn claude_code_set_up_by_moat(url: &str, key: &str, http: &reqwest::Client
         .output()
         .expect("run moat setup");
     assert!(setup.status.success(), "moat setup failed:\n{}", String::from_utf8_lossy(&setup.stderr));
-    let mut command = Command::new(npm_bin("claude"));
-    command
-        .args(["-p", "Say hello", "--output-format", "stream-json", "--verbose"])
-        .current_dir(home.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("DISABLE_TELEMETRY", "1")
-        .env("DISABLE_ERROR_REPORTING", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("CLAUDE_CODE_MAX_RETRIES", "1");
-    let out = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run claude");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let result: Value = stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or_else(|| {
-        panic!("Claude Code printed no result line:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr))
-    });
+    let result = support::claude_in(home.path()).await;
     assert_eq!((result["type"].as_str(), result["is_error"].as_bool()), (Some("result"), Some(false)), "{result}");
     let record = wait_for_record(http, url, "model=cc-setup", |r| r["status"] == 200).await;
     println!("Claude Code set up by moat: usage record {record}");

@@ -13,13 +13,11 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use browser::Browser;
 use serde_json::Value;
 use support::{
-    ADMIN_KEY, Guard, MOAT, npm_bin, python, start_llama, start_moat, two_free_ports, venv, wait_for_record,
-    wait_healthy,
+    ADMIN_KEY, Guard, MOAT, python, start_llama, start_moat, two_free_ports, venv, wait_for_record, wait_healthy,
 };
 
 /// Starts the provider from its package under `~/.cache/moat/oidc`.
@@ -190,20 +188,8 @@ deployments = ["cc-chat"]
         .output()
         .expect("moat setup");
     assert!(setup.status.success(), "{}", String::from_utf8_lossy(&setup.stderr));
-    let mut claude = Command::new(npm_bin("claude"));
-    claude
-        .args(["-p", "Say hello", "--output-format", "stream-json", "--verbose"])
-        .current_dir(home.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("DISABLE_TELEMETRY", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("CLAUDE_CODE_MAX_RETRIES", "1");
-    let out = tokio::task::spawn_blocking(move || claude.output()).await.expect("join").expect("claude");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let result: Value = stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null);
-    assert_eq!(result["is_error"], false, "Claude Code with the personal key: {stdout}");
+    let result = support::claude_in(home.path()).await;
+    assert_eq!(result["is_error"], false, "Claude Code with the personal key: {result}");
     let record = wait_for_record(&http, &moat, "model=sso-model", |r| r["status"] == 200).await;
     let keys = admin_get(&http, &moat, "keys").await;
     let personal =
@@ -232,5 +218,4 @@ deployments = ["cc-chat"]
     assert!(!users["data"].as_array().expect("users").iter().any(|u| u["email"] == "eve@evil.test"));
     let audit = admin_get(&http, &moat, "audit?action=user.sign_in").await;
     assert_eq!(audit["data"].as_array().map(Vec::len), Some(2), "{audit}");
-    tokio::time::sleep(Duration::from_millis(10)).await;
 }

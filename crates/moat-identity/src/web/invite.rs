@@ -6,8 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use moat_core::UserKind;
-use moat_store::{Invitation, MemberRecord, NewUser, Store, StoreError, UserRecord};
+use moat_store::{Invitation, MemberRecord, Store, StoreError, UserRecord};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -102,19 +101,8 @@ pub(crate) async fn join(store: &Store, invitation: &Invitation) -> Result<Resul
         Some((user, Some(_))) => return Ok(Err(format!("{} already has an account: sign in instead.", user.email))),
         Some((user, None)) => user,
         None => {
-            let user = NewUser {
-                id: format!("usr_{}", uuid::Uuid::now_v7().simple()),
-                email: invitation.email.clone(),
-                name: invitation.email.split('@').next().unwrap_or_default().to_owned(),
-                kind: UserKind::Person,
-                org_role: invitation.org_role,
-                created_at_ms: now_ms(),
-                external_id: None,
-            };
-            let user = store.insert_user(&user).await?;
-            let after = json!({ "email": user.email, "org_role": user.org_role.as_str(), "via": "invitation" });
-            store.append_audit(&audit_event(&user.id, "user.create", ("user", &user.id), None, Some(after))).await?;
-            user
+            let name = invitation.email.split('@').next().unwrap_or_default();
+            super::provision_person(store, &invitation.email, name, invitation.org_role, "invitation").await?
         }
     };
     if let Some((team, role)) = &invitation.team {

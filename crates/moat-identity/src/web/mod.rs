@@ -315,6 +315,29 @@ async fn logout(State(state): State<WebState>, headers: HeaderMap, body: Bytes) 
     response
 }
 
+/// Creates a person's account (on an invitation or a first SSO sign-in) and records it.
+pub(crate) async fn provision_person(
+    store: &Store,
+    email: &str,
+    name: &str,
+    role: moat_core::OrgRole,
+    via: &str,
+) -> Result<UserRecord, StoreError> {
+    let user = moat_store::NewUser {
+        id: format!("usr_{}", uuid::Uuid::now_v7().simple()),
+        email: email.to_owned(),
+        name: name.to_owned(),
+        kind: UserKind::Person,
+        org_role: role,
+        created_at_ms: now_ms(),
+        external_id: None,
+    };
+    let user = store.insert_user(&user).await?;
+    let after = json!({ "email": user.email, "org_role": user.org_role.as_str(), "via": via });
+    store.append_audit(&audit_event(&user.id, "user.create", ("user", &user.id), None, Some(after))).await?;
+    Ok(user)
+}
+
 /// An audit record of something a signed-in person did.
 pub(crate) fn audit_event(
     user_id: &str,

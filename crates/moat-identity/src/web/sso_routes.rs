@@ -6,7 +6,7 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use moat_core::{TeamRole, UserKind};
-use moat_store::{Match, MemberRecord, NewUser, SsoLogin, TeamRecord, UserRecord};
+use moat_store::{Match, MemberRecord, SsoLogin, TeamRecord, UserRecord};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -142,19 +142,9 @@ async fn provision(
             if let Some(invitation) = store.open_invitation_for(&identity.email, now_ms()).await? {
                 return super::invite::join(store, &invitation).await;
             }
-            let new = NewUser {
-                id: format!("usr_{}", uuid::Uuid::now_v7().simple()),
-                email: identity.email.clone(),
-                name: identity.name.clone().unwrap_or_else(|| identity.email.clone()),
-                kind: UserKind::Person,
-                org_role: mapped_role.unwrap_or(sso.config().default_role),
-                created_at_ms: now_ms(),
-                external_id: None,
-            };
-            let user = store.insert_user(&new).await?;
-            let after = json!({ "email": user.email, "org_role": user.org_role.as_str(), "via": "sso" });
-            store.append_audit(&audit_event(&user.id, "user.create", ("user", &user.id), None, Some(after))).await?;
-            user
+            let name = identity.name.clone().unwrap_or_else(|| identity.email.clone());
+            let role = mapped_role.unwrap_or(sso.config().default_role);
+            super::provision_person(store, &identity.email, &name, role, "sso").await?
         }
     };
     // Teams the configuration maps from groups follow the groups; other teams are moat's own.

@@ -141,3 +141,24 @@ pub fn npm_bin(name: &str) -> PathBuf {
     assert!(bin.exists(), "no {name} at {}: run `scripts/install-e2e-deps` first", bin.display());
     bin
 }
+
+/// `claude -p "Say hello"` in `home`, with nothing configured but what `home` holds (and
+/// telemetry off); returns its final result line.
+pub async fn claude_in(home: &Path) -> Value {
+    let mut command = Command::new(npm_bin("claude"));
+    command
+        .args(["-p", "Say hello", "--output-format", "stream-json", "--verbose"])
+        .current_dir(home)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("CLAUDE_CODE_MAX_RETRIES", "1");
+    let out = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run claude");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or_else(|| {
+        panic!("Claude Code printed no result line:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+    })
+}
