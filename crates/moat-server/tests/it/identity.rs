@@ -212,6 +212,28 @@ async fn every_admin_route_checks_role_and_scope() {
             expect: [201, 201, 403, 403, 403],
         },
         Case {
+            what: "invite a member",
+            method: Method::POST,
+            path: "invitations".into(),
+            body: Some(json!({ "org_role": "member" })),
+            expect: [201, 201, 403, 403, 403],
+        },
+        Case {
+            what: "set the viewer's password",
+            method: Method::PUT,
+            path: format!("users/{}/password", org.id("viewer")),
+            body: Some(json!({ "password": "a long enough password" })),
+            // Their own for the viewer; out of sight for members.
+            expect: [204, 204, 404, 204, 404],
+        },
+        Case {
+            what: "list invitations",
+            method: Method::GET,
+            path: "invitations".into(),
+            body: None,
+            expect: [200, 200, 403, 200, 403],
+        },
+        Case {
             what: "demote the owner",
             method: Method::PATCH,
             path: format!("users/{}", org.id("owner")),
@@ -240,7 +262,7 @@ async fn every_admin_route_checks_role_and_scope() {
             let mut body = case.body.clone();
             if case.path == "teams" {
                 body = Some(json!({ "name": format!("team-{}", uuid_like()) }));
-            } else if case.path == "users"
+            } else if (case.path == "users" || case.path == "invitations")
                 && let Some(body) = body.as_mut()
             {
                 body["email"] = json!(format!("{}@acme.test", uuid_like()));
@@ -325,13 +347,26 @@ async fn deactivating_a_user_revokes_their_keys_at_once() {
 }
 
 #[tokio::test]
-async fn a_client_key_cannot_use_the_admin_api() {
+async fn client_and_revoked_keys_cannot_use_the_admin_api() {
     let (_upstream, org) = Org::start().await;
     let key =
         created(org.gateway.admin_post("keys", json!({ "name": "model only", "user_id": org.id("owner") })).await)
             .await;
     let response = org.call(key["key"].as_str().expect("secret"), Method::GET, "users", None).await;
     crate::support::assert_openai_error(response, 403, "admin_required").await;
+
+    // A revoked admin key stops at once.
+    let admin_key = created(
+        org.gateway.admin_post("keys", json!({ "name": "spare", "user_id": org.id("admin"), "role": "admin" })).await,
+    )
+    .await;
+    let secret = admin_key["key"].as_str().expect("secret");
+    assert_eq!(org.call(secret, Method::GET, "users", None).await.status(), 200);
+    let revoked = org
+        .call(org.key("owner"), Method::DELETE, &format!("keys/{}", admin_key["id"].as_str().expect("id")), None)
+        .await;
+    assert_eq!(revoked.status(), 200);
+    crate::support::assert_openai_error(org.call(secret, Method::GET, "users", None).await, 401, "key_revoked").await;
 }
 
 #[tokio::test]
