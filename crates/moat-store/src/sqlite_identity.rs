@@ -143,7 +143,9 @@ impl SqliteStore {
         active: bool,
         now_ms: i64,
     ) -> Result<Option<Deactivation>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE takes the write lock up front: a transaction that reads before it writes
+        // would otherwise fail outright when another connection wrote in between.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let changed = sqlx::query(
             "UPDATE users SET active = ?, deactivated_at = CASE WHEN ? THEN NULL ELSE COALESCE(deactivated_at, ?) END \
              WHERE id = ?",
@@ -287,7 +289,9 @@ impl SqliteStore {
     }
 
     pub(crate) async fn delete_team(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE takes the write lock up front: a transaction that reads before it writes
+        // would otherwise fail outright when another connection wrote in between.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM memberships WHERE team_id = ?").bind(id).execute(&mut *tx).await?;
         sqlx::query("UPDATE keys SET revoked_at = COALESCE(revoked_at, ?), team_id = NULL WHERE team_id = ?")
             .bind(now_ms)
@@ -345,7 +349,9 @@ impl SqliteStore {
     pub(crate) async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
         // One appender at a time keeps the chain linear; SQLite has one writer anyway.
         let _turn = self.audit_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE takes the write lock up front: a transaction that reads before it writes
+        // would otherwise fail outright when another connection wrote in between.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let last =
             sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
         let (seq, prev_hash) = match &last {

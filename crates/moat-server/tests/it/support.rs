@@ -151,8 +151,9 @@ impl TestGateway {
     /// Creates a key through the admin API; returns (id, secret).
     pub async fn create_key(&self, body: Value) -> (String, String) {
         let response = self.admin_post("keys", body).await;
-        assert_eq!(response.status(), 201);
+        let status = response.status();
         let key: Value = response.json().await.expect("json");
+        assert_eq!(status, 201, "{key}\n{}", captured_logs());
         (key["id"].as_str().expect("id").to_owned(), key["key"].as_str().expect("key").to_owned())
     }
 
