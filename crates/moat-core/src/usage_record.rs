@@ -6,7 +6,7 @@ use crate::Usage;
 ///
 /// The record id is the request id (`x-request-id` on the response), so a person can go from a
 /// response they received to its record and its log line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UsageRecord {
     /// Request id: a UUIDv7, so ids sort by time.
     pub id: String,

@@ -67,6 +67,7 @@ pub(crate) struct Metrics {
     deployment_opened: Family<DeploymentLabels, Gauge>,
     usage_records_written: Counter,
     usage_write_failures: Counter,
+    usage_spooled: Gauge,
     /// The usage writer's own counts, mirrored into the counters above at each scrape.
     usage_progress: Option<UsageProgress>,
 }
@@ -75,6 +76,7 @@ pub(crate) struct Metrics {
 pub(crate) struct UsageProgress {
     pub(crate) persisted: watch::Receiver<u64>,
     pub(crate) failed_writes: watch::Receiver<u64>,
+    pub(crate) spooled: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -145,6 +147,12 @@ impl Metrics {
             "Failed attempts to store a batch of usage records (each batch is retried)",
             usage_write_failures.clone(),
         );
+        let usage_spooled = Gauge::default();
+        registry.register(
+            "usage_records_spooled",
+            "Usage records waiting in the on-disk spool for the database (alert when it stays above 0)",
+            usage_spooled.clone(),
+        );
         Metrics {
             registry,
             http_requests,
@@ -159,6 +167,7 @@ impl Metrics {
             deployment_opened,
             usage_records_written,
             usage_write_failures,
+            usage_spooled,
             usage_progress: None,
         }
     }
@@ -228,6 +237,7 @@ impl Metrics {
             };
             catch_up(&self.usage_records_written, &progress.persisted);
             catch_up(&self.usage_write_failures, &progress.failed_writes);
+            self.usage_spooled.set(i64::try_from(*progress.spooled.borrow()).unwrap_or(i64::MAX));
         }
         let mut out = String::new();
         if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {

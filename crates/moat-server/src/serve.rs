@@ -79,7 +79,7 @@ impl Gateway {
         };
         let mailer =
             settings.smtp.as_ref().map(moat_identity::mail::Mailer::new).transpose().map_err(StartError::Sso)?;
-        let (usage, writer) = UsageWriter::spawn(store.clone(), settings.usage_writer);
+        let (usage, writer) = UsageWriter::spawn(store.clone(), settings.usage_writer.clone());
         let state = Arc::new(AppState {
             routing: ArcSwap::from_pointee(routing),
             keys: KeyResolver::new(store.clone(), env_admin_key),
@@ -88,6 +88,7 @@ impl Gateway {
             metrics: Metrics::new().with_usage_progress(UsageProgress {
                 persisted: writer.persisted(),
                 failed_writes: writer.failed_writes(),
+                spooled: writer.spooled(),
             }),
             tasks: TaskTracker::new(),
             max_body_bytes: settings.max_body_bytes,

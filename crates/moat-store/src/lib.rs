@@ -10,6 +10,7 @@ mod identity;
 mod invitations;
 mod keys;
 mod sign_in;
+mod spool;
 mod sqlite;
 mod sqlite_identity;
 mod sqlite_invitations;

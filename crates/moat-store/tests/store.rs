@@ -277,3 +277,73 @@ async fn the_audit_log_chains_and_filters() {
     let page = AuditFilter { before_seq: Some(3), limit: 10, ..AuditFilter::default() };
     assert_eq!(store.query_audit(&page).await.expect("query").len(), 2);
 }
+
+async fn break_usage_table(url: &str) -> sqlx::SqlitePool {
+    let saboteur = sqlx::SqlitePool::connect(url).await.expect("second connection");
+    sqlx::query("ALTER TABLE usage_records RENAME TO usage_records_away").execute(&saboteur).await.expect("break");
+    saboteur
+}
+
+async fn repair_usage_table(saboteur: &sqlx::SqlitePool) {
+    sqlx::query("ALTER TABLE usage_records_away RENAME TO usage_records").execute(saboteur).await.expect("repair");
+}
+
+#[tokio::test]
+async fn an_outage_spools_records_to_disk_and_they_are_replayed_when_it_ends() {
+    let (dir, store) = open().await;
+    let url = format!("sqlite://{}/nested/moat.db", dir.path().display());
+    let spool = dir.path().join("spool/usage.jsonl");
+    let saboteur = break_usage_table(&url).await;
+    let config =
+        UsageWriterConfig { max_backoff: Duration::from_millis(50), spool: Some(spool.clone()), ..Default::default() };
+    let (sink, writer) = UsageWriter::spawn(store.clone(), config);
+    let (mut spooled, mut persisted) = (writer.spooled(), writer.persisted());
+    for id in ["r1", "r2", "r3"] {
+        sink.record(record(id, "a", "m", 200)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(5), spooled.wait_for(|n| *n == 3)).await.expect("spooled").expect("alive");
+    let on_disk = std::fs::read_to_string(&spool).expect("spool file");
+    assert_eq!(on_disk.lines().count(), 3, "one JSON line per record, on disk before the writer lets go");
+    assert_eq!(*persisted.borrow(), 0);
+
+    repair_usage_table(&saboteur).await;
+    tokio::time::timeout(Duration::from_secs(5), persisted.wait_for(|n| *n >= 3))
+        .await
+        .expect("replayed")
+        .expect("alive");
+    assert_eq!(*writer.spooled().borrow(), 0);
+    assert!(!spool.exists(), "an emptied spool is removed");
+    writer.drain(Duration::from_secs(1)).await;
+    let stored = store.query_usage(&UsageFilter { limit: 10, ..Default::default() }).await.expect("query");
+    assert_eq!(stored.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r3", "r2", "r1"]);
+}
+
+#[tokio::test]
+async fn records_left_in_the_spool_are_written_at_the_next_start_once_each() {
+    let (dir, store) = open().await;
+    let url = format!("sqlite://{}/nested/moat.db", dir.path().display());
+    let spool = dir.path().join("usage.jsonl");
+    let saboteur = break_usage_table(&url).await;
+    let config =
+        UsageWriterConfig { max_backoff: Duration::from_millis(50), spool: Some(spool.clone()), ..Default::default() };
+    let (sink, writer) = UsageWriter::spawn(store.clone(), config.clone());
+    let mut spooled = writer.spooled();
+    sink.record(record("kept", "a", "m", 200)).await;
+    tokio::time::timeout(Duration::from_secs(5), spooled.wait_for(|n| *n == 1)).await.expect("spooled").expect("alive");
+    writer.drain(Duration::from_millis(200)).await;
+    assert!(spool.exists(), "the database is still down at shutdown: the record stays on disk");
+
+    // The same record twice (a replay cut short and started again) is stored once.
+    let text = std::fs::read_to_string(&spool).expect("read");
+    std::fs::write(&spool, format!("{text}{text}{{\"torn")).expect("duplicate and tear");
+    repair_usage_table(&saboteur).await;
+    let (_sink, writer) = UsageWriter::spawn(store.clone(), config);
+    let mut spooled = writer.spooled();
+    tokio::time::timeout(Duration::from_secs(5), spooled.wait_for(|n| *n == 0))
+        .await
+        .expect("replayed")
+        .expect("alive");
+    writer.drain(Duration::from_secs(1)).await;
+    let stored = store.query_usage(&UsageFilter { limit: 10, ..Default::default() }).await.expect("query");
+    assert_eq!(stored.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["kept"]);
+}

@@ -108,11 +108,16 @@ pub struct UsageConfig {
     pub channel_capacity: usize,
     /// Most records written in one insert.
     pub max_batch: usize,
+    /// The append-only file usage records go to when the database refuses them; they are
+    /// replayed (each once) when it answers again, and at the next start. Each batch is
+    /// `fsync`ed into it before the writer lets go. An empty string turns the spool off
+    /// (records then wait in memory, retried).
+    pub spool: String,
 }
 
 impl Default for UsageConfig {
     fn default() -> Self {
-        UsageConfig { channel_capacity: 10_000, max_batch: 500 }
+        UsageConfig { channel_capacity: 10_000, max_batch: 500, spool: "moat-data/usage-spool.jsonl".into() }
     }
 }
 

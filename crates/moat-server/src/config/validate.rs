@@ -281,6 +281,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         usage_writer: UsageWriterConfig {
             capacity: raw.usage.channel_capacity,
             max_batch: raw.usage.max_batch,
+            spool: Some(raw.usage.spool.trim()).filter(|s| !s.is_empty()).map(std::path::PathBuf::from),
             ..UsageWriterConfig::default()
         },
         deployments,
