@@ -69,7 +69,7 @@ impl Gateway {
         settings: Settings,
         env_admin_key: Option<&str>,
     ) -> Result<(Gateway, Option<String>), StartError> {
-        let store = Store::open(&settings.store_url).await?;
+        let store = Store::open_with(&settings.store_url, settings.store_migrations).await?;
         let routing = Routing::build(settings.catalog.clone(), &settings.deployments, settings.routing, None)
             .map_err(|(deployment, message)| StartError::Upstream { deployment, message })?;
         let bootstrap_secret = match env_admin_key {

@@ -27,6 +27,26 @@ pub use usage_writer::{UsageSink, UsageWriter, UsageWriterConfig};
 
 use moat_core::UsageRecord;
 
+/// What opening the store does to its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// Applies pending migrations (forward only; they never drop data).
+    Apply,
+    /// Refuses to open a schema with pending migrations: `moat migrate` applies them.
+    Check,
+}
+
+/// Where a database's schema stands against this build's migrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schema {
+    /// Versions applied.
+    pub applied: Vec<i64>,
+    /// Versions this build has that are not applied.
+    pub pending: Vec<i64>,
+    /// Versions applied that this build does not know.
+    pub unknown: Vec<i64>,
+}
+
 /// A failed store operation; callers map it to `internal_error` and log it once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -42,6 +62,15 @@ pub enum StoreError {
     /// A unique value (an e-mail, a team name) is already taken.
     #[error("{0} is already taken")]
     Conflict(String),
+    /// The database was migrated by a newer moat: this build does not know its schema.
+    #[error(
+        "the database's schema has migration {0}, which this moat does not know: it was migrated by a newer \
+         version; run that version (or restore a backup)"
+    )]
+    SchemaFromTheFuture(i64),
+    /// Migrations are pending and this start only checks.
+    #[error("the database's schema is behind this moat (pending migrations {0:?}); run `moat migrate`")]
+    SchemaBehind(Vec<i64>),
     /// Creating the database's folder failed.
     #[error("cannot create the database folder `{path}`: {source}")]
     CreateDir {
@@ -75,11 +104,24 @@ impl Store {
     /// Opens the database at `url` (`sqlite://PATH`, `sqlite::memory:`), creating it and its
     /// folder if needed, and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Store::open_with(url, Migrations::Apply).await
+    }
+
+    /// Opens the database, applying pending migrations or only checking that there are none.
+    /// Either way a schema this build does not know (migrated by a newer moat) is refused.
+    pub async fn open_with(url: &str, migrations: Migrations) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
-            let store = sqlite::SqliteStore::open(url).await?;
+            let store = sqlite::SqliteStore::open(url, migrations).await?;
             return Ok(Store { backend: Backend::Sqlite(store) });
         }
         Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+
+    /// Where the schema stands.
+    pub async fn schema(&self) -> Result<Schema, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.schema().await,
+        }
     }
 
     /// Inserts a key.

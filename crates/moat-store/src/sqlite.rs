@@ -22,7 +22,7 @@ pub(crate) struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub(crate) async fn open(url: &str) -> Result<Self, StoreError> {
+    pub(crate) async fn open(url: &str, migrations: crate::Migrations) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -45,8 +45,42 @@ impl SqliteStore {
             .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool, audit_lock: std::sync::Arc::default() })
+        let store = SqliteStore { pool, audit_lock: std::sync::Arc::default() };
+        let schema = store.schema().await?;
+        if let Some(unknown) = schema.unknown.first() {
+            return Err(StoreError::SchemaFromTheFuture(*unknown));
+        }
+        match migrations {
+            crate::Migrations::Apply => MIGRATOR.run(&store.pool).await?,
+            crate::Migrations::Check if !schema.pending.is_empty() => {
+                return Err(StoreError::SchemaBehind(schema.pending));
+            }
+            crate::Migrations::Check => {}
+        }
+        Ok(store)
+    }
+
+    /// The migrations applied to this database that this build knows and does not know, and
+    /// the ones it knows that are not applied.
+    pub(crate) async fn schema(&self) -> Result<crate::Schema, StoreError> {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let applied: Vec<i64> = if exists {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+                .fetch_all(&self.pool)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        Ok(crate::Schema {
+            pending: known.iter().copied().filter(|v| !applied.contains(v)).collect(),
+            unknown: applied.iter().copied().filter(|v| !known.contains(v)).collect(),
+            applied,
+        })
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {

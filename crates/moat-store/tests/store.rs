@@ -347,3 +347,29 @@ async fn records_left_in_the_spool_are_written_at_the_next_start_once_each() {
     let stored = store.query_usage(&UsageFilter { limit: 10, ..Default::default() }).await.expect("query");
     assert_eq!(stored.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["kept"]);
 }
+
+#[tokio::test]
+async fn schemas_are_checked_and_a_newer_one_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/moat.db", dir.path().display());
+    let behind = Store::open_with(&url, moat_store::Migrations::Check).await.map(|_| ());
+    assert!(matches!(behind, Err(StoreError::SchemaBehind(ref pending)) if !pending.is_empty()), "{behind:?}");
+    let store = Store::open(&url).await.expect("migrated");
+    let schema = store.schema().await.expect("schema");
+    assert!(schema.pending.is_empty() && schema.unknown.is_empty() && !schema.applied.is_empty());
+    Store::open_with(&url, moat_store::Migrations::Check).await.expect("up to date: checking passes");
+
+    // A newer moat migrated this database: this one must not serve on it.
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
+         VALUES (99990101, 'from the future', CURRENT_TIMESTAMP, 1, x'00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .expect("future migration");
+    for migrations in [moat_store::Migrations::Apply, moat_store::Migrations::Check] {
+        let refused = Store::open_with(&url, migrations).await.map(|_| ());
+        assert!(matches!(refused, Err(StoreError::SchemaFromTheFuture(99_990_101))), "{refused:?}");
+    }
+}

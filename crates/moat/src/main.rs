@@ -30,6 +30,12 @@ enum Command {
         #[arg(long, short, env = "MOAT_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Apply the store's pending schema migrations (forward only), for `store.migrate = "check"`.
+    Migrate {
+        /// Configuration file (TOML), for the store's URL.
+        #[arg(long, short, env = "MOAT_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -92,6 +98,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config } => serve::run(config.as_deref()).await,
+            Command::Migrate { config } => serve::migrate(config.as_deref()).await,
             Command::Config { command: ConfigCommand::Check { file } } => serve::check(&file),
             Command::Keys { server, command } => admin_client::keys(&server, command).await,
             Command::Usage { server, args } => admin_client::usage(&server, args).await,

@@ -16,6 +16,27 @@ fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
     Ok(config::load(path, &env)?)
 }
 
+/// `moat migrate`: applies the store's pending schema migrations (forward only) and says where
+/// the schema stands; refuses a schema a newer moat migrated.
+pub(crate) async fn migrate(path: Option<&Path>) -> anyhow::Result<()> {
+    let settings = load(path)?;
+    let before = moat_store::Store::open_with(&settings.store_url, moat_store::Migrations::Check).await;
+    let pending = match &before {
+        Err(moat_store::StoreError::SchemaBehind(pending)) => pending.clone(),
+        Err(other) => anyhow::bail!("{other}"),
+        Ok(_) => Vec::new(),
+    };
+    let store = moat_store::Store::open(&settings.store_url).await.context("migrating the store")?;
+    let schema = store.schema().await.context("reading the schema")?;
+    let at = schema.applied.last().copied().unwrap_or(0);
+    if pending.is_empty() {
+        println!("the schema is up to date (migration {at})");
+    } else {
+        println!("applied migrations {pending:?}; the schema is at migration {at}");
+    }
+    Ok(())
+}
+
 pub(crate) fn check(path: &Path) -> anyhow::Result<()> {
     let settings = load(Some(path))?;
     println!(

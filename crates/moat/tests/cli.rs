@@ -401,3 +401,36 @@ fn moat_login_receives_a_personal_key_and_moat_setup_uses_it() {
     );
     server.stop();
 }
+
+#[test]
+fn with_migrate_check_serve_waits_for_moat_migrate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("moat.toml");
+    std::fs::write(&config, "[store]\nurl = \"sqlite://fleet.db\"\nmigrate = \"check\"\n").expect("config");
+    let path = config.to_str().expect("utf-8");
+    let refused = Command::new(MOAT)
+        .args(["serve", "--config", path])
+        .current_dir(dir.path())
+        .env("MOAT_ADMIN_KEY", "k-0123456789abcdef")
+        .env("MOAT__SERVER__LISTEN", "127.0.0.1:0")
+        .output()
+        .expect("run serve");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("run `moat migrate`"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let migrated =
+        Command::new(MOAT).args(["migrate", "--config", path]).current_dir(dir.path()).output().expect("migrate");
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    assert!(String::from_utf8_lossy(&migrated.stdout).contains("applied migrations"));
+    let again =
+        Command::new(MOAT).args(["migrate", "--config", path]).current_dir(dir.path()).output().expect("migrate");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
+
+    let server = Server::start_with(dir.path(), Some("k-0123456789abcdef"), &["--config", path]);
+    server.wait_for("moat is listening");
+    server.stop();
+}

@@ -75,11 +75,15 @@ pub struct StoreConfig {
     /// Database URL. `sqlite://PATH` (created if missing, relative to the working directory)
     /// is the embedded default.
     pub url: String,
+    /// `auto` applies pending schema migrations at start-up; `check` refuses to start until
+    /// `moat migrate` has applied them (for fleets that migrate once, before a rollout). Either
+    /// way a schema migrated by a newer moat is refused.
+    pub migrate: String,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { url: "sqlite://moat-data/moat.db".into() }
+        StoreConfig { url: "sqlite://moat-data/moat.db".into(), migrate: "auto".into() }
     }
 }
 

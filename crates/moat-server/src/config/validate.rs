@@ -37,6 +37,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Database URL.
     pub store_url: String,
+    /// Whether start-up applies migrations or only checks.
+    pub store_migrations: moat_store::Migrations,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter directive.
@@ -118,6 +120,14 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
     if !raw.store.url.starts_with("sqlite:") {
         issues.add("store.url", "only `sqlite://PATH` is supported by this build");
     }
+    let store_migrations = match raw.store.migrate.as_str() {
+        "auto" => moat_store::Migrations::Apply,
+        "check" => moat_store::Migrations::Check,
+        other => {
+            issues.add("store.migrate", format!("`{other}` is not one of `auto`, `check`"));
+            moat_store::Migrations::Apply
+        }
+    };
     let log_format = match raw.log.format.as_str() {
         "pretty" => LogFormat::Pretty,
         "json" => LogFormat::Json,
@@ -276,6 +286,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         stream_keepalive: raw.server.stream_keepalive,
         shutdown_grace: raw.server.shutdown_grace,
         store_url: raw.store.url,
+        store_migrations,
         log_format,
         log_level: raw.log.level,
         usage_writer: UsageWriterConfig {
