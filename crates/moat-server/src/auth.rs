@@ -40,6 +40,8 @@ pub(crate) struct KeyResolver {
     store: Store,
     cache: moka::sync::Cache<[u8; 32], Option<KeyRecord>>,
     env_admin_hash: Option<[u8; 32]>,
+    /// Tells other replicas when keys change (Redis), once fan-out is configured and started.
+    announcer: crate::fanout::Announcer,
 }
 
 impl KeyResolver {
@@ -48,6 +50,7 @@ impl KeyResolver {
             store,
             cache: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(CACHE_TTL).build(),
             env_admin_hash: env_admin_key.map(hash_secret),
+            announcer: crate::fanout::Announcer::default(),
         }
     }
 
@@ -115,9 +118,23 @@ impl KeyResolver {
         Ok(principal)
     }
 
-    /// Forgets every cached key, after a key changed.
+    /// Forgets every cached key after a key or user changed, here and (through Redis, when
+    /// configured) on every other replica.
     pub(crate) fn invalidate(&self) {
         self.cache.invalidate_all();
+        if let Some(announce) = self.announcer.get() {
+            let _ = announce.send(());
+        }
+    }
+
+    /// Forgets every cached key here only: another replica announced a change.
+    pub(crate) fn invalidate_local(&self) {
+        self.cache.invalidate_all();
+    }
+
+    /// Connects [`KeyResolver::invalidate`] to the other replicas.
+    pub(crate) fn announce_through(&self, sender: tokio::sync::mpsc::UnboundedSender<()>) {
+        let _ = self.announcer.set(sender);
     }
 }
 

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 mod edge;
 mod error;
+mod fanout;
 mod fleet;
 mod health_checks;
 mod metrics;
@@ -20,4 +21,5 @@ mod serve;
 mod state;
 mod time;
 
+pub use fanout::RedisSettings;
 pub use serve::{Gateway, Reloader, StartError};

@@ -58,6 +58,8 @@ pub struct Gateway {
     scim: Option<moat_identity::scim::ScimState>,
     /// Browser sign-in and the device flow.
     web: moat_identity::web::WebState,
+    /// Fan-out to other replicas, when configured.
+    redis: Option<crate::fanout::RedisSettings>,
 }
 
 impl Gateway {
@@ -116,7 +118,8 @@ impl Gateway {
             web =
                 web.with_sso(moat_identity::sso::Sso::new(sso).map_err(|e| StartError::Sso(format!("sso: {}", e.0)))?);
         }
-        Ok((Gateway { state, writer, shutdown_grace: settings.shutdown_grace, scim, web }, bootstrap_secret))
+        let redis = settings.redis.clone();
+        Ok((Gateway { state, writer, shutdown_grace: settings.shutdown_grace, scim, web, redis }, bootstrap_secret))
     }
 
     /// A handle that swaps in a new configuration while the gateway serves.
@@ -188,6 +191,12 @@ impl Gateway {
             tracing::info!(listen = %addr, "moat is listening");
         }
         state.tasks.spawn(crate::health_checks::run(state.clone()));
+        if let Some(redis) = &self.redis {
+            match crate::fanout::start(redis, state.keys.clone(), &state.tasks, state.stopping.clone()) {
+                Ok(announcer) => state.keys.announce_through(announcer),
+                Err(error) => tracing::error!(%error, "redis fan-out is off"),
+            }
+        }
         let (begun_tx, mut begun) = watch::channel(false);
         let signal_state = state.clone();
         let graceful = async move {

@@ -29,6 +29,8 @@ pub struct RawConfig {
     pub sso: Option<SsoConfig>,
     /// The SMTP server invitations are sent through; without it, the admin gets the link.
     pub smtp: Option<SmtpConfig>,
+    /// Redis, shared by replicas: revoked keys and deactivated users reach every replica at once.
+    pub redis: Option<RedisConfig>,
     /// Upstream servers that run models. Each is one `[[deployments]]` table.
     pub deployments: Vec<DeploymentConfig>,
     /// Public model names clients ask for, each served by one or more deployments.
@@ -528,4 +530,20 @@ fn default_smtp_port() -> u16 {
 
 fn default_smtp_security() -> String {
     "starttls".into()
+}
+
+/// `[redis]`: what replicas share beyond the database.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:6379/0`, or `rediss://` for TLS. A password belongs in the environment:
+    /// `MOAT__REDIS__URL=redis://:secret@host:6379/0`.
+    pub url: String,
+    /// The pub/sub channel the replicas of one moat share.
+    #[serde(default = "default_redis_channel")]
+    pub channel: String,
+}
+
+fn default_redis_channel() -> String {
+    "moat:keys".into()
 }

@@ -59,6 +59,8 @@ pub struct Settings {
     pub sso: Option<moat_identity::sso::SsoConfig>,
     /// Outgoing mail, when configured.
     pub smtp: Option<moat_identity::mail::MailConfig>,
+    /// Redis fan-out, when configured.
+    pub redis: Option<crate::fanout::RedisSettings>,
 }
 
 /// Retries and deployment health.
@@ -236,6 +238,13 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         }
     }
     let sso = raw.sso.as_ref().and_then(|sso| validate_sso(sso, env, &mut issues));
+    let redis = raw.redis.as_ref().and_then(|redis| {
+        if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
+            issues.add("redis.url", "must start with `redis://` or `rediss://`");
+            return None;
+        }
+        Some(crate::fanout::RedisSettings { url: redis.url.clone(), channel: redis.channel.clone() })
+    });
     let smtp = raw.smtp.as_ref().and_then(|smtp| {
         use moat_identity::mail::{MailConfig, SmtpSecurity};
         let security = match smtp.security.as_str() {
@@ -302,6 +311,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         sign_in,
         sso,
         smtp,
+        redis,
     })
 }
 

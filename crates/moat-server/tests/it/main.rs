@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod connections;
 mod errors;
+mod fanout;
 mod identity;
 mod invitations;
 mod lifecycle;

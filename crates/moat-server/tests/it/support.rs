@@ -101,9 +101,18 @@ impl TestGateway {
     }
 
     pub async fn start_with(config: &str) -> Self {
+        Self::start_on(config, None).await
+    }
+
+    /// Another replica of `self`: the same store, the same `config`.
+    pub async fn replica(&self, config: &str) -> Self {
+        Self::start_on(config, Some(self.store_url.clone())).await
+    }
+
+    async fn start_on(config: &str, shared_store: Option<String>) -> Self {
         log_buffer();
         let dir = tempfile::tempdir().expect("tempdir");
-        let store_url = format!("sqlite://{}/moat.db", dir.path().display());
+        let store_url = shared_store.unwrap_or_else(|| format!("sqlite://{}/moat.db", dir.path().display()));
         let env = HashMap::from([
             ("FAKE_UPSTREAM_KEY".to_string(), UPSTREAM_SECRET.to_string()),
             ("MOAT_TEST_SCIM_TOKEN".to_string(), SCIM_TOKEN.to_string()),
