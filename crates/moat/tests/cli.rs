@@ -434,3 +434,21 @@ fn with_migrate_check_serve_waits_for_moat_migrate() {
     server.wait_for("moat is listening");
     server.stop();
 }
+
+/// The shipped systemd unit passes `systemd-analyze verify` (with this build as the binary).
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/systemd/moat.service"))
+        .expect("unit");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("moat.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/moat", MOAT)).expect("write unit");
+    let out = Command::new("systemd-analyze")
+        .args(["verify", path.to_str().expect("utf-8")])
+        .output()
+        .expect("systemd-analyze");
+    let said = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let problems: Vec<&str> =
+        said.lines().filter(|l| l.contains("moat.service") && !l.contains("/var/lib/moat")).collect();
+    assert!(out.status.success() && problems.is_empty(), "{said}");
+}

@@ -70,3 +70,47 @@ async fn secrets_never_reach_the_logs() {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
 }
+
+/// The Grafana dashboard shipped in `deploy/grafana` only charts metrics moat exports.
+#[tokio::test]
+async fn the_shipped_dashboard_charts_only_metrics_moat_exports() {
+    let upstream = FakeUpstream::start().await;
+    // Traffic that makes every family have a series: a stream (time to first token), and a
+    // 503 that is retried (upstream errors and retries).
+    let config = crate::support::default_config(&upstream)
+        .replace("max_attempts = 1", "max_attempts = 2\nbackoff_base = \"1ms\"");
+    let gateway = TestGateway::start_with(&config).await;
+    let key = gateway.client_key().await;
+    upstream.push(Reply::error(503, "busy"));
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
+    upstream.push(Reply::chat_stream(&["hi"], None));
+    let mut streaming = chat("m");
+    streaming["stream"] = json!(true);
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &streaming).await.status(), 200);
+    gateway.usage(2).await;
+    let exported =
+        gateway.http.get(format!("{}/metrics", gateway.url)).send().await.expect("send").text().await.expect("text");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../deploy/grafana/moat-dashboard.json"))
+            .expect("the dashboard is JSON");
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    assert!(exprs.len() >= 9, "{exprs:?}");
+    // Every family is declared by a `# TYPE` line, series or not.
+    let families: Vec<&str> =
+        exported.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split_whitespace().next()).collect();
+    for expr in &exprs {
+        for name in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("moat_")) {
+            // Counters are queried with _total, histograms with _bucket, _sum or _count.
+            let known = families.iter().any(|family| {
+                ["", "_total", "_bucket", "_sum", "_count"].iter().any(|suffix| name == format!("{family}{suffix}"))
+            });
+            assert!(known, "the dashboard charts `{name}`, which moat does not export: {families:?}");
+        }
+    }
+}
