@@ -6,9 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use moat_store::{Invitation, MemberRecord, Store, StoreError, UserRecord};
+use moat_store::{Invitation, Store, StoreError, UserRecord};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{
     CSRF_COOKIE, WebState, audit_event, cookie, equal, failed, form, now_ms, pages, set_cookie, start_session,
@@ -106,24 +105,7 @@ pub(crate) async fn join(store: &Store, invitation: &Invitation) -> Result<Resul
         }
     };
     if let Some((team, role)) = &invitation.team {
-        store
-            .put_member(&MemberRecord {
-                team_id: team.clone(),
-                user_id: user.id.clone(),
-                role: *role,
-                created_at_ms: now_ms(),
-            })
-            .await?;
-        let target = format!("{team}/{}", user.id);
-        store
-            .append_audit(&audit_event(
-                &user.id,
-                "membership.put",
-                ("membership", &target),
-                None,
-                Some(json!({ "role": role.as_str(), "via": "invitation" })),
-            ))
-            .await?;
+        super::join_team(store, &user.id, team, *role, "invitation").await?;
     }
     store.append_audit(&audit_event(&user.id, "invitation.accept", ("invitation", &invitation.id), None, None)).await?;
     Ok(Ok(user))

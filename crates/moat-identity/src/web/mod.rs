@@ -338,6 +338,29 @@ pub(crate) async fn provision_person(
     Ok(user)
 }
 
+/// Puts a person in a team with `role` (on an invitation or through SSO groups) and records it.
+pub(crate) async fn join_team(
+    store: &Store,
+    user_id: &str,
+    team_id: &str,
+    role: moat_core::TeamRole,
+    via: &str,
+) -> Result<(), StoreError> {
+    let member = moat_store::MemberRecord {
+        team_id: team_id.to_owned(),
+        user_id: user_id.to_owned(),
+        role,
+        created_at_ms: now_ms(),
+    };
+    store.put_member(&member).await?;
+    let target = format!("{team_id}/{user_id}");
+    let after = json!({ "role": role.as_str(), "via": via });
+    store
+        .append_audit(&audit_event(user_id, "membership.put", ("membership", &target), None, Some(after)))
+        .await
+        .map(|_| ())
+}
+
 /// An audit record of something a signed-in person did.
 pub(crate) fn audit_event(
     user_id: &str,

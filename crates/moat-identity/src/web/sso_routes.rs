@@ -6,7 +6,7 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use moat_core::{TeamRole, UserKind};
-use moat_store::{Match, MemberRecord, SsoLogin, TeamRecord, UserRecord};
+use moat_store::{Match, SsoLogin, TeamRecord, UserRecord};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -177,25 +177,7 @@ async fn provision(
         let member = memberships.iter().find(|m| m.team_id == team.id);
         let target = format!("{}/{}", team.id, user.id);
         match (identity.groups.contains(group), member) {
-            (true, None) => {
-                store
-                    .put_member(&MemberRecord {
-                        team_id: team.id.clone(),
-                        user_id: user.id.clone(),
-                        role: TeamRole::Member,
-                        created_at_ms: now_ms(),
-                    })
-                    .await?;
-                store
-                    .append_audit(&audit_event(
-                        &user.id,
-                        "membership.put",
-                        ("membership", &target),
-                        None,
-                        Some(json!({ "role": "member", "via": "sso groups" })),
-                    ))
-                    .await?;
-            }
+            (true, None) => super::join_team(store, &user.id, &team.id, TeamRole::Member, "sso groups").await?,
             (false, Some(member)) => {
                 store.remove_member(&team.id, &user.id).await?;
                 store
