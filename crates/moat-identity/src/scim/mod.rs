@@ -432,7 +432,7 @@ async fn get_group(State(state): State<ScimState>, Path(id): Path<String>, Query
     Ok(scim_response(StatusCode::OK, &group_resource(&state, &team, query.wants_members()).await?))
 }
 
-/// Moves a team's membership to `target`, keeping the roles of those who stay.
+/// Adds and removes team members one by one so each change is audited, keeping the roles of those who stay.
 async fn set_members(
     state: &ScimState,
     source: Option<SocketAddr>,
@@ -471,6 +471,18 @@ async fn set_members(
         audit(state, source, "membership.delete", ("membership", &target), Some(&before), None).await?;
     }
     Ok(())
+}
+
+/// Makes `wanted` the team's whole membership, as a SCIM replace of `members` asks.
+async fn replace_members(
+    state: &ScimState,
+    source: Option<SocketAddr>,
+    team: &str,
+    wanted: &[String],
+) -> Result<(), ScimError> {
+    let current = state.store.members_of_team(team).await?;
+    let remove: Vec<String> = current.into_iter().map(|m| m.user_id).filter(|u| !wanted.contains(u)).collect();
+    set_members(state, source, team, wanted, &remove).await
 }
 
 async fn create_group(State(state): State<ScimState>, Source(info): Source, body: Bytes) -> Scim {
@@ -521,9 +533,7 @@ async fn replace_group(
         resource.get("externalId").and_then(Value::as_str).map(str::to_owned).or(team.external_id.clone());
     rename(&state, info, &team, &name, external_id.as_deref()).await?;
     let wanted = member_ids(resource.get("members").unwrap_or(&Value::Null));
-    let current: Vec<String> = state.store.members_of_team(&id).await?.into_iter().map(|m| m.user_id).collect();
-    let remove: Vec<String> = current.iter().filter(|u| !wanted.contains(u)).cloned().collect();
-    set_members(&state, info, &id, &wanted, &remove).await?;
+    replace_members(&state, info, &id, &wanted).await?;
     let team = existing_team(&state, &id).await?;
     Ok(scim_response(StatusCode::OK, &group_resource(&state, &team, true).await?))
 }
@@ -547,12 +557,7 @@ async fn patch_group(
             }
             GroupChange::AddMembers(users) => set_members(&state, info, &id, &users, &[]).await?,
             GroupChange::RemoveMembers(users) => set_members(&state, info, &id, &[], &users).await?,
-            GroupChange::ReplaceMembers(users) => {
-                let current: Vec<String> =
-                    state.store.members_of_team(&id).await?.into_iter().map(|m| m.user_id).collect();
-                let remove: Vec<String> = current.iter().filter(|u| !users.contains(u)).cloned().collect();
-                set_members(&state, info, &id, &users, &remove).await?;
-            }
+            GroupChange::ReplaceMembers(users) => replace_members(&state, info, &id, &users).await?,
         }
         team = existing_team(&state, &id).await?;
     }

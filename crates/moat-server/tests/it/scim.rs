@@ -215,6 +215,28 @@ async fn groups_become_teams_and_memberships_follow_the_idp() {
     let (_, user) = idp.send(Method::GET, &format!("Users/{}", ids[2]), None).await;
     assert_eq!(user["groups"][0]["value"], team.as_str());
 
+    // A whole-resource PUT and a `replace` of `members` both make the list the whole membership.
+    let sorted = |group: &Value| {
+        let mut values: Vec<String> = group["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .filter_map(|m| m["value"].as_str().map(str::to_owned))
+            .collect();
+        values.sort();
+        values
+    };
+    let put = json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Platform Eng",
+        "members": [{ "value": ids[0] }, { "value": ids[1] }] });
+    let (status, replaced) = idp.send(Method::PUT, &format!("Groups/{team}"), Some(put)).await;
+    assert_eq!(status, 200, "{replaced}");
+    let mut want = vec![ids[0].clone(), ids[1].clone()];
+    want.sort();
+    assert_eq!(sorted(&replaced), want);
+    let swap = json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "path": "members", "value": [{ "value": ids[2] }] }] });
+    let (status, replaced) = idp.send(Method::PATCH, &format!("Groups/{team}"), Some(swap)).await;
+    assert_eq!((status, sorted(&replaced)), (200, vec![ids[2].clone()]));
+
     let (status, _) = idp.send(Method::DELETE, &format!("Groups/{team}"), None).await;
     assert_eq!(status, 204);
     let (status, _) = idp.send(Method::GET, &format!("Groups/{team}"), None).await;
