@@ -60,6 +60,8 @@ pub struct Gateway {
     web: moat_identity::web::WebState,
     /// Fan-out to other replicas, when configured.
     redis: Option<crate::fanout::RedisSettings>,
+    /// How long usage records are kept.
+    usage_retention: Option<Duration>,
 }
 
 impl Gateway {
@@ -118,8 +120,16 @@ impl Gateway {
             web =
                 web.with_sso(moat_identity::sso::Sso::new(sso).map_err(|e| StartError::Sso(format!("sso: {}", e.0)))?);
         }
-        let redis = settings.redis.clone();
-        Ok((Gateway { state, writer, shutdown_grace: settings.shutdown_grace, scim, web, redis }, bootstrap_secret))
+        let gateway = Gateway {
+            state,
+            writer,
+            shutdown_grace: settings.shutdown_grace,
+            scim,
+            web,
+            redis: settings.redis.clone(),
+            usage_retention: settings.usage_retention,
+        };
+        Ok((gateway, bootstrap_secret))
     }
 
     /// A handle that swaps in a new configuration while the gateway serves.
@@ -191,6 +201,7 @@ impl Gateway {
             tracing::info!(listen = %addr, "moat is listening");
         }
         state.tasks.spawn(crate::health_checks::run(state.clone()));
+        state.tasks.spawn(crate::retention::run(state.clone(), self.usage_retention));
         if let Some(redis) = &self.redis {
             match crate::fanout::start(redis, state.keys.clone(), &state.tasks, state.stopping.clone()) {
                 Ok(announcer) => state.keys.announce_through(announcer),

@@ -4,7 +4,7 @@
 use moat_core::audit::{AuditEvent, AuditRecord};
 use moat_core::{OrgRole, TeamRole, UserKind};
 
-use crate::{Backend, Store, StoreError};
+use crate::{Store, StoreError, on_backend};
 
 /// A user to insert.
 #[derive(Debug, Clone)]
@@ -130,30 +130,22 @@ pub struct Deactivation {
 impl Store {
     /// Inserts a user; an e-mail already taken is [`StoreError::Conflict`].
     pub async fn insert_user(&self, user: &NewUser) -> Result<UserRecord, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.insert_user(user).await,
-        }
+        on_backend!(self, s => s.insert_user(user))
     }
 
     /// One user by id.
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.user_by_id(id).await,
-        }
+        on_backend!(self, s => s.user_by_id(id))
     }
 
     /// Users in id order after `after_id`, at most `limit`.
     pub async fn list_users(&self, after_id: Option<&str>, limit: u32) -> Result<Vec<UserRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.list_users(after_id, limit).await,
-        }
+        on_backend!(self, s => s.list_users(after_id, limit))
     }
 
     /// Changes a user's name and organisation role.
     pub async fn update_user(&self, id: &str, name: &str, role: OrgRole) -> Result<Option<UserRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.update_user(id, name, role).await,
-        }
+        on_backend!(self, s => s.update_user(id, name, role))
     }
 
     /// Deactivates a user and revokes every key they own, in one transaction; or reactivates
@@ -164,9 +156,7 @@ impl Store {
         active: bool,
         now_ms: i64,
     ) -> Result<Option<Deactivation>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.set_user_active(id, active, now_ms).await,
-        }
+        on_backend!(self, s => s.set_user_active(id, active, now_ms))
     }
 
     /// Users matching `matching`, in id order from the `offset`-th, at most `limit`; and how
@@ -177,16 +167,12 @@ impl Store {
         offset: u32,
         limit: u32,
     ) -> Result<(Vec<UserRecord>, u64), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.find_users(matching, offset, limit).await,
-        }
+        on_backend!(self, s => s.find_users(matching, offset, limit))
     }
 
     /// Sets a user's e-mail, name and external id; a taken e-mail is [`StoreError::Conflict`].
     pub async fn set_user_profile(&self, id: &str, profile: &UserProfile) -> Result<Option<UserRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.set_user_profile(id, profile).await,
-        }
+        on_backend!(self, s => s.set_user_profile(id, profile))
     }
 
     /// Teams matching `matching`, by name from the `offset`-th, at most `limit`; and how many
@@ -197,9 +183,7 @@ impl Store {
         offset: u32,
         limit: u32,
     ) -> Result<(Vec<TeamRecord>, u64), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.find_teams(matching, offset, limit).await,
-        }
+        on_backend!(self, s => s.find_teams(matching, offset, limit))
     }
 
     /// Renames a team and sets its external id; a taken name is [`StoreError::Conflict`].
@@ -209,86 +193,62 @@ impl Store {
         name: &str,
         external_id: Option<&str>,
     ) -> Result<Option<TeamRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.update_team(id, name, external_id).await,
-        }
+        on_backend!(self, s => s.update_team(id, name, external_id))
     }
 
     /// Deletes a team: its memberships go, and its keys are revoked at `now_ms` (they keep
     /// their rows, so usage stays attributable). Whether it existed.
     pub async fn delete_team(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.delete_team(id, now_ms).await,
-        }
+        on_backend!(self, s => s.delete_team(id, now_ms))
     }
 
     /// Inserts a team; a name already taken is [`StoreError::Conflict`].
     pub async fn insert_team(&self, team: &TeamRecord) -> Result<TeamRecord, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.insert_team(team).await,
-        }
+        on_backend!(self, s => s.insert_team(team))
     }
 
     /// One team by id.
     pub async fn team_by_id(&self, id: &str) -> Result<Option<TeamRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.team_by_id(id).await,
-        }
+        on_backend!(self, s => s.team_by_id(id))
     }
 
     /// Every team, by name.
     pub async fn list_teams(&self) -> Result<Vec<TeamRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.list_teams().await,
-        }
+        on_backend!(self, s => s.list_teams())
     }
 
     /// Adds a user to a team, or changes their role there.
     pub async fn put_member(&self, member: &MemberRecord) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.put_member(member).await,
-        }
+        on_backend!(self, s => s.put_member(member))
     }
 
     /// Removes a user from a team; whether they were in it.
     pub async fn remove_member(&self, team_id: &str, user_id: &str) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.remove_member(team_id, user_id).await,
-        }
+        on_backend!(self, s => s.remove_member(team_id, user_id))
     }
 
     /// A team's members.
     pub async fn members_of_team(&self, team_id: &str) -> Result<Vec<MemberRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.members_of_team(team_id).await,
-        }
+        on_backend!(self, s => s.members_of_team(team_id))
     }
 
     /// A user's memberships.
     pub async fn memberships_of_user(&self, user_id: &str) -> Result<Vec<MemberRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.memberships_of_user(user_id).await,
-        }
+        on_backend!(self, s => s.memberships_of_user(user_id))
     }
 
     /// Appends an event to the audit chain and returns the stored record.
     pub async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.append_audit(event).await,
-        }
+        on_backend!(self, s => s.append_audit(event))
     }
 
     /// Audit records matching `filter`, newest first.
     pub async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.query_audit(filter).await,
-        }
+        on_backend!(self, s => s.query_audit(filter))
     }
 
     /// Every audit record in chain order, for verification.
     pub async fn audit_chain(&self) -> Result<Vec<AuditRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.audit_chain().await,
-        }
+        on_backend!(self, s => s.audit_chain())
     }
 }

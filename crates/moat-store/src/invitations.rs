@@ -2,7 +2,7 @@
 
 use moat_core::{OrgRole, TeamRole};
 
-use crate::{Backend, Store, StoreError};
+use crate::{Store, StoreError, on_backend};
 
 /// An invitation (its token is never stored, only the token's hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,43 +39,31 @@ impl Invitation {
 impl Store {
     /// Stores an invitation.
     pub async fn insert_invitation(&self, invitation: &Invitation) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.insert_invitation(invitation).await,
-        }
+        on_backend!(self, s => s.insert_invitation(invitation))
     }
 
     /// An invitation by its link's token hash.
     pub async fn invitation_by_token(&self, token_hash: &[u8]) -> Result<Option<Invitation>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.invitation_where("token_hash", token_hash.to_vec()).await,
-        }
+        on_backend!(self, s => s.invitation_where("token_hash", token_hash.to_vec()))
     }
 
     /// An invitation by id.
     pub async fn invitation_by_id(&self, id: &str) -> Result<Option<Invitation>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.invitation_where("id", id.as_bytes().to_vec()).await,
-        }
+        on_backend!(self, s => s.invitation_where("id", id.as_bytes().to_vec()))
     }
 
     /// The newest open invitation for `email`, if any.
     pub async fn open_invitation_for(&self, email: &str, now_ms: i64) -> Result<Option<Invitation>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.open_invitation_for(email, now_ms).await,
-        }
+        on_backend!(self, s => s.open_invitation_for(email, now_ms))
     }
 
     /// Every invitation, newest first.
     pub async fn list_invitations(&self) -> Result<Vec<Invitation>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.list_invitations().await,
-        }
+        on_backend!(self, s => s.list_invitations())
     }
 
     /// Marks an open invitation used (or, with `revoke`, withdrawn); whether it was open.
     pub async fn close_invitation(&self, id: &str, now_ms: i64, revoke: bool) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.close_invitation(id, now_ms, revoke).await,
-        }
+        on_backend!(self, s => s.close_invitation(id, now_ms, revoke))
     }
 }

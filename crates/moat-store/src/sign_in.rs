@@ -1,6 +1,6 @@
 //! Sign-in state: password hashes, browser sessions and device-flow grants.
 
-use crate::{Backend, Store, StoreError, UserRecord};
+use crate::{Store, StoreError, UserRecord, on_backend};
 
 /// A browser session (the cookie's secret is never stored, only its hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,79 +94,57 @@ pub struct SsoLogin {
 impl Store {
     /// Remembers an SSO sign-in in progress.
     pub async fn insert_sso_login(&self, login: &SsoLogin) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.insert_sso_login(login).await,
-        }
+        on_backend!(self, s => s.insert_sso_login(login))
     }
 
     /// Takes (reads and deletes) the SSO sign-in for a state: each state is used once.
     pub async fn take_sso_login(&self, state_hash: &[u8]) -> Result<Option<SsoLogin>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.take_sso_login(state_hash).await,
-        }
+        on_backend!(self, s => s.take_sso_login(state_hash))
     }
 
     /// Sets (or, with `None`, removes) a user's password hash.
     pub async fn set_password_hash(&self, user_id: &str, hash: Option<&str>) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.set_password_hash(user_id, hash).await,
-        }
+        on_backend!(self, s => s.set_password_hash(user_id, hash))
     }
 
     /// A user by e-mail (any case) with their password hash, for sign-in.
     pub async fn user_for_sign_in(&self, email: &str) -> Result<Option<(UserRecord, Option<String>)>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.user_for_sign_in(email).await,
-        }
+        on_backend!(self, s => s.user_for_sign_in(email))
     }
 
     /// Stores a new session.
     pub async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.insert_session(session).await,
-        }
+        on_backend!(self, s => s.insert_session(session))
     }
 
     /// A session by its hash.
     pub async fn session(&self, id_hash: &[u8]) -> Result<Option<SessionRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.session(id_hash).await,
-        }
+        on_backend!(self, s => s.session(id_hash))
     }
 
     /// Records activity on a session.
     pub async fn touch_session(&self, id_hash: &[u8], now_ms: i64) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.touch_session(id_hash, now_ms).await,
-        }
+        on_backend!(self, s => s.touch_session(id_hash, now_ms))
     }
 
     /// Ends a session.
     pub async fn delete_session(&self, id_hash: &[u8]) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.delete_session(id_hash).await,
-        }
+        on_backend!(self, s => s.delete_session(id_hash))
     }
 
     /// Stores a new device grant.
     pub async fn insert_grant(&self, grant: &DeviceGrant) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.insert_grant(grant).await,
-        }
+        on_backend!(self, s => s.insert_grant(grant))
     }
 
     /// A device grant by the code the person sees.
     pub async fn grant_by_user_code(&self, user_code: &str) -> Result<Option<DeviceGrant>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.grant_by("user_code", user_code.as_bytes()).await,
-        }
+        on_backend!(self, s => s.grant_by("user_code", user_code.as_bytes()))
     }
 
     /// A device grant by the hash of the code the CLI polls with.
     pub async fn grant_by_device_code(&self, device_code_hash: &[u8]) -> Result<Option<DeviceGrant>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.grant_by("device_code_hash", device_code_hash).await,
-        }
+        on_backend!(self, s => s.grant_by("device_code_hash", device_code_hash))
     }
 
     /// Moves a grant from `from` to `to` (and records who decided), only if it is still in
@@ -178,16 +156,12 @@ impl Store {
         to: GrantStatus,
         user_id: Option<&str>,
     ) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.move_grant(device_code_hash, from.as_str(), to.as_str(), user_id).await,
-        }
+        on_backend!(self, s => s.move_grant(device_code_hash, from.as_str(), to.as_str(), user_id))
     }
 
     /// Records a poll.
     pub async fn poll_grant(&self, device_code_hash: &[u8], now_ms: i64) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.poll_grant(device_code_hash, now_ms).await,
-        }
+        on_backend!(self, s => s.poll_grant(device_code_hash, now_ms))
     }
 }
 

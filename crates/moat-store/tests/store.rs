@@ -1,4 +1,5 @@
-//! The store against a real SQLite file: keys, usage records, and the batched writer.
+//! The store against a real SQLite file and a real PostgreSQL server: every operation, on
+//! both backends (each test below runs twice, as `<test>::sqlite` and `<test>::postgres`).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "a test fails loudly on what it set up itself")]
 
@@ -11,11 +12,59 @@ use moat_store::{
     UsageWriterConfig,
 };
 
-async fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/nested/moat.db", dir.path().display());
-    let store = Store::open(&url).await.expect("open store");
-    (dir, store)
+/// One backend's database for one test, and a folder for the files a test writes (spools).
+struct TestDb {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl TestDb {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/nested/moat.db", dir.path().display());
+        TestDb { dir, url }
+    }
+
+    async fn postgres() -> Self {
+        TestDb { dir: tempfile::tempdir().expect("tempdir"), url: moat_testkit::fresh_postgres_schema().await }
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres")
+    }
+
+    async fn open(&self) -> Store {
+        Store::open(&self.url).await.expect("open store")
+    }
+
+    /// Runs SQL on a connection of its own, behind the store's back (to break or inspect it).
+    async fn execute(&self, sql: &str) {
+        use sqlx::Connection;
+        if self.is_postgres() {
+            let mut c = sqlx::PgConnection::connect(&self.url).await.expect("connect");
+            sqlx::query(sql).execute(&mut c).await.expect(sql);
+        } else {
+            let mut c = sqlx::SqliteConnection::connect(&self.url).await.expect("connect");
+            sqlx::query(sql).execute(&mut c).await.expect(sql);
+        }
+    }
+}
+
+/// Runs each named test once per backend.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$test(super::TestDb::sqlite().await).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::$test(super::TestDb::postgres().await).await;
+            }
+        }
+    )*};
 }
 
 fn new_key(id: &str, hash: u8, role: Role) -> NewKey {
@@ -52,9 +101,8 @@ fn record(id: &str, key: &str, model: &str, status: u16) -> UsageRecord {
     }
 }
 
-#[tokio::test]
-async fn keys_round_trip_and_revoke_once() {
-    let (_dir, store) = open().await;
+async fn keys_round_trip_and_revoke_once(db: TestDb) {
+    let store = db.open().await;
     assert!(!store.has_active_admin_key().await.expect("query"));
     store.insert_key(&new_key("k1", 1, Role::Client)).await.expect("insert");
     let admin = NewKey { models: ModelAccess::All, ..new_key("k2", 2, Role::Admin) };
@@ -82,9 +130,8 @@ async fn keys_round_trip_and_revoke_once() {
     assert!(duplicate.is_err(), "two keys can never share a secret hash");
 }
 
-#[tokio::test]
-async fn usage_filters_and_pages_newest_first() {
-    let (_dir, store) = open().await;
+async fn usage_filters_and_pages_newest_first(db: TestDb) {
+    let store = db.open().await;
     let records = vec![record("0001", "a", "m1", 200), record("0002", "b", "m1", 502), record("0003", "a", "m2", 200)];
     store.insert_usage(&records).await.expect("insert");
     store.insert_usage(&records[..1]).await.expect("a retried batch is ignored, not duplicated");
@@ -111,9 +158,8 @@ async fn usage_filters_and_pages_newest_first() {
     assert_eq!(limited, vec![records[2].clone()], "every field survives the round trip");
 }
 
-#[tokio::test]
-async fn writer_batches_and_drains_everything_queued() {
-    let (_dir, store) = open().await;
+async fn writer_batches_and_drains_everything_queued(db: TestDb) {
+    let store = db.open().await;
     let (sink, writer) = UsageWriter::spawn(store.clone(), UsageWriterConfig { max_batch: 7, ..Default::default() });
     for i in 0..100 {
         sink.record(record(&format!("{i:04}"), "a", "m", 200)).await;
@@ -125,9 +171,8 @@ async fn writer_batches_and_drains_everything_queued() {
     sink.record(record("late", "a", "m", 200)).await;
 }
 
-#[tokio::test]
-async fn persisted_count_is_observable() {
-    let (_dir, store) = open().await;
+async fn persisted_count_is_observable(db: TestDb) {
+    let store = db.open().await;
     let (sink, writer) = UsageWriter::spawn(store, UsageWriterConfig::default());
     let mut persisted = writer.persisted();
     sink.record(record("x", "a", "m", 200)).await;
@@ -146,12 +191,9 @@ async fn unknown_backends_are_refused_without_leaking_passwords() {
     assert!(!message.contains("hunter2"));
 }
 
-#[tokio::test]
-async fn records_survive_a_store_that_is_briefly_broken() {
-    let (dir, store) = open().await;
-    let url = format!("sqlite://{}/nested/moat.db", dir.path().display());
-    let saboteur = sqlx::SqlitePool::connect(&url).await.expect("second connection");
-    sqlx::query("ALTER TABLE usage_records RENAME TO usage_records_away").execute(&saboteur).await.expect("break");
+async fn records_survive_a_store_that_is_briefly_broken(db: TestDb) {
+    let store = db.open().await;
+    break_usage_table(&db).await;
 
     let (sink, writer) = UsageWriter::spawn(
         store.clone(),
@@ -166,7 +208,7 @@ async fn records_survive_a_store_that_is_briefly_broken() {
         .expect("alive");
     assert_eq!(*persisted.borrow(), 0);
 
-    sqlx::query("ALTER TABLE usage_records_away RENAME TO usage_records").execute(&saboteur).await.expect("repair");
+    repair_usage_table(&db).await;
     tokio::time::timeout(Duration::from_secs(5), persisted.wait_for(|n| *n >= 1))
         .await
         .expect("retried")
@@ -188,9 +230,8 @@ fn new_user(id: &str, email: &str, role: OrgRole) -> NewUser {
     }
 }
 
-#[tokio::test]
-async fn users_teams_and_memberships_round_trip() {
-    let (_dir, store) = open().await;
+async fn users_teams_and_memberships_round_trip(db: TestDb) {
+    let store = db.open().await;
     let ana = store.insert_user(&new_user("usr_a", "ana@acme.test", OrgRole::Admin)).await.expect("insert");
     assert!(ana.active && ana.org_role == OrgRole::Admin);
     let taken = store.insert_user(&new_user("usr_b", "ANA@acme.test", OrgRole::Member)).await;
@@ -226,9 +267,8 @@ async fn users_teams_and_memberships_round_trip() {
     assert_eq!(store.memberships_of_user("usr_a").await.expect("of user").len(), 1);
 }
 
-#[tokio::test]
-async fn deactivating_a_user_revokes_their_keys_in_the_same_transaction() {
-    let (_dir, store) = open().await;
+async fn deactivating_a_user_revokes_their_keys_in_the_same_transaction(db: TestDb) {
+    let store = db.open().await;
     store.insert_user(&new_user("usr_a", "ana@acme.test", OrgRole::Member)).await.expect("insert");
     for (id, hash) in [("key_1", 1), ("key_2", 2)] {
         store
@@ -250,9 +290,8 @@ async fn deactivating_a_user_revokes_their_keys_in_the_same_transaction() {
     assert!(store.set_user_active("usr_nobody", false, 1).await.expect("query").is_none());
 }
 
-#[tokio::test]
-async fn the_audit_log_chains_and_filters() {
-    let (_dir, store) = open().await;
+async fn the_audit_log_chains_and_filters(db: TestDb) {
+    let store = db.open().await;
     for i in 0..5 {
         let event = AuditEvent {
             id: format!("aud_{i}"),
@@ -278,22 +317,18 @@ async fn the_audit_log_chains_and_filters() {
     assert_eq!(store.query_audit(&page).await.expect("query").len(), 2);
 }
 
-async fn break_usage_table(url: &str) -> sqlx::SqlitePool {
-    let saboteur = sqlx::SqlitePool::connect(url).await.expect("second connection");
-    sqlx::query("ALTER TABLE usage_records RENAME TO usage_records_away").execute(&saboteur).await.expect("break");
-    saboteur
+async fn break_usage_table(db: &TestDb) {
+    db.execute("ALTER TABLE usage_records RENAME TO usage_records_away").await;
 }
 
-async fn repair_usage_table(saboteur: &sqlx::SqlitePool) {
-    sqlx::query("ALTER TABLE usage_records_away RENAME TO usage_records").execute(saboteur).await.expect("repair");
+async fn repair_usage_table(db: &TestDb) {
+    db.execute("ALTER TABLE usage_records_away RENAME TO usage_records").await;
 }
 
-#[tokio::test]
-async fn an_outage_spools_records_to_disk_and_they_are_replayed_when_it_ends() {
-    let (dir, store) = open().await;
-    let url = format!("sqlite://{}/nested/moat.db", dir.path().display());
-    let spool = dir.path().join("spool/usage.jsonl");
-    let saboteur = break_usage_table(&url).await;
+async fn an_outage_spools_records_to_disk_and_they_are_replayed_when_it_ends(db: TestDb) {
+    let store = db.open().await;
+    let spool = db.dir.path().join("spool/usage.jsonl");
+    break_usage_table(&db).await;
     let config =
         UsageWriterConfig { max_backoff: Duration::from_millis(50), spool: Some(spool.clone()), ..Default::default() };
     let (sink, writer) = UsageWriter::spawn(store.clone(), config);
@@ -306,7 +341,7 @@ async fn an_outage_spools_records_to_disk_and_they_are_replayed_when_it_ends() {
     assert_eq!(on_disk.lines().count(), 3, "one JSON line per record, on disk before the writer lets go");
     assert_eq!(*persisted.borrow(), 0);
 
-    repair_usage_table(&saboteur).await;
+    repair_usage_table(&db).await;
     tokio::time::timeout(Duration::from_secs(5), persisted.wait_for(|n| *n >= 3))
         .await
         .expect("replayed")
@@ -318,12 +353,10 @@ async fn an_outage_spools_records_to_disk_and_they_are_replayed_when_it_ends() {
     assert_eq!(stored.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r3", "r2", "r1"]);
 }
 
-#[tokio::test]
-async fn records_left_in_the_spool_are_written_at_the_next_start_once_each() {
-    let (dir, store) = open().await;
-    let url = format!("sqlite://{}/nested/moat.db", dir.path().display());
-    let spool = dir.path().join("usage.jsonl");
-    let saboteur = break_usage_table(&url).await;
+async fn records_left_in_the_spool_are_written_at_the_next_start_once_each(db: TestDb) {
+    let store = db.open().await;
+    let spool = db.dir.path().join("usage.jsonl");
+    break_usage_table(&db).await;
     let config =
         UsageWriterConfig { max_backoff: Duration::from_millis(50), spool: Some(spool.clone()), ..Default::default() };
     let (sink, writer) = UsageWriter::spawn(store.clone(), config.clone());
@@ -336,7 +369,7 @@ async fn records_left_in_the_spool_are_written_at_the_next_start_once_each() {
     // The same record twice (a replay cut short and started again) is stored once.
     let text = std::fs::read_to_string(&spool).expect("read");
     std::fs::write(&spool, format!("{text}{text}{{\"torn")).expect("duplicate and tear");
-    repair_usage_table(&saboteur).await;
+    repair_usage_table(&db).await;
     let (_sink, writer) = UsageWriter::spawn(store.clone(), config);
     let mut spooled = writer.spooled();
     tokio::time::timeout(Duration::from_secs(5), spooled.wait_for(|n| *n == 0))
@@ -348,28 +381,112 @@ async fn records_left_in_the_spool_are_written_at_the_next_start_once_each() {
     assert_eq!(stored.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["kept"]);
 }
 
-#[tokio::test]
-async fn schemas_are_checked_and_a_newer_one_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/moat.db", dir.path().display());
-    let behind = Store::open_with(&url, moat_store::Migrations::Check).await.map(|_| ());
+async fn schemas_are_checked_and_a_newer_one_is_refused(db: TestDb) {
+    let url = &db.url;
+    let behind = Store::open_with(url, moat_store::Migrations::Check).await.map(|_| ());
     assert!(matches!(behind, Err(StoreError::SchemaBehind(ref pending)) if !pending.is_empty()), "{behind:?}");
-    let store = Store::open(&url).await.expect("migrated");
+    let store = Store::open(url).await.expect("migrated");
     let schema = store.schema().await.expect("schema");
     assert!(schema.pending.is_empty() && schema.unknown.is_empty() && !schema.applied.is_empty());
-    Store::open_with(&url, moat_store::Migrations::Check).await.expect("up to date: checking passes");
+    Store::open_with(url, moat_store::Migrations::Check).await.expect("up to date: checking passes");
 
     // A newer moat migrated this database: this one must not serve on it.
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
-    sqlx::query(
+    let (success, checksum) = if db.is_postgres() { ("TRUE", "'\\x00'") } else { ("1", "x'00'") };
+    db.execute(&format!(
         "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
-         VALUES (99990101, 'from the future', CURRENT_TIMESTAMP, 1, x'00', 0)",
-    )
-    .execute(&pool)
-    .await
-    .expect("future migration");
+         VALUES (99990101, 'from the future', CURRENT_TIMESTAMP, {success}, {checksum}, 0)"
+    ))
+    .await;
     for migrations in [moat_store::Migrations::Apply, moat_store::Migrations::Check] {
-        let refused = Store::open_with(&url, migrations).await.map(|_| ());
+        let refused = Store::open_with(url, migrations).await.map(|_| ());
         assert!(matches!(refused, Err(StoreError::SchemaFromTheFuture(99_990_101))), "{refused:?}");
     }
 }
+
+/// Unix milliseconds of the first instant of a UTC month.
+fn month_start(year: i32, month: u8) -> i64 {
+    let month = time::Month::try_from(month).expect("month");
+    time::Date::from_calendar_date(year, month, 1).expect("date").midnight().assume_utc().unix_timestamp() * 1000
+}
+
+async fn retention_removes_old_usage_and_keeps_the_rest(db: TestDb) {
+    let store = db.open().await;
+    let at = |id: &str, created_at_ms: i64| UsageRecord { created_at_ms, ..record(id, "a", "m", 200) };
+    let records = [
+        at("0001", month_start(2026, 1) + 5),
+        at("0002", month_start(2026, 2) + 5),
+        at("0003", month_start(2026, 3) - 1),
+        at("0004", month_start(2026, 3) + 5),
+        at("0005", month_start(2026, 4) + 5),
+    ];
+    store.insert_usage(&records).await.expect("insert");
+    if db.is_postgres() {
+        let partitions = store.usage_partitions().await.expect("partitions");
+        for month in ["202601", "202602", "202603", "202604"] {
+            let name = format!("usage_records_p{month}");
+            assert!(partitions.contains(&name), "each month gets its partition: {partitions:?}");
+        }
+    }
+
+    // Keep everything from 2026-03-10 on: January and February are wholly older.
+    let pruned = store.prune_usage(month_start(2026, 3) + 9 * 86_400_000).await.expect("prune");
+    let left = store.query_usage(&UsageFilter { limit: 10, ..Default::default() }).await.expect("query");
+    let ids: Vec<&str> = left.iter().map(|r| r.id.as_str()).collect();
+    if db.is_postgres() {
+        // Whole months go; March straddles the cut and is kept whole.
+        assert_eq!(pruned, moat_store::Pruned { partitions: 2, records: 0 });
+        assert_eq!(ids, ["0005", "0004"]);
+        let partitions = store.usage_partitions().await.expect("partitions");
+        assert!(!partitions.iter().any(|p| p.ends_with("202601") || p.ends_with("202602")), "{partitions:?}");
+    } else {
+        // Row by row, exactly at the cut.
+        assert_eq!(pruned, moat_store::Pruned { partitions: 0, records: 4 });
+        assert_eq!(ids, ["0005"]);
+    }
+    // A record for a dropped month that arrives late (a replayed spool) is stored again.
+    store.insert_usage(&records[..1]).await.expect("late record");
+    let late =
+        UsageFilter { key_id: Some("a".into()), to_ms: Some(month_start(2026, 2)), limit: 10, ..Default::default() };
+    assert_eq!(store.query_usage(&late).await.expect("query").len(), 1);
+}
+
+async fn replicas_appending_audit_events_at_once_keep_one_chain(db: TestDb) {
+    // Two stores on one database stand for two replicas: their appends interleave.
+    let (one, two) = (db.open().await, db.open().await);
+    let append = |store: Store, who: &'static str| async move {
+        for i in 0..20 {
+            let event = AuditEvent {
+                id: format!("aud_{who}_{i}"),
+                at_ms: i,
+                actor_user_id: None,
+                actor_key_id: None,
+                source: Some(who.into()),
+                action: "key.create".into(),
+                target_type: "key".into(),
+                target_id: format!("key_{i}"),
+                before: None,
+                after: None,
+            };
+            store.append_audit(&event).await.expect("append");
+        }
+    };
+    tokio::join!(append(one.clone(), "one"), append(two, "two"));
+    let chain = one.audit_chain().await.expect("chain");
+    assert_eq!(verify_chain(chain).map(|(n, _)| n), Ok(40), "one unbroken chain of every event");
+}
+
+on_both_backends!(
+    keys_round_trip_and_revoke_once,
+    usage_filters_and_pages_newest_first,
+    writer_batches_and_drains_everything_queued,
+    persisted_count_is_observable,
+    users_teams_and_memberships_round_trip,
+    deactivating_a_user_revokes_their_keys_in_the_same_transaction,
+    the_audit_log_chains_and_filters,
+    records_survive_a_store_that_is_briefly_broken,
+    an_outage_spools_records_to_disk_and_they_are_replayed_when_it_ends,
+    records_left_in_the_spool_are_written_at_the_next_start_once_each,
+    schemas_are_checked_and_a_newer_one_is_refused,
+    retention_removes_old_usage_and_keeps_the_rest,
+    replicas_appending_audit_events_at_once_keep_one_chain,
+);

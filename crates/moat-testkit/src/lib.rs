@@ -1,4 +1,5 @@
-//! Test support: a programmable fake upstream for fault injection.
+//! Test support: a programmable fake upstream for fault injection, and a fresh PostgreSQL
+//! schema per test.
 //!
 //! [`FakeUpstream`] is a real HTTP server on `127.0.0.1:0` that answers OpenAI-dialect requests
 //! from a script of [`Reply`]s (falling back to a well-formed default), records every request it
@@ -6,9 +7,11 @@
 //! is llama.cpp's `llama-server`; this fake exists for what a real server cannot be made to do
 //! on demand: fail, stall, or report no usage.
 
+mod postgres;
 mod smtp;
 mod tls;
 
+pub use postgres::{fresh_postgres_schema, postgres_server_url};
 pub use smtp::SmtpSink;
 pub use tls::TestPki;
 

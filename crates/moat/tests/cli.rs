@@ -403,10 +403,20 @@ fn moat_login_receives_a_personal_key_and_moat_setup_uses_it() {
 }
 
 #[test]
-fn with_migrate_check_serve_waits_for_moat_migrate() {
+fn with_migrate_check_serve_waits_for_moat_migrate_on_sqlite() {
+    migrate_check_then_serve("sqlite://fleet.db");
+}
+
+#[test]
+fn with_migrate_check_serve_waits_for_moat_migrate_on_postgres() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    migrate_check_then_serve(&runtime.block_on(moat_testkit::fresh_postgres_schema()));
+}
+
+fn migrate_check_then_serve(store_url: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("moat.toml");
-    std::fs::write(&config, "[store]\nurl = \"sqlite://fleet.db\"\nmigrate = \"check\"\n").expect("config");
+    std::fs::write(&config, format!("[store]\nurl = \"{store_url}\"\nmigrate = \"check\"\n")).expect("config");
     let path = config.to_str().expect("utf-8");
     let refused = Command::new(MOAT)
         .args(["serve", "--config", path])

@@ -75,7 +75,9 @@ impl Default for ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// Database URL. `sqlite://PATH` (created if missing, relative to the working directory)
-    /// is the embedded default.
+    /// is the embedded default; `postgres://USER:PASSWORD@HOST:PORT/DATABASE` is for fleets of
+    /// replicas (add `?options[search_path]=SCHEMA` to keep moat's tables in their own
+    /// schema). Put a URL with a password in `MOAT__STORE__URL` rather than in the file.
     pub url: String,
     /// `auto` applies pending schema migrations at start-up; `check` refuses to start until
     /// `moat migrate` has applied them (for fleets that migrate once, before a rollout). Either
@@ -119,11 +121,22 @@ pub struct UsageConfig {
     /// `fsync`ed into it before the writer lets go. An empty string turns the spool off
     /// (records then wait in memory, retried).
     pub spool: String,
+    /// How long usage records are kept, e.g. `400d`; unset keeps them forever. SQLite deletes
+    /// older records in batches; PostgreSQL drops whole monthly partitions once every record
+    /// in them is older (so up to a month more is kept). Checked hourly.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "Option<String>", extend("format" = "duration"))]
+    pub retention: Option<Duration>,
 }
 
 impl Default for UsageConfig {
     fn default() -> Self {
-        UsageConfig { channel_capacity: 10_000, max_batch: 500, spool: "moat-data/usage-spool.jsonl".into() }
+        UsageConfig {
+            channel_capacity: 10_000,
+            max_batch: 500,
+            spool: "moat-data/usage-spool.jsonl".into(),
+            retention: None,
+        }
     }
 }
 

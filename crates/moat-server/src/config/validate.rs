@@ -45,6 +45,8 @@ pub struct Settings {
     pub log_level: String,
     /// Usage writer sizes.
     pub usage_writer: UsageWriterConfig,
+    /// How long usage records are kept; `None` keeps them.
+    pub usage_retention: Option<Duration>,
     /// Deployments, indexed by [`DeploymentId`].
     pub deployments: Vec<DeploymentSpec>,
     /// Public model names and their deployments.
@@ -119,8 +121,8 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
     if raw.server.stream_keepalive.is_zero() {
         issues.add("server.stream_keepalive", "must be longer than zero");
     }
-    if !raw.store.url.starts_with("sqlite:") {
-        issues.add("store.url", "only `sqlite://PATH` is supported by this build");
+    if !["sqlite:", "postgres:", "postgresql:"].iter().any(|scheme| raw.store.url.starts_with(scheme)) {
+        issues.add("store.url", "must be `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DATABASE`");
     }
     let store_migrations = match raw.store.migrate.as_str() {
         "auto" => moat_store::Migrations::Apply,
@@ -140,6 +142,9 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
     };
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.log.level) {
         issues.add("log.level", format!("not a valid filter: {e}"));
+    }
+    if raw.usage.retention.is_some_and(|r| r < Duration::from_secs(86_400)) {
+        issues.add("usage.retention", "must be at least a day (e.g. `90d`), or unset to keep every record");
     }
     if raw.usage.channel_capacity == 0 {
         issues.add("usage.channel_capacity", "must be at least 1");
@@ -304,6 +309,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
             spool: Some(raw.usage.spool.trim()).filter(|s| !s.is_empty()).map(std::path::PathBuf::from),
             ..UsageWriterConfig::default()
         },
+        usage_retention: raw.usage.retention,
         deployments,
         catalog,
         routing,

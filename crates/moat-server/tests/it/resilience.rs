@@ -314,6 +314,9 @@ async fn a_config_reload_under_load_drops_no_request() {
     let new = FakeUpstream::start().await;
     let gateway = TestGateway::start_with(&single("old", &old.base_url())).await;
     let key = gateway.client_key().await;
+    // One request first, so the key is cached and the streams below reach the upstream
+    // before any plain request (the upstream hands out its scripted replies in arrival order).
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
     // Streams that are still running when the reload lands, then plain requests throughout.
     let usage = Some(FakeUsage { prompt: 3, completion: 3, cached: 0 });
     for _ in 0..10 {
@@ -325,7 +328,7 @@ async fn a_config_reload_under_load_drops_no_request() {
     });
     let (gateway_ref, key_ref) = (&gateway, &key);
     let requests = (0..60).map(|i| async move {
-        tokio::time::sleep(Duration::from_millis(5 * i)).await;
+        tokio::time::sleep(Duration::from_millis(20 + 5 * i)).await;
         gateway_ref.post("/v1/chat/completions", key_ref, &chat("m")).await.status().as_u16()
     });
     let reload = async {
@@ -337,11 +340,11 @@ async fn a_config_reload_under_load_drops_no_request() {
     assert!(streams.iter().all(|(status, done)| *status == 200 && *done), "{streams:?}");
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert!(old.calls() > 10 && new.calls() > 0, "both served: old {}, new {}", old.calls(), new.calls());
-    assert_eq!(old.calls() + new.calls(), 70);
-    let records = gateway.usage(70).await;
+    assert_eq!(old.calls() + new.calls(), 71);
+    let records = gateway.usage(71).await;
     assert!(records.iter().all(|r| r["status"] == 200), "one successful record per request");
     assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
-    assert_eq!(new.calls() + old.calls(), 71);
+    assert_eq!(new.calls() + old.calls(), 72);
     assert_eq!(gateway.usage(1).await[0]["deployment"], "new", "after the reload, only the new deployment serves");
 }
 

@@ -112,7 +112,11 @@ impl TestGateway {
     async fn start_on(config: &str, shared_store: Option<String>) -> Self {
         log_buffer();
         let dir = tempfile::tempdir().expect("tempdir");
-        let store_url = shared_store.unwrap_or_else(|| format!("sqlite://{}/moat.db", dir.path().display()));
+        let store_url = match shared_store {
+            Some(url) => url,
+            None if test_store_is_postgres() => moat_testkit::fresh_postgres_schema().await,
+            None => format!("sqlite://{}/moat.db", dir.path().display()),
+        };
         let env = HashMap::from([
             ("FAKE_UPSTREAM_KEY".to_string(), UPSTREAM_SECRET.to_string()),
             ("MOAT_TEST_SCIM_TOKEN".to_string(), SCIM_TOKEN.to_string()),
@@ -264,4 +268,10 @@ impl TestGateway {
         let store = moat_store::Store::open(&self.store_url).await.expect("open");
         store.query_usage(&moat_store::UsageFilter { limit: 100, ..Default::default() }).await.expect("query")
     }
+}
+
+/// Whether this run of the suite is on PostgreSQL (`MOAT_TEST_STORE=postgres`, as the test
+/// script's second pass sets) rather than the default SQLite.
+pub fn test_store_is_postgres() -> bool {
+    std::env::var("MOAT_TEST_STORE").is_ok_and(|v| v == "postgres")
 }

@@ -1,0 +1,39 @@
+//! Usage housekeeping: this month's and next month's partitions made ahead of need, and
+//! records older than `usage.retention` removed. Runs on every replica; each pass is
+//! idempotent, so replicas doing the same work at once is harmless.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::state::AppState;
+use crate::time::now_ms;
+
+/// How often a pass runs. Partitions are monthly, so hourly is ample.
+const EVERY: Duration = Duration::from_secs(3600);
+
+/// Runs a pass at start-up and then every hour until the gateway stops.
+pub(crate) async fn run(state: Arc<AppState>, retention: Option<Duration>) {
+    loop {
+        pass(&state, retention).await;
+        tokio::select! {
+            () = tokio::time::sleep(EVERY) => {}
+            () = state.stopping.cancelled() => return,
+        }
+    }
+}
+
+async fn pass(state: &AppState, retention: Option<Duration>) {
+    let now = now_ms();
+    if let Err(error) = state.store.prepare_usage_partitions(now).await {
+        tracing::warn!(%error, "could not create the coming usage partitions; the first batch of the month will");
+    }
+    let Some(retention) = retention else { return };
+    let cut = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+    match state.store.prune_usage(cut).await {
+        Ok(pruned) if pruned.partitions > 0 || pruned.records > 0 => {
+            tracing::info!(partitions = pruned.partitions, records = pruned.records, "old usage records removed");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "usage retention pass failed; the next one retries"),
+    }
+}

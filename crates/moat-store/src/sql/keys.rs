@@ -1,0 +1,290 @@
+//! Keys and usage records, on every SQL backend.
+
+use moat_core::{ModelAccess, OrgRole, Role, Usage, UsageRecord};
+use sqlx::query::Query;
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
+
+use super::statement::{Param, Statement};
+use super::{Dialect, Month, SqlStore, corrupt, to_i64, to_u64};
+use crate::{KeyRecord, NewKey, StoreError, UsageFilter};
+
+/// PostgreSQL takes at most 65535 bound parameters per statement, SQLite 32766; 17 per record.
+const MAX_RECORDS_PER_INSERT: usize = 1000;
+
+const KEY_COLUMNS: &str = "k.id, k.name, k.owner, k.user_id, k.team_id, k.role, k.prefix, k.models, \
+    k.created_at, k.expires_at, k.revoked_at, u.active AS user_active, u.org_role AS user_role";
+
+/// Keys with their owning user's state, for one query at authentication.
+const KEYS_JOINED: &str = "keys k LEFT JOIN users u ON u.id = k.user_id";
+
+const USAGE_COLUMNS: &str = "id, created_at, key_id, model, deployment, endpoint, status, error_code, input_tokens, \
+    output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, estimated, streamed, latency_ms, ttft_ms";
+
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB> + Default,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// A statement's SQL with its values bound, ready to run.
+    pub(crate) fn bound(statement: &Statement) -> Query<'_, DB, DB::Arguments<'_>> {
+        statement.params.iter().fold(sqlx::query(&statement.sql), |query, param| match param {
+            Param::Text(v) => query.bind(v.as_str()),
+            Param::OptText(v) => query.bind(v.as_deref()),
+            Param::Int(v) => query.bind(*v),
+            Param::OptInt(v) => query.bind(*v),
+            Param::Bool(v) => query.bind(*v),
+        })
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
+        sqlx::query(
+            "INSERT INTO keys (id, name, owner, user_id, team_id, role, secret_hash, prefix, models, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&key.id)
+        .bind(&key.name)
+        .bind(&key.owner)
+        .bind(&key.user_id)
+        .bind(&key.team_id)
+        .bind(key.role.as_str())
+        .bind(&key.secret_hash)
+        .bind(&key.prefix)
+        .bind(models_to_json(&key.models))
+        .bind(key.created_at_ms)
+        .bind(key.expires_at_ms)
+        .execute(&self.pool)
+        .await?;
+        self.key_by_id(&key.id)
+            .await?
+            .ok_or_else(|| corrupt("keys", format!("key `{}` vanished after its insert", key.id)))
+    }
+
+    pub(crate) async fn key_by_hash(&self, secret_hash: &[u8]) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM {KEYS_JOINED} WHERE k.secret_hash = $1"))
+            .bind(secret_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::key_from_row).transpose()
+    }
+
+    pub(crate) async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM {KEYS_JOINED} WHERE k.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::key_from_row).transpose()
+    }
+
+    pub(crate) async fn list_keys(&self, include_revoked: bool) -> Result<Vec<KeyRecord>, StoreError> {
+        let filter = if include_revoked { "" } else { "WHERE k.revoked_at IS NULL" };
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM {KEYS_JOINED} {filter} ORDER BY k.created_at DESC, k.id DESC"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::key_from_row).collect()
+    }
+
+    pub(crate) async fn revoke_key(&self, id: &str, now_ms: i64) -> Result<Option<KeyRecord>, StoreError> {
+        sqlx::query("UPDATE keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+            .bind(now_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        self.key_by_id(id).await
+    }
+
+    pub(crate) async fn has_active_admin_key(&self) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM keys WHERE role = 'admin' AND revoked_at IS NULL)")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<bool, _>(0)?)
+    }
+
+    pub(crate) async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
+        self.ensure_usage_partitions(records).await?;
+        let mut tx = self.pool.begin().await?;
+        for chunk in records.chunks(MAX_RECORDS_PER_INSERT) {
+            let mut insert = Statement::new(format!("INSERT INTO usage_records ({USAGE_COLUMNS}) VALUES "));
+            for (i, r) in chunk.iter().enumerate() {
+                if i > 0 {
+                    insert.push(", ");
+                }
+                insert.row([
+                    Param::from(&r.id),
+                    r.created_at_ms.into(),
+                    r.key_id.clone().into(),
+                    (&r.model).into(),
+                    r.deployment.clone().into(),
+                    (&r.endpoint).into(),
+                    i64::from(r.status).into(),
+                    r.error_code.clone().into(),
+                    to_i64(r.usage.input).into(),
+                    to_i64(r.usage.output).into(),
+                    to_i64(r.usage.cached).into(),
+                    to_i64(r.usage.cache_write).into(),
+                    to_i64(r.usage.reasoning).into(),
+                    r.estimated.into(),
+                    r.streamed.into(),
+                    to_i64(r.latency_ms).into(),
+                    r.ttft_ms.map(to_i64).into(),
+                ]);
+            }
+            // A record already stored (a replayed batch) is skipped: ids are unique per instant.
+            insert.push(" ON CONFLICT DO NOTHING");
+            Self::bound(&insert).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates the usage partitions a batch needs that this process has not seen yet; a
+    /// no-op where usage is not partitioned. Replicas racing to create the same month are
+    /// fine: the loser finds the table there.
+    async fn ensure_usage_partitions(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
+        let missing: Vec<Month> = {
+            let known = self.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut months: Vec<Month> = records.iter().filter_map(|r| Month::of(r.created_at_ms)).collect();
+            months.sort_unstable();
+            months.dedup();
+            months.retain(|m| !known.contains(m));
+            months
+        };
+        for month in missing {
+            self.ensure_usage_partition(month).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn ensure_usage_partition(&self, month: Month) -> Result<(), StoreError> {
+        if let Some(ddl) = DB::usage_partition_ddl(&month)
+            && let Err(error) = sqlx::query(&ddl).execute(&self.pool).await
+        {
+            let exists = sqlx::query("SELECT to_regclass($1) IS NOT NULL")
+                .bind(month.partition_name())
+                .fetch_one(&self.pool)
+                .await?
+                .try_get::<bool, _>(0)?;
+            if !exists {
+                return Err(error.into());
+            }
+        }
+        self.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(month);
+        Ok(())
+    }
+
+    pub(crate) async fn query_usage(&self, filter: &UsageFilter) -> Result<Vec<UsageRecord>, StoreError> {
+        let mut query = Statement::new(format!("SELECT {USAGE_COLUMNS} FROM usage_records WHERE 1 = 1"));
+        if let Some(key_id) = &filter.key_id {
+            query.push(" AND key_id = ").bind(key_id.clone());
+        }
+        if let Some(model) = &filter.model {
+            query.push(" AND model = ").bind(model.clone());
+        }
+        if let Some(deployment) = &filter.deployment {
+            query.push(" AND deployment = ").bind(deployment.clone());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").bind(i64::from(status));
+        }
+        if let Some(from) = filter.from_ms {
+            query.push(" AND created_at >= ").bind(from);
+        }
+        if let Some(to) = filter.to_ms {
+            query.push(" AND created_at < ").bind(to);
+        }
+        if let Some(before) = &filter.before_id {
+            query.push(" AND id < ").bind(before.clone());
+        }
+        query.push(" ORDER BY id DESC LIMIT ").bind(i64::from(filter.limit));
+        let rows = Self::bound(&query).fetch_all(&self.pool).await?;
+        rows.iter().map(Self::usage_from_row).collect()
+    }
+
+    fn key_from_row(row: &DB::Row) -> Result<KeyRecord, StoreError> {
+        let role: String = row.try_get("role")?;
+        let role = Role::parse(&role).ok_or_else(|| corrupt("keys", format!("unknown role `{role}`")))?;
+        let models: Option<String> = row.try_get("models")?;
+        let user_active: Option<bool> = row.try_get("user_active")?;
+        let user_role: Option<String> = row.try_get("user_role")?;
+        let user_state = match (user_active, user_role) {
+            (Some(active), Some(role)) => {
+                Some((active, OrgRole::parse(&role).ok_or_else(|| corrupt("users", format!("unknown role `{role}`")))?))
+            }
+            _ => None,
+        };
+        Ok(KeyRecord {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            owner: row.try_get("owner")?,
+            user_id: row.try_get("user_id")?,
+            team_id: row.try_get("team_id")?,
+            user_state,
+            role,
+            prefix: row.try_get("prefix")?,
+            models: models_from_json(models.as_deref())?,
+            created_at_ms: row.try_get("created_at")?,
+            expires_at_ms: row.try_get("expires_at")?,
+            revoked_at_ms: row.try_get("revoked_at")?,
+        })
+    }
+
+    fn usage_from_row(row: &DB::Row) -> Result<UsageRecord, StoreError> {
+        let status: i64 = row.try_get("status")?;
+        let ttft: Option<i64> = row.try_get("ttft_ms")?;
+        Ok(UsageRecord {
+            id: row.try_get("id")?,
+            created_at_ms: row.try_get("created_at")?,
+            key_id: row.try_get("key_id")?,
+            model: row.try_get("model")?,
+            deployment: row.try_get("deployment")?,
+            endpoint: row.try_get("endpoint")?,
+            status: u16::try_from(status).map_err(|_| corrupt("usage_records", format!("status {status}")))?,
+            error_code: row.try_get("error_code")?,
+            usage: Usage {
+                input: to_u64(row.try_get("input_tokens")?),
+                output: to_u64(row.try_get("output_tokens")?),
+                cached: to_u64(row.try_get("cached_tokens")?),
+                cache_write: to_u64(row.try_get("cache_write_tokens")?),
+                reasoning: to_u64(row.try_get("reasoning_tokens")?),
+            },
+            estimated: row.try_get("estimated")?,
+            streamed: row.try_get("streamed")?,
+            latency_ms: to_u64(row.try_get("latency_ms")?),
+            ttft_ms: ttft.map(to_u64),
+        })
+    }
+}
+
+fn models_to_json(models: &ModelAccess) -> Option<String> {
+    match models {
+        ModelAccess::All => None,
+        ModelAccess::Only(list) => serde_json::to_string(list).ok(),
+    }
+}
+
+fn models_from_json(json: Option<&str>) -> Result<ModelAccess, StoreError> {
+    match json {
+        None => Ok(ModelAccess::All),
+        Some(json) => {
+            serde_json::from_str(json).map(ModelAccess::Only).map_err(|e| corrupt("keys", format!("models: {e}")))
+        }
+    }
+}
