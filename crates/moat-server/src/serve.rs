@@ -54,6 +54,7 @@ pub struct Gateway {
     state: Arc<AppState>,
     writer: UsageWriter,
     shutdown_grace: Duration,
+    drain_delay: Duration,
     /// SCIM provisioning, when a token is configured.
     scim: Option<moat_identity::scim::ScimState>,
     /// Browser sign-in and the device flow.
@@ -83,7 +84,7 @@ impl Gateway {
         };
         let mailer =
             settings.smtp.as_ref().map(moat_identity::mail::Mailer::new).transpose().map_err(StartError::Sso)?;
-        let (usage, writer) = UsageWriter::spawn(store.clone(), settings.usage_writer.clone());
+        let (usage, writer) = UsageWriter::spawn(store.clone(), settings.usage_writer.clone())?;
         let state = Arc::new(AppState {
             routing: ArcSwap::from_pointee(routing),
             keys: KeyResolver::new(store.clone(), env_admin_key),
@@ -124,6 +125,7 @@ impl Gateway {
             state,
             writer,
             shutdown_grace: settings.shutdown_grace,
+            drain_delay: settings.drain_delay,
             scim,
             web,
             redis: settings.redis.clone(),
@@ -210,9 +212,17 @@ impl Gateway {
         }
         let (begun_tx, mut begun) = watch::channel(false);
         let signal_state = state.clone();
+        let drain_delay = self.drain_delay;
         let graceful = async move {
             shutdown.await;
             signal_state.draining.store(true, Ordering::Relaxed);
+            if !drain_delay.is_zero() {
+                tracing::info!(
+                    delay_ms = drain_delay.as_millis(),
+                    "shutdown requested: /readyz now fails; still serving until load balancers notice"
+                );
+                tokio::time::sleep(drain_delay).await;
+            }
             signal_state.stopping.cancel();
             tracing::info!("shutdown begun: no new connections; finishing in-flight requests");
             let _ = begun_tx.send(true);

@@ -9,6 +9,7 @@
 
 mod identity;
 mod invitations;
+mod journal;
 mod keys;
 mod postgres;
 mod sign_in;
@@ -20,6 +21,7 @@ pub mod usage_writer;
 
 pub use identity::{AuditFilter, Deactivation, Match, MemberRecord, NewUser, TeamRecord, UserProfile, UserRecord};
 pub use invitations::Invitation;
+pub use journal::{JournalTicket, UsageJournal};
 pub use keys::{KeyRecord, NewKey};
 pub use sign_in::{DeviceGrant, GrantStatus, SessionRecord, SsoLogin};
 pub use usage::UsageFilter;
@@ -127,6 +129,9 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// The usage journal could not be opened (or another process holds it).
+    #[error("usage journal {0}")]
+    Journal(String),
     /// The database could not be reached (the message has had any password removed).
     #[error("cannot connect to the database: {0}")]
     Connect(String),

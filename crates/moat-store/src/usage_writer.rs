@@ -8,9 +8,11 @@
 //! on-disk spool when one is configured (and is replayed when the database answers again, or at
 //! the next start), else it is retried with backoff and kept in memory; ids make retries and
 //! replays idempotent. [`UsageWriter::drain`] closes the channel and flushes what is queued
-//! before shutdown.
+//! before shutdown. With a [`UsageJournal`], a record is also on local disk from the moment
+//! its request settles until it is stored, so not even a killed process loses it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use moat_core::UsageRecord;
@@ -18,8 +20,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::Store;
+use crate::journal::{JournalTicket, Leftovers, UsageJournal};
 use crate::spool::Spool;
+use crate::{Store, StoreError};
 
 /// Sizes of the writer's channel and batches, and where failed batches are spooled.
 #[derive(Debug, Clone)]
@@ -32,26 +35,66 @@ pub struct UsageWriterConfig {
     pub max_backoff: Duration,
     /// The spool file failed batches go to; `None` keeps them in memory and retries.
     pub spool: Option<PathBuf>,
+    /// The folder of this process's usage journal; `None` turns it off.
+    pub journal: Option<PathBuf>,
+    /// `fsync` each journal append (survives a machine crash, not only a killed process).
+    pub journal_fsync: bool,
 }
 
 impl Default for UsageWriterConfig {
     fn default() -> Self {
-        UsageWriterConfig { capacity: 10_000, max_batch: 500, max_backoff: Duration::from_secs(5), spool: None }
+        UsageWriterConfig {
+            capacity: 10_000,
+            max_batch: 500,
+            max_backoff: Duration::from_secs(5),
+            spool: None,
+            journal: None,
+            journal_fsync: false,
+        }
     }
 }
+
+/// The longest one insert may take before the batch is treated as failed (and spooled). A
+/// database behind a network partition does not refuse, it hangs; without this the writer
+/// would wait with it while records pile up in memory. An insert that did land after all is
+/// harmless: replays skip ids already stored.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A record on its way to the writer, with where it was journaled.
+type Queued = (UsageRecord, Option<JournalTicket>);
 
 /// The sending side, cloned into every request.
 #[derive(Debug, Clone)]
 pub struct UsageSink {
-    tx: mpsc::Sender<UsageRecord>,
+    tx: mpsc::Sender<Queued>,
+    journal: Option<Arc<UsageJournal>>,
 }
 
 impl UsageSink {
+    /// Whether records are journaled: callers then build a record early, while the response
+    /// is still open, to journal it.
+    pub fn is_journaled(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// Puts a record in the journal at once (a synchronous append, no `await`), before the
+    /// response it describes is complete. The final record, with the same id, follows through
+    /// [`UsageSink::record_journaled`] with the ticket.
+    pub fn journal(&self, record: &UsageRecord) -> Option<JournalTicket> {
+        self.journal.as_ref().and_then(|journal| journal.append(record))
+    }
+
     /// Queues a record. Waits only while the channel is full. After [`UsageWriter::drain`] the
     /// record cannot be stored; that is logged as an error, since it means a request outlived
     /// shutdown.
     pub async fn record(&self, record: UsageRecord) {
-        if let Err(mpsc::error::SendError(record)) = self.tx.send(record).await {
+        self.record_journaled(record, None).await;
+    }
+
+    /// Queues a record that [`UsageSink::journal`] already journaled; its journal entry goes
+    /// once it is stored.
+    pub async fn record_journaled(&self, record: UsageRecord, ticket: Option<JournalTicket>) {
+        if let Err(mpsc::error::SendError((record, _))) = self.tx.send((record, ticket)).await {
             tracing::error!(record_id = %record.id, "usage record arrived after the usage writer stopped; it was not stored");
         }
     }
@@ -68,8 +111,17 @@ pub struct UsageWriter {
 }
 
 impl UsageWriter {
-    /// Starts the writer on the current tokio runtime.
-    pub fn spawn(store: Store, config: UsageWriterConfig) -> (UsageSink, UsageWriter) {
+    /// Starts the writer on the current tokio runtime, opening the journal when configured
+    /// (records a previous process left in it are written first).
+    pub fn spawn(store: Store, config: UsageWriterConfig) -> Result<(UsageSink, UsageWriter), StoreError> {
+        let (journal, leftovers) = match &config.journal {
+            Some(dir) => {
+                let (journal, leftovers) = UsageJournal::open(dir, config.journal_fsync)
+                    .map_err(|e| StoreError::Journal(format!("{}: {e}", dir.display())))?;
+                (Some(Arc::new(journal)), leftovers)
+            }
+            None => (None, Leftovers::default()),
+        };
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
         let (persisted_tx, persisted) = watch::channel(0);
         let (failed_tx, failed_writes) = watch::channel(0);
@@ -77,13 +129,17 @@ impl UsageWriter {
         let (drain_by, drain_rx) = watch::channel(None);
         #[allow(clippy::disallowed_methods, reason = "the handle is kept; drain() awaits it")]
         let task = tokio::spawn(run(
-            store,
-            config,
+            Writer {
+                store,
+                config,
+                journal: journal.clone(),
+                progress: Progress { persisted: persisted_tx, failed_writes: failed_tx, spooled: spooled_tx },
+            },
+            leftovers,
             rx,
-            Progress { persisted: persisted_tx, failed_writes: failed_tx, spooled: spooled_tx },
             drain_rx,
         ));
-        (UsageSink { tx }, UsageWriter { task, persisted, failed_writes, spooled, drain_by })
+        Ok((UsageSink { tx, journal }, UsageWriter { task, persisted, failed_writes, spooled, drain_by }))
     }
 
     /// The count of records stored so far; tests and shutdown wait on it.
@@ -118,28 +174,51 @@ struct Progress {
     spooled: watch::Sender<u64>,
 }
 
-async fn run(
+/// What the writer task works with.
+struct Writer {
     store: Store,
     config: UsageWriterConfig,
-    mut rx: mpsc::Receiver<UsageRecord>,
+    journal: Option<Arc<UsageJournal>>,
     progress: Progress,
+}
+
+async fn run(
+    writer: Writer,
+    leftovers: Leftovers,
+    mut rx: mpsc::Receiver<Queued>,
     mut drain_by: watch::Receiver<Option<Instant>>,
 ) {
-    let spool = config.spool.clone().map(Spool::new);
+    let spool = writer.config.spool.clone().map(Spool::new);
     // Records a previous run left in the spool are replayed first.
     if let Some(spool) = &spool {
         match spool.read() {
             Ok(left) if !left.is_empty() => {
                 tracing::info!(records = left.len(), path = %spool.path().display(), "replaying the usage spool");
-                progress.spooled.send_replace(left.len() as u64);
+                writer.progress.spooled.send_replace(left.len() as u64);
             }
             Ok(_) => {}
             Err(error) => tracing::error!(%error, "the usage spool cannot be read"),
         }
     }
-    let mut batch = Vec::with_capacity(config.max_batch);
+    // Then what a previous process journaled but may not have stored (it may have died).
+    if !leftovers.records.is_empty() {
+        tracing::info!(
+            records = leftovers.records.len(),
+            "writing the records a previous run left in the usage journal"
+        );
+        let mut stored = true;
+        for chunk in leftovers.records.chunks(writer.config.max_batch.max(1)) {
+            let mut batch = chunk.to_vec();
+            stored &= writer.write_batch(spool.as_ref(), &mut batch, &drain_by).await;
+        }
+        if stored {
+            leftovers.files.iter().for_each(|f| crate::journal::remove(f));
+        }
+    }
+    let mut batch = Vec::with_capacity(writer.config.max_batch);
+    let mut tickets = Vec::with_capacity(writer.config.max_batch);
     let mut draining = false;
-    let mut replay = tokio::time::interval(config.max_backoff);
+    let mut replay = tokio::time::interval(writer.config.max_backoff);
     replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -153,116 +232,135 @@ async fn run(
                     tracing::debug!("usage writer handle dropped; draining");
                 }
             }
-            _ = replay.tick(), if spool.is_some() && *progress.spooled.borrow() > 0 => {
+            _ = replay.tick(), if spool.is_some() && *writer.progress.spooled.borrow() > 0 => {
                 if let Some(spool) = &spool {
-                    replay_spool(&store, &config, spool, &progress).await;
+                    writer.replay_spool(spool).await;
                 }
             }
-            record = rx.recv() => {
-                let Some(record) = record else { break };
-                batch.push(record);
-                while batch.len() < config.max_batch {
-                    match rx.try_recv() {
-                        Ok(record) => batch.push(record),
-                        Err(_) => break,
+            queued = rx.recv() => {
+                let Some(queued) = queued else { break };
+                let mut next = Some(queued);
+                while let Some((record, ticket)) = next.take() {
+                    batch.push(record);
+                    tickets.extend(ticket);
+                    if batch.len() < writer.config.max_batch {
+                        next = rx.try_recv().ok();
                     }
                 }
-                write_batch(&store, &config, spool.as_ref(), &mut batch, &progress, &drain_by).await;
+                if writer.write_batch(spool.as_ref(), &mut batch, &drain_by).await
+                    && let Some(journal) = &writer.journal
+                {
+                    tickets.iter().for_each(|ticket| journal.stored(*ticket));
+                }
+                tickets.clear();
             }
         }
     }
     if let Some(spool) = &spool
-        && *progress.spooled.borrow() > 0
+        && *writer.progress.spooled.borrow() > 0
     {
-        replay_spool(&store, &config, spool, &progress).await;
-        let left = *progress.spooled.borrow();
+        writer.replay_spool(spool).await;
+        let left = *writer.progress.spooled.borrow();
         if left > 0 {
             tracing::warn!(records = left, path = %spool.path().display(), "usage records stay in the spool; the next start writes them");
         }
     }
 }
 
-/// Writes the spool's records to the database and empties it; on failure it stays for the next
-/// try.
-async fn replay_spool(store: &Store, config: &UsageWriterConfig, spool: &Spool, progress: &Progress) {
-    let records = match spool.read() {
-        Ok(records) => records,
-        Err(error) => {
-            tracing::error!(%error, "the usage spool cannot be read");
-            return;
-        }
-    };
-    for chunk in records.chunks(config.max_batch.max(1)) {
-        if let Err(error) = store.insert_usage(chunk).await {
-            progress.failed_writes.send_modify(|count| *count += 1);
-            tracing::warn!(%error, spooled = records.len(), "the database still refuses usage records; they stay in the spool");
-            return;
+impl Writer {
+    async fn insert(&self, batch: &[UsageRecord]) -> Result<(), String> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.store.insert_usage(batch)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("the database did not answer within {}s", WRITE_TIMEOUT.as_secs())),
         }
     }
-    if let Err(error) = spool.clear() {
-        tracing::error!(%error, "the usage spool could not be emptied; its records will be replayed again (and skipped)");
-        return;
-    }
-    progress.persisted.send_modify(|count| *count += records.len() as u64);
-    progress.spooled.send_replace(0);
-    tracing::info!(records = records.len(), "usage spool replayed");
-}
 
-/// Writes `batch`; on failure spools it (when a spool is configured) or retries until it
-/// succeeds or a drain deadline passes. Empties `batch`.
-async fn write_batch(
-    store: &Store,
-    config: &UsageWriterConfig,
-    spool: Option<&Spool>,
-    batch: &mut Vec<UsageRecord>,
-    progress: &Progress,
-    drain_by: &watch::Receiver<Option<Instant>>,
-) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        // While records wait in the spool, new ones join them there, so the database receives
-        // records in the order they settled.
-        let database_first = spool.is_none() || *progress.spooled.borrow() == 0;
-        if database_first {
-            match store.insert_usage(batch).await {
-                Ok(()) => {
+    /// Writes the spool's records to the database and empties it; on failure it stays for
+    /// the next try.
+    async fn replay_spool(&self, spool: &Spool) {
+        let records = match spool.read() {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::error!(%error, "the usage spool cannot be read");
+                return;
+            }
+        };
+        for chunk in records.chunks(self.config.max_batch.max(1)) {
+            if let Err(error) = self.insert(chunk).await {
+                self.progress.failed_writes.send_modify(|count| *count += 1);
+                tracing::warn!(%error, spooled = records.len(), "the database still refuses usage records; they stay in the spool");
+                return;
+            }
+        }
+        if let Err(error) = spool.clear() {
+            tracing::error!(%error, "the usage spool could not be emptied; its records will be replayed again (and skipped)");
+            return;
+        }
+        self.progress.persisted.send_modify(|count| *count += records.len() as u64);
+        self.progress.spooled.send_replace(0);
+        tracing::info!(records = records.len(), "usage spool replayed");
+    }
+
+    /// Writes `batch`; on failure spools it (when a spool is configured) or retries until it
+    /// succeeds or a drain deadline passes. Empties `batch`; whether it was stored (in the
+    /// database or the spool) rather than given up.
+    async fn write_batch(
+        &self,
+        spool: Option<&Spool>,
+        batch: &mut Vec<UsageRecord>,
+        drain_by: &watch::Receiver<Option<Instant>>,
+    ) -> bool {
+        let progress = &self.progress;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            // While records wait in the spool, new ones join them there, so the database
+            // receives records in the order they settled.
+            let database_first = spool.is_none() || *progress.spooled.borrow() == 0;
+            if database_first {
+                match self.insert(batch).await {
+                    Ok(()) => {
+                        let n = batch.len() as u64;
+                        progress.persisted.send_modify(|count| *count += n);
+                        batch.clear();
+                        return true;
+                    }
+                    Err(error) => {
+                        progress.failed_writes.send_modify(|count| *count += 1);
+                        tracing::warn!(%error, records = batch.len(), "usage batch not stored");
+                    }
+                }
+            }
+            if let Some(spool) = spool {
+                match spool.append(batch) {
+                    Ok(()) => {
+                        let n = batch.len() as u64;
+                        progress.spooled.send_modify(|count| *count += n);
+                        batch.clear();
+                        return true;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "the usage spool cannot be written; keeping the batch in memory");
+                    }
+                }
+            }
+            let deadline = *drain_by.borrow();
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let journaled = if self.journal.is_some() { "; the journal keeps them for the next start" } else { "" };
+                tracing::error!(lost = batch.len(), "usage records could not be stored before shutdown{journaled}");
+                batch.clear();
+                return false;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.config.max_backoff);
+            if !database_first {
+                // The spool failed: try the database before the spool again.
+                if self.insert(batch).await.is_ok() {
                     let n = batch.len() as u64;
                     progress.persisted.send_modify(|count| *count += n);
                     batch.clear();
-                    return;
+                    return true;
                 }
-                Err(error) => {
-                    progress.failed_writes.send_modify(|count| *count += 1);
-                    tracing::warn!(%error, records = batch.len(), "usage batch not stored");
-                }
-            }
-        }
-        if let Some(spool) = spool {
-            match spool.append(batch) {
-                Ok(()) => {
-                    let n = batch.len() as u64;
-                    progress.spooled.send_modify(|count| *count += n);
-                    batch.clear();
-                    return;
-                }
-                Err(error) => tracing::error!(%error, "the usage spool cannot be written; keeping the batch in memory"),
-            }
-        }
-        let deadline = *drain_by.borrow();
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            tracing::error!(lost = batch.len(), "usage records could not be stored before shutdown");
-            batch.clear();
-            return;
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(config.max_backoff);
-        if !database_first {
-            // The spool failed: try the database before the spool again.
-            if store.insert_usage(batch).await.is_ok() {
-                let n = batch.len() as u64;
-                progress.persisted.send_modify(|count| *count += n);
-                batch.clear();
-                return;
             }
         }
     }

@@ -160,7 +160,8 @@ async fn usage_filters_and_pages_newest_first(db: TestDb) {
 
 async fn writer_batches_and_drains_everything_queued(db: TestDb) {
     let store = db.open().await;
-    let (sink, writer) = UsageWriter::spawn(store.clone(), UsageWriterConfig { max_batch: 7, ..Default::default() });
+    let (sink, writer) = UsageWriter::spawn(store.clone(), UsageWriterConfig { max_batch: 7, ..Default::default() })
+        .expect("writer starts");
     for i in 0..100 {
         sink.record(record(&format!("{i:04}"), "a", "m", 200)).await;
     }
@@ -173,7 +174,7 @@ async fn writer_batches_and_drains_everything_queued(db: TestDb) {
 
 async fn persisted_count_is_observable(db: TestDb) {
     let store = db.open().await;
-    let (sink, writer) = UsageWriter::spawn(store, UsageWriterConfig::default());
+    let (sink, writer) = UsageWriter::spawn(store, UsageWriterConfig::default()).expect("writer starts");
     let mut persisted = writer.persisted();
     sink.record(record("x", "a", "m", 200)).await;
     tokio::time::timeout(Duration::from_secs(5), persisted.wait_for(|n| *n >= 1))
@@ -198,7 +199,8 @@ async fn records_survive_a_store_that_is_briefly_broken(db: TestDb) {
     let (sink, writer) = UsageWriter::spawn(
         store.clone(),
         UsageWriterConfig { max_backoff: Duration::from_millis(50), ..Default::default() },
-    );
+    )
+    .expect("writer starts");
     let mut failed = writer.failed_writes();
     let mut persisted = writer.persisted();
     sink.record(record("survivor", "a", "m", 200)).await;
@@ -331,7 +333,7 @@ async fn an_outage_spools_records_to_disk_and_they_are_replayed_when_it_ends(db:
     break_usage_table(&db).await;
     let config =
         UsageWriterConfig { max_backoff: Duration::from_millis(50), spool: Some(spool.clone()), ..Default::default() };
-    let (sink, writer) = UsageWriter::spawn(store.clone(), config);
+    let (sink, writer) = UsageWriter::spawn(store.clone(), config).expect("writer starts");
     let (mut spooled, mut persisted) = (writer.spooled(), writer.persisted());
     for id in ["r1", "r2", "r3"] {
         sink.record(record(id, "a", "m", 200)).await;
@@ -359,7 +361,7 @@ async fn records_left_in_the_spool_are_written_at_the_next_start_once_each(db: T
     break_usage_table(&db).await;
     let config =
         UsageWriterConfig { max_backoff: Duration::from_millis(50), spool: Some(spool.clone()), ..Default::default() };
-    let (sink, writer) = UsageWriter::spawn(store.clone(), config.clone());
+    let (sink, writer) = UsageWriter::spawn(store.clone(), config.clone()).expect("writer starts");
     let mut spooled = writer.spooled();
     sink.record(record("kept", "a", "m", 200)).await;
     tokio::time::timeout(Duration::from_secs(5), spooled.wait_for(|n| *n == 1)).await.expect("spooled").expect("alive");
@@ -370,7 +372,7 @@ async fn records_left_in_the_spool_are_written_at_the_next_start_once_each(db: T
     let text = std::fs::read_to_string(&spool).expect("read");
     std::fs::write(&spool, format!("{text}{text}{{\"torn")).expect("duplicate and tear");
     repair_usage_table(&db).await;
-    let (_sink, writer) = UsageWriter::spawn(store.clone(), config);
+    let (_sink, writer) = UsageWriter::spawn(store.clone(), config).expect("writer starts");
     let mut spooled = writer.spooled();
     tokio::time::timeout(Duration::from_secs(5), spooled.wait_for(|n| *n == 0))
         .await

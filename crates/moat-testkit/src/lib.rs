@@ -7,10 +7,12 @@
 //! is llama.cpp's `llama-server`; this fake exists for what a real server cannot be made to do
 //! on demand: fail, stall, or report no usage.
 
+mod gate;
 mod postgres;
 mod smtp;
 mod tls;
 
+pub use gate::TcpGate;
 pub use postgres::{fresh_postgres_schema, postgres_server_url};
 pub use smtp::SmtpSink;
 pub use tls::TestPki;

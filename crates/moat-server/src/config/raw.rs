@@ -57,6 +57,13 @@ pub struct ServerConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String", extend("format" = "duration"))]
     pub shutdown_grace: Duration,
+    /// On shutdown, how long moat keeps accepting requests while `/readyz` already answers
+    /// 503, so a load balancer takes it out of rotation before it stops accepting (no client
+    /// then meets a refused or reset connection). Set it to the balancer's health-check
+    /// interval times its failure threshold; behind none, leave it at zero.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub drain_delay: Duration,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +73,7 @@ impl Default for ServerConfig {
             max_body_bytes: 32 * 1024 * 1024,
             stream_keepalive: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(30),
+            drain_delay: Duration::ZERO,
         }
     }
 }
@@ -121,6 +129,15 @@ pub struct UsageConfig {
     /// `fsync`ed into it before the writer lets go. An empty string turns the spool off
     /// (records then wait in memory, retried).
     pub spool: String,
+    /// The folder of this process's usage journal: every record is appended there as its
+    /// request settles, before the client receives the end of the response, and deleted once
+    /// stored, so a process that is killed (SIGKILL, out of memory) loses no record of a
+    /// completed response; the next start writes what it left. Each process needs its own
+    /// folder. An empty string turns the journal off.
+    pub journal: String,
+    /// `fsync` every journal append. Off, a record survives the process being killed but not
+    /// the machine crashing; on, it survives both, at the cost of a disk flush per request.
+    pub journal_fsync: bool,
     /// How long usage records are kept, e.g. `400d`; unset keeps them forever. SQLite deletes
     /// older records in batches; PostgreSQL drops whole monthly partitions once every record
     /// in them is older (so up to a month more is kept). Checked hourly.
@@ -135,6 +152,8 @@ impl Default for UsageConfig {
             channel_capacity: 10_000,
             max_batch: 500,
             spool: "moat-data/usage-spool.jsonl".into(),
+            journal: "moat-data/usage-journal".into(),
+            journal_fsync: false,
             retention: None,
         }
     }

@@ -35,6 +35,8 @@ pub struct Settings {
     pub stream_keepalive: Duration,
     /// How long in-flight requests may run after shutdown begins.
     pub shutdown_grace: Duration,
+    /// How long shutdown keeps accepting with `/readyz` failing.
+    pub drain_delay: Duration,
     /// Database URL.
     pub store_url: String,
     /// Whether start-up applies migrations or only checks.
@@ -299,6 +301,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         max_body_bytes,
         stream_keepalive: raw.server.stream_keepalive,
         shutdown_grace: raw.server.shutdown_grace,
+        drain_delay: raw.server.drain_delay,
         store_url: raw.store.url,
         store_migrations,
         log_format,
@@ -307,6 +310,8 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
             capacity: raw.usage.channel_capacity,
             max_batch: raw.usage.max_batch,
             spool: Some(raw.usage.spool.trim()).filter(|s| !s.is_empty()).map(std::path::PathBuf::from),
+            journal: Some(raw.usage.journal.trim()).filter(|s| !s.is_empty()).map(std::path::PathBuf::from),
+            journal_fsync: raw.usage.journal_fsync,
             ..UsageWriterConfig::default()
         },
         usage_retention: raw.usage.retention,

@@ -152,7 +152,13 @@ impl Meter {
             usage: p.usage,
             generated: p.generated,
             first_byte: p.first_byte,
+            ticket: None,
         };
+        // Journaled now, synchronously, while the response is still open: a process killed
+        // after the client has its answer still leaves this record on disk.
+        let ticket =
+            if self.state.usage.is_journaled() { self.state.usage.journal(&settlement.provisional()) } else { None };
+        let settlement = Settlement { ticket, ..settlement };
         self.state.tasks.spawn(settlement.run(self.state.clone()));
     }
 }
@@ -175,14 +181,46 @@ struct Settlement {
     usage: Option<Usage>,
     generated: String,
     first_byte: Option<Duration>,
+    /// Where the provisional record was journaled.
+    ticket: Option<moat_store::JournalTicket>,
 }
 
 impl Settlement {
+    /// Whether the upstream did work, so that tokens must be counted if it reported none: the
+    /// stream was cut, or the upstream does not report usage at all.
+    fn upstream_worked(&self) -> bool {
+        self.first_byte.is_some() || (self.status == STATUS_CLIENT_CLOSED && self.deployment.is_some())
+    }
+
+    /// The record as known before any counting: what the journal keeps in case the process
+    /// dies before it settles. Usage the upstream did not report is zero and marked estimated.
+    fn provisional(&self) -> UsageRecord {
+        match self.usage {
+            Some(usage) => self.record(usage, false),
+            None => self.record(Usage::default(), self.upstream_worked()),
+        }
+    }
+
+    fn record(&self, usage: Usage, estimated: bool) -> UsageRecord {
+        UsageRecord {
+            id: self.base.id.clone(),
+            created_at_ms: self.base.created_at_ms,
+            key_id: self.base.key_id.clone(),
+            model: self.base.model.clone(),
+            deployment: self.deployment.as_ref().map(|d| d.spec().name.clone()),
+            endpoint: self.base.endpoint.name().to_owned(),
+            status: self.status,
+            error_code: self.error_code.map(str::to_owned),
+            usage,
+            estimated,
+            streamed: self.base.streamed,
+            latency_ms: duration_ms(self.latency),
+            ttft_ms: self.first_byte.map(duration_ms),
+        }
+    }
+
     async fn run(self, state: Arc<AppState>) {
-        // Tokens must be counted when an upstream did work but reported no usage: the stream
-        // was cut, or the upstream does not report usage at all.
-        let upstream_worked =
-            self.first_byte.is_some() || (self.status == STATUS_CLIENT_CLOSED && self.deployment.is_some());
+        let upstream_worked = self.upstream_worked();
         let (usage, estimated) = match (self.usage, &self.deployment) {
             // A stream cut after its input count but before its output count (Anthropic
             // reports them in separate events): count what was generated.
@@ -196,21 +234,7 @@ impl Settlement {
         if self.deployment.is_some() {
             state.metrics.observe_model_request(&self.base.model, &usage, self.latency, self.first_byte);
         }
-        let record = UsageRecord {
-            id: self.base.id,
-            created_at_ms: self.base.created_at_ms,
-            key_id: self.base.key_id,
-            model: self.base.model,
-            deployment: self.deployment.map(|d| d.spec().name.clone()),
-            endpoint: self.base.endpoint.name().to_owned(),
-            status: self.status,
-            error_code: self.error_code.map(str::to_owned),
-            usage,
-            estimated,
-            streamed: self.base.streamed,
-            latency_ms: duration_ms(self.latency),
-            ttft_ms: self.first_byte.map(duration_ms),
-        };
+        let record = self.record(usage, estimated);
         tracing::debug!(
             request_id = %record.id,
             model = %record.model,
@@ -220,7 +244,7 @@ impl Settlement {
             estimated,
             "usage settled"
         );
-        state.usage.record(record).await;
+        state.usage.record_journaled(record, self.ticket).await;
     }
 
     /// Counts input and output tokens with the deployment's tokenizer, or estimates them.

@@ -122,6 +122,7 @@ impl TestGateway {
             ("MOAT_TEST_SCIM_TOKEN".to_string(), SCIM_TOKEN.to_string()),
             ("MOAT__STORE__URL".to_string(), format!("\"{store_url}\"")),
             ("MOAT__USAGE__SPOOL".to_string(), format!("\"{}/usage-spool.jsonl\"", dir.path().display())),
+            ("MOAT__USAGE__JOURNAL".to_string(), format!("\"{}/usage-journal\"", dir.path().display())),
         ]);
         let settings = load_from_str(config, "test config", &env).unwrap_or_else(|e| panic!("{e}"));
         let (gateway, bootstrap) = Gateway::start(settings, Some(ADMIN_KEY)).await.expect("gateway starts");
