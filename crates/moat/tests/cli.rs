@@ -445,6 +445,33 @@ fn migrate_check_then_serve(store_url: &str) {
     server.stop();
 }
 
+/// The compose example's moat configuration is one this build accepts, with the variables
+/// compose.yaml sets, and a fleet's settings (PostgreSQL checked by `moat migrate`, Redis,
+/// a journal per container). Docker itself cannot run here; the image and compose file are
+/// checked only this far.
+#[test]
+fn the_compose_example_configures_a_fleet_this_moat_accepts() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/compose");
+    let config = format!("{root}/moat.toml");
+    let checked = Command::new(MOAT)
+        .args(["config", "check", &config])
+        .env("UPSTREAM_API_KEY", "x")
+        .env("MOAT__STORE__URL", "postgres://moat:secret@postgres:5432/moat")
+        .output()
+        .expect("run config check");
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let text = std::fs::read_to_string(&config).expect("config");
+    for needle in ["migrate = \"check\"", "[redis]", "journal = \"/var/lib/moat/", "drain_delay"] {
+        assert!(text.contains(needle), "the fleet config sets {needle}");
+    }
+    let compose = std::fs::read_to_string(format!("{root}/compose.yaml")).expect("compose");
+    for replica in ["moat-1", "moat-2", "moat-3"] {
+        assert!(compose.contains(&format!("{replica}:/var/lib/moat")), "{replica} keeps its own journal volume");
+    }
+    let dockerfile = std::fs::read_to_string(format!("{root}/../docker/Dockerfile")).expect("Dockerfile");
+    assert!(dockerfile.contains("USER 65532"), "the image runs as a non-root user");
+}
+
 /// The shipped systemd unit passes `systemd-analyze verify` (with this build as the binary).
 #[test]
 fn the_systemd_unit_verifies() {
