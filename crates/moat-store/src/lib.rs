@@ -190,10 +190,7 @@ impl Store {
 
     /// Where the schema stands.
     pub async fn schema(&self) -> Result<Schema, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.sqlite_schema().await,
-            Backend::Postgres(s) => s.postgres_schema().await,
-        }
+        on_backend!(self, s => s.schema())
     }
 
     /// Inserts a key.

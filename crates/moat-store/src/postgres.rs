@@ -3,11 +3,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Postgres;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Postgres, Row};
 
 use crate::sql::{Dialect, Month, SqlStore};
-use crate::{Migrations, Pruned, Schema, StoreError};
+use crate::{Migrations, Pruned, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -27,6 +27,12 @@ impl Dialect for Postgres {
 
     fn nocase_eq(column: &str) -> (String, &'static str) {
         (format!("lower({column}) = lower("), ")")
+    }
+
+    const MIGRATIONS_TABLE_EXISTS: &'static str = "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
     }
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
@@ -54,29 +60,13 @@ impl SqlStore<Postgres> {
             .connect_with(options)
             .await?;
         let store = SqlStore::new(pool);
-        let schema = store.postgres_schema().await?;
+        let schema = store.schema().await?;
         schema.admit(migrations)?;
         if migrations == Migrations::Apply {
             // sqlx holds an advisory lock while it migrates: replicas starting together take turns.
             MIGRATOR.run(&store.pool).await?;
         }
         Ok(store)
-    }
-
-    /// The migrations applied to this database against the ones this build has.
-    pub(crate) async fn postgres_schema(&self) -> Result<Schema, StoreError> {
-        let exists: bool = sqlx::query("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        let applied: Vec<i64> = if exists {
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-                .fetch_all(&self.pool)
-                .await?
-        } else {
-            Vec::new()
-        };
-        Ok(Schema::compare(applied, &MIGRATOR))
     }
 
     /// The months that have a usage partition, oldest first.

@@ -3,11 +3,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite};
 
 use crate::sql::{Dialect, Month, SqlStore};
-use crate::{Migrations, Pruned, Schema, StoreError};
+use crate::{Migrations, Pruned, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -21,6 +21,13 @@ impl Dialect for Sqlite {
 
     fn nocase_eq(column: &str) -> (String, &'static str) {
         (format!("{column} = "), " COLLATE NOCASE")
+    }
+
+    const MIGRATIONS_TABLE_EXISTS: &'static str =
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')";
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
     }
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
@@ -57,30 +64,12 @@ impl SqlStore<Sqlite> {
             .connect_with(options)
             .await?;
         let store = SqlStore::new(pool);
-        let schema = store.sqlite_schema().await?;
+        let schema = store.schema().await?;
         schema.admit(migrations)?;
         if migrations == Migrations::Apply {
             MIGRATOR.run(&store.pool).await?;
         }
         Ok(store)
-    }
-
-    /// The migrations applied to this database against the ones this build has.
-    pub(crate) async fn sqlite_schema(&self) -> Result<Schema, StoreError> {
-        let exists: bool = sqlx::query(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
-        )
-        .fetch_one(&self.pool)
-        .await?
-        .try_get(0)?;
-        let applied: Vec<i64> = if exists {
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-                .fetch_all(&self.pool)
-                .await?
-        } else {
-            Vec::new()
-        };
-        Ok(Schema::compare(applied, &MIGRATOR))
     }
 
     /// Deletes usage records created before `before_ms`, a batch at a time.

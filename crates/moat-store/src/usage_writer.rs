@@ -71,14 +71,8 @@ pub struct UsageSink {
 }
 
 impl UsageSink {
-    /// Whether records are journaled: callers then build a record early, while the response
-    /// is still open, to journal it.
-    pub fn is_journaled(&self) -> bool {
-        self.journal.is_some()
-    }
-
     /// Puts a record in the journal at once (a synchronous append, no `await`), before the
-    /// response it describes is complete. The final record, with the same id, follows through
+    /// response it describes is complete; `None` when there is no journal. The final record, with the same id, follows through
     /// [`UsageSink::record_journaled`] with the ticket.
     pub fn journal(&self, record: &UsageRecord) -> Option<JournalTicket> {
         self.journal.as_ref().and_then(|journal| journal.append(record))

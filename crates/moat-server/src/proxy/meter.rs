@@ -142,23 +142,41 @@ impl Meter {
     fn settle(&mut self, status: u16, error_code: Option<&'static str>) {
         let Some(mut p) = self.pending.take() else { return };
         p.in_flight = None;
-        let settlement = Settlement {
-            latency: p.base.started.elapsed(),
+        let latency = p.base.started.elapsed();
+        // Tokens must be counted when an upstream did work but reported no usage: the stream
+        // was cut, or the upstream does not report usage at all.
+        let upstream_worked = p.first_byte.is_some() || (status == STATUS_CLIENT_CLOSED && p.deployment.is_some());
+        // The record as known now, before any counting; settlement only fills in the usage.
+        let record = UsageRecord {
+            id: p.base.id,
+            created_at_ms: p.base.created_at_ms,
+            key_id: p.base.key_id,
+            model: p.base.model,
+            deployment: p.deployment.as_ref().map(|d| d.spec().name.clone()),
+            endpoint: p.base.endpoint.name().to_owned(),
             status,
-            error_code,
-            base: p.base,
+            error_code: error_code.map(str::to_owned),
+            usage: p.usage.unwrap_or_default(),
+            estimated: p.usage.is_none() && upstream_worked,
+            streamed: p.base.streamed,
+            latency_ms: duration_ms(latency),
+            ttft_ms: p.first_byte.map(duration_ms),
+        };
+        // Journaled now, synchronously, while the response is still open: a process killed
+        // after the client has its answer still leaves this record on disk.
+        let ticket = self.state.usage.journal(&record);
+        let settlement = Settlement {
+            record,
+            upstream_worked,
+            endpoint: p.base.endpoint,
+            latency,
             request_body: p.request_body,
             deployment: p.deployment,
             usage: p.usage,
             generated: p.generated,
             first_byte: p.first_byte,
-            ticket: None,
+            ticket,
         };
-        // Journaled now, synchronously, while the response is still open: a process killed
-        // after the client has its answer still leaves this record on disk.
-        let ticket =
-            if self.state.usage.is_journaled() { self.state.usage.journal(&settlement.provisional()) } else { None };
-        let settlement = Settlement { ticket, ..settlement };
         self.state.tasks.spawn(settlement.run(self.state.clone()));
     }
 }
@@ -172,55 +190,23 @@ impl Drop for Meter {
 
 /// Everything needed to write the record, detached from the request.
 struct Settlement {
-    base: RecordBase,
+    /// The record with the usage the upstream reported (zero, marked estimated, if none).
+    record: UsageRecord,
+    /// Whether the upstream did work, so that tokens must be counted if it reported none.
+    upstream_worked: bool,
+    endpoint: Endpoint,
     latency: Duration,
-    status: u16,
-    error_code: Option<&'static str>,
     request_body: Bytes,
     deployment: Option<Arc<Deployment>>,
     usage: Option<Usage>,
     generated: String,
     first_byte: Option<Duration>,
-    /// Where the provisional record was journaled.
+    /// Where the record was journaled.
     ticket: Option<moat_store::JournalTicket>,
 }
 
 impl Settlement {
-    /// Whether the upstream did work, so that tokens must be counted if it reported none: the
-    /// stream was cut, or the upstream does not report usage at all.
-    fn upstream_worked(&self) -> bool {
-        self.first_byte.is_some() || (self.status == STATUS_CLIENT_CLOSED && self.deployment.is_some())
-    }
-
-    /// The record as known before any counting: what the journal keeps in case the process
-    /// dies before it settles. Usage the upstream did not report is zero and marked estimated.
-    fn provisional(&self) -> UsageRecord {
-        match self.usage {
-            Some(usage) => self.record(usage, false),
-            None => self.record(Usage::default(), self.upstream_worked()),
-        }
-    }
-
-    fn record(&self, usage: Usage, estimated: bool) -> UsageRecord {
-        UsageRecord {
-            id: self.base.id.clone(),
-            created_at_ms: self.base.created_at_ms,
-            key_id: self.base.key_id.clone(),
-            model: self.base.model.clone(),
-            deployment: self.deployment.as_ref().map(|d| d.spec().name.clone()),
-            endpoint: self.base.endpoint.name().to_owned(),
-            status: self.status,
-            error_code: self.error_code.map(str::to_owned),
-            usage,
-            estimated,
-            streamed: self.base.streamed,
-            latency_ms: duration_ms(self.latency),
-            ttft_ms: self.first_byte.map(duration_ms),
-        }
-    }
-
-    async fn run(self, state: Arc<AppState>) {
-        let upstream_worked = self.upstream_worked();
+    async fn run(mut self, state: Arc<AppState>) {
         let (usage, estimated) = match (self.usage, &self.deployment) {
             // A stream cut after its input count but before its output count (Anthropic
             // reports them in separate events): count what was generated.
@@ -228,28 +214,29 @@ impl Settlement {
                 (Usage { output: self.count_text(deployment, self.generated.clone()).await, ..usage }, true)
             }
             (Some(usage), _) => (usage, false),
-            (None, Some(deployment)) if upstream_worked => (self.count(deployment).await, true),
+            (None, Some(deployment)) if self.upstream_worked => (self.count(deployment).await, true),
             (None, _) => (Usage::default(), false),
         };
         if self.deployment.is_some() {
-            state.metrics.observe_model_request(&self.base.model, &usage, self.latency, self.first_byte);
+            state.metrics.observe_model_request(&self.record.model, &usage, self.latency, self.first_byte);
         }
-        let record = self.record(usage, estimated);
+        self.record.usage = usage;
+        self.record.estimated = estimated;
         tracing::debug!(
-            request_id = %record.id,
-            model = %record.model,
-            status = record.status,
+            request_id = %self.record.id,
+            model = %self.record.model,
+            status = self.record.status,
             input_tokens = usage.input,
             output_tokens = usage.output,
             estimated,
             "usage settled"
         );
-        state.usage.record_journaled(record, self.ticket).await;
+        state.usage.record_journaled(self.record, self.ticket).await;
     }
 
     /// Counts input and output tokens with the deployment's tokenizer, or estimates them.
     async fn count(&self, deployment: &Deployment) -> Usage {
-        let prompt = super::ingress::prompt_text(self.base.endpoint.dialect(), &self.request_body);
+        let prompt = super::ingress::prompt_text(self.endpoint.dialect(), &self.request_body);
         Usage {
             input: self.count_text(deployment, prompt).await,
             output: self.count_text(deployment, self.generated.clone()).await,

@@ -48,6 +48,21 @@ where
         })
     }
 
+    /// The migrations applied to this database against the ones this build has.
+    pub(crate) async fn schema(&self) -> Result<crate::Schema, StoreError> {
+        let exists: bool = sqlx::query(DB::MIGRATIONS_TABLE_EXISTS).fetch_one(&self.pool).await?.try_get(0)?;
+        let mut applied = Vec::new();
+        if exists {
+            let rows = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+                .fetch_all(&self.pool)
+                .await?;
+            for row in &rows {
+                applied.push(row.try_get::<i64, _>(0)?);
+            }
+        }
+        Ok(crate::Schema::compare(applied, DB::migrator()))
+    }
+
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

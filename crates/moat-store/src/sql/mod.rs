@@ -40,6 +40,12 @@ pub(crate) trait Dialect: Database {
     /// `from_ms` (up to `to_ms`) exists, where usage records are partitioned.
     fn usage_partition_ddl(month: &Month) -> Option<String>;
 
+    /// A query answering whether sqlx's migrations table exists (`true` or `false`).
+    const MIGRATIONS_TABLE_EXISTS: &'static str;
+
+    /// This build's migrations for the backend.
+    fn migrator() -> &'static sqlx::migrate::Migrator;
+
     /// How many rows a statement changed (each backend reports it its own way).
     fn rows_affected(result: &Self::QueryResult) -> u64;
 }
