@@ -20,6 +20,7 @@ mod proxy;
 mod retention;
 mod serve;
 mod state;
+mod telemetry;
 mod time;
 
 pub use fanout::RedisSettings;

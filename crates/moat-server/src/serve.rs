@@ -46,6 +46,9 @@ pub enum StartError {
     /// Single sign-on or mail could not be set up.
     #[error("{0}")]
     Sso(String),
+    /// The trace exporter could not be built.
+    #[error("{0}")]
+    Telemetry(String),
 }
 
 /// The running gateway's shared state and background writer.
@@ -84,6 +87,8 @@ impl Gateway {
         };
         let mailer =
             settings.smtp.as_ref().map(moat_identity::mail::Mailer::new).transpose().map_err(StartError::Sso)?;
+        let telemetry =
+            crate::telemetry::Telemetry::start(settings.telemetry.as_ref()).map_err(StartError::Telemetry)?;
         let (usage, writer) = UsageWriter::spawn(store.clone(), settings.usage_writer.clone())?;
         let state = Arc::new(AppState {
             routing: ArcSwap::from_pointee(routing),
@@ -102,6 +107,7 @@ impl Gateway {
             hard_stop: CancellationToken::new(),
             stopping: CancellationToken::new(),
             mailer,
+            telemetry,
         });
         let scim = settings.scim_token.as_ref().map(|token| {
             let keys = state.keys.clone();
@@ -248,6 +254,7 @@ impl Gateway {
         }
         drop(state);
         self.writer.drain(DRAIN_DEADLINE).await;
+        self.state.telemetry.shutdown().await;
         tracing::info!("shutdown complete");
         served
     }

@@ -33,4 +33,6 @@ pub(crate) struct AppState {
     pub(crate) stopping: CancellationToken,
     /// Sends invitations, when SMTP is configured.
     pub(crate) mailer: Option<moat_identity::mail::Mailer>,
+    /// Request spans, when `[telemetry]` is configured.
+    pub(crate) telemetry: crate::telemetry::Telemetry,
 }

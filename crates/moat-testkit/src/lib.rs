@@ -8,11 +8,13 @@
 //! on demand: fail, stall, or report no usage.
 
 mod gate;
+mod otlp;
 mod postgres;
 mod smtp;
 mod tls;
 
 pub use gate::TcpGate;
+pub use otlp::{Attr, OtlpReceiver, ReceivedSpan};
 pub use postgres::{fresh_postgres_schema, postgres_server_url};
 pub use smtp::SmtpSink;
 pub use tls::TestPki;

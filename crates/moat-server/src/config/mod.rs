@@ -231,4 +231,31 @@ deployments = []
         );
         let _ = std::fs::remove_dir_all(dir);
     }
+
+    #[test]
+    fn telemetry_is_checked_and_its_header_secrets_resolved_but_never_printed() {
+        let good = format!(
+            "{CONTRACT}\n[telemetry]\nendpoint = \"http://collector:4318/\"\nheaders = {{ authorization = {{ env = \"T\" }} }}\n"
+        );
+        let env: HashMap<String, String> = [("T".to_string(), "otlp-secret".to_string())].into();
+        let settings = load_from_str(&good, "telemetry", &env).expect("valid");
+        let telemetry = settings.telemetry.as_ref().expect("telemetry configured");
+        assert_eq!(telemetry.traces_url, "http://collector:4318/v1/traces");
+        assert_eq!(telemetry.service_name, "moat");
+        assert!((telemetry.sample_ratio - 1.0).abs() < f64::EPSILON);
+        assert!(!format!("{settings:?}").contains("otlp-secret"));
+
+        let bad = format!(
+            "{CONTRACT}\n[telemetry]\nendpoint = \"collector:4318\"\nsample_ratio = 1.5\nexport_interval = \"0s\"\nheaders = {{ authorization = {{ env = \"MISSING\" }} }}\n"
+        );
+        let found = issues(&bad, &[]);
+        for path in [
+            "telemetry.endpoint",
+            "telemetry.sample_ratio",
+            "telemetry.export_interval",
+            "telemetry.headers.authorization",
+        ] {
+            assert!(found.iter().any(|(p, _)| p == path), "{path} not reported: {found:?}");
+        }
+    }
 }

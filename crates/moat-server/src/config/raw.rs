@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub smtp: Option<SmtpConfig>,
     /// Redis, shared by replicas: revoked keys and deactivated users reach every replica at once.
     pub redis: Option<RedisConfig>,
+    /// OpenTelemetry traces, sent over OTLP/HTTP to a collector (Jaeger, Tempo, Honeycomb…).
+    pub telemetry: Option<TelemetryConfig>,
     /// Upstream servers that run models. Each is one `[[deployments]]` table.
     pub deployments: Vec<DeploymentConfig>,
     /// Public model names clients ask for, each served by one or more deployments.
@@ -578,4 +580,51 @@ pub struct RedisConfig {
 
 fn default_redis_channel() -> String {
     "moat:keys".into()
+}
+
+/// `[telemetry]`: OpenTelemetry traces. Each model request is one span named like
+/// `chat gemma` (GenAI semantic conventions: model, tokens by kind, time to first chunk), with
+/// a child span per upstream attempt whose context reaches the upstream as `traceparent`.
+/// Prompts and completions are never put in spans.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL, e.g. `http://otel-collector:4318`. Spans are sent
+    /// to `<endpoint>/v1/traces` as protobuf.
+    pub endpoint: String,
+    /// `service.name` of every span.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// Share of the traces that start at moat that are recorded, from 0.0 to 1.0. A request
+    /// that arrives with a `traceparent` follows its caller's sampling decision instead.
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+    /// Headers sent with every export, such as a tracing vendor's API key:
+    /// `headers = { authorization = { env = "OTLP_TOKEN" } }`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, SecretRef>,
+    /// How long finished spans wait to be sent together.
+    #[serde(default = "default_export_interval", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub export_interval: Duration,
+    /// Longest one export may take; spans that cannot be sent are dropped, never the request.
+    #[serde(default = "default_export_timeout", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub export_timeout: Duration,
+}
+
+fn default_service_name() -> String {
+    "moat".into()
+}
+
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+
+fn default_export_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_export_timeout() -> Duration {
+    Duration::from_secs(10)
 }

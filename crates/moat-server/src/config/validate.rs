@@ -65,6 +65,8 @@ pub struct Settings {
     pub smtp: Option<moat_identity::mail::MailConfig>,
     /// Redis fan-out, when configured.
     pub redis: Option<crate::fanout::RedisSettings>,
+    /// Trace export, when configured.
+    pub telemetry: Option<crate::telemetry::TelemetrySettings>,
 }
 
 /// Retries and deployment health.
@@ -288,6 +290,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         device_grant_lifetime: raw.sign_in.device_code_lifetime,
         device_key_lifetime: raw.sign_in.login_key_lifetime,
     };
+    let telemetry = raw.telemetry.as_ref().and_then(|telemetry| validate_telemetry(telemetry, env, &mut issues));
     let scim_token = raw.scim.token.as_ref().and_then(|secret| resolve_secret(secret, "scim.token", env, &mut issues));
     if scim_token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
         issues.add("scim.token", "must have at least 16 characters");
@@ -323,6 +326,51 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         sso,
         smtp,
         redis,
+        telemetry,
+    })
+}
+
+fn validate_telemetry(
+    raw: &super::raw::TelemetryConfig,
+    env: &HashMap<String, String>,
+    issues: &mut Issues,
+) -> Option<crate::telemetry::TelemetrySettings> {
+    let endpoint = raw.endpoint.trim_end_matches('/');
+    let before = issues.0.len();
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        issues.add("telemetry.endpoint", "must be an `http://` or `https://` URL, e.g. `http://otel-collector:4318`");
+    }
+    if !(0.0..=1.0).contains(&raw.sample_ratio) {
+        issues.add("telemetry.sample_ratio", "must be between 0.0 and 1.0");
+    }
+    if raw.service_name.trim().is_empty() {
+        issues.add("telemetry.service_name", "must not be empty");
+    }
+    for (field, value) in
+        [("telemetry.export_interval", raw.export_interval), ("telemetry.export_timeout", raw.export_timeout)]
+    {
+        if value.is_zero() {
+            issues.add(field, "must be longer than zero");
+        }
+    }
+    let mut headers = Vec::new();
+    for (name, secret) in &raw.headers {
+        let path = format!("telemetry.headers.{name}");
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            issues.add(path, "is not a valid HTTP header name");
+            continue;
+        }
+        if let Some(value) = resolve_secret(secret, &path, env, issues) {
+            headers.push((name.to_ascii_lowercase(), value));
+        }
+    }
+    (issues.0.len() == before).then(|| crate::telemetry::TelemetrySettings {
+        traces_url: format!("{endpoint}/v1/traces"),
+        service_name: raw.service_name.clone(),
+        sample_ratio: raw.sample_ratio,
+        headers,
+        export_interval: raw.export_interval,
+        export_timeout: raw.export_timeout,
     })
 }
 

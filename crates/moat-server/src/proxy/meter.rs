@@ -7,18 +7,20 @@
 //! background task, so the response never waits for it and shutdown waits for all of it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
+use axum::http::HeaderMap;
 use moat_core::estimate::estimate_tokens;
 use moat_core::usage_record::STATUS_CLIENT_CLOSED;
-use moat_core::{Usage, UsageRecord};
+use moat_core::{Dialect, Usage, UsageRecord};
 use moat_wire::response_view::ResponseView;
 
 use super::Endpoint;
 use crate::error::ApiError;
 use crate::fleet::{Deployment, InFlight};
 use crate::state::AppState;
+use crate::telemetry::RequestTrace;
 
 /// The error code recorded when the client went away before the response was complete.
 pub(crate) const CLIENT_CLOSED: &str = "client_closed";
@@ -55,11 +57,17 @@ struct Pending {
     usage: Option<Usage>,
     generated: String,
     first_byte: Option<Duration>,
+    /// The request's spans, when tracing is on.
+    trace: Option<RequestTrace>,
 }
 
 impl Meter {
-    pub(crate) fn new(state: Arc<AppState>, base: RecordBase, request_body: Bytes) -> Self {
+    /// Starts metering (and, when tracing is on, the request's span: `headers` may carry the
+    /// caller's `traceparent`).
+    pub(crate) fn new(state: Arc<AppState>, base: RecordBase, request_body: Bytes, headers: &HeaderMap) -> Self {
+        let trace = state.telemetry.request(headers, &base);
         let pending = Pending {
+            trace,
             base,
             request_body,
             deployment: None,
@@ -72,13 +80,24 @@ impl Meter {
         Meter { state, pending: Some(pending) }
     }
 
-    /// Starts an attempt on `deployment`: the record names it, and it counts as in flight there.
-    pub(crate) fn set_deployment(&mut self, deployment: &Arc<Deployment>) {
+    /// Starts an attempt on `deployment`, spoken to in `upstream`: the record names it, it
+    /// counts as in flight there, and it has its own span.
+    pub(crate) fn set_deployment(&mut self, deployment: &Arc<Deployment>, upstream: Dialect) {
         if let Some(p) = &mut self.pending {
             p.in_flight = None;
             p.in_flight = Some(deployment.live.begin());
             p.deployment = Some(deployment.clone());
             p.attempt_started = Some(Instant::now());
+            if let Some(trace) = &mut p.trace {
+                trace.begin_attempt(deployment.spec(), upstream);
+            }
+        }
+    }
+
+    /// Adds the current attempt's trace context to its upstream request's headers.
+    pub(crate) fn propagate_trace(&self, headers: &mut HeaderMap) {
+        if let Some(trace) = self.pending.as_ref().and_then(|p| p.trace.as_ref()) {
+            trace.inject(headers);
         }
     }
 
@@ -93,7 +112,11 @@ impl Meter {
         if let Some(p) = &mut self.pending
             && p.first_byte.is_none()
         {
-            p.first_byte = Some(p.base.started.elapsed());
+            let first_byte = p.base.started.elapsed();
+            p.first_byte = Some(first_byte);
+            if let (true, Some(trace)) = (p.base.streamed, &p.trace) {
+                trace.first_chunk(first_byte);
+            }
             if p.base.streamed
                 && let (Some(deployment), Some(started)) = (&p.deployment, p.attempt_started)
             {
@@ -119,7 +142,10 @@ impl Meter {
     }
 
     /// Counts a failed exchange with the deployment in the metrics and its health.
-    pub(crate) fn note_upstream_error(&self, error: &moat_upstream::UpstreamError) {
+    pub(crate) fn note_upstream_error(&mut self, error: &moat_upstream::UpstreamError) {
+        if let Some(trace) = self.pending.as_mut().and_then(|p| p.trace.as_mut()) {
+            trace.end_attempt(Some(error.code().as_str()));
+        }
         if let Some(deployment) = self.deployment() {
             self.state.metrics.observe_upstream_error(&deployment.spec().name, error.code().as_str());
             if error.counts_against_health() {
@@ -143,6 +169,7 @@ impl Meter {
         let Some(mut p) = self.pending.take() else { return };
         p.in_flight = None;
         let latency = p.base.started.elapsed();
+        let settled_at = SystemTime::now();
         // Tokens must be counted when an upstream did work but reported no usage: the stream
         // was cut, or the upstream does not report usage at all.
         let upstream_worked = p.first_byte.is_some() || (status == STATUS_CLIENT_CLOSED && p.deployment.is_some());
@@ -176,6 +203,7 @@ impl Meter {
             generated: p.generated,
             first_byte: p.first_byte,
             ticket,
+            trace: p.trace.map(|trace| (trace, settled_at)),
         };
         self.state.tasks.spawn(settlement.run(self.state.clone()));
     }
@@ -203,6 +231,8 @@ struct Settlement {
     first_byte: Option<Duration>,
     /// Where the record was journaled.
     ticket: Option<moat_store::JournalTicket>,
+    /// The request's spans, ended with the settled usage at the time the response ended.
+    trace: Option<(RequestTrace, SystemTime)>,
 }
 
 impl Settlement {
@@ -231,6 +261,9 @@ impl Settlement {
             estimated,
             "usage settled"
         );
+        if let Some((trace, ended_at)) = self.trace.take() {
+            trace.finish(&self.record, ended_at);
+        }
         state.usage.record_journaled(self.record, self.ticket).await;
     }
 

@@ -37,8 +37,7 @@ use crate::state::AppState;
 use crate::time::now_ms;
 use ingress::Decoded;
 pub(crate) use ingress::Endpoint;
-pub(crate) use meter::Meter;
-use meter::RecordBase;
+pub(crate) use meter::{Meter, RecordBase};
 
 pub(crate) async fn chat_completions(State(state): State<Arc<AppState>>, request: Request) -> Response {
     handle(state, Endpoint::ChatCompletions, request).await
@@ -132,6 +131,7 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
             streamed: stream,
         },
         body.clone(),
+        &parts.headers,
     );
 
     let hops = match route(&routing, &model, endpoint, body.len()) {
@@ -165,9 +165,13 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
         if !deployment.live.try_acquire(Instant::now()) {
             continue;
         }
-        meter.set_deployment(deployment);
+        let upstream_dialect = match hop {
+            Hop::PassThrough => dialect,
+            Hop::Translate(translation) => translation.upstream_dialect(),
+        };
+        meter.set_deployment(deployment, upstream_dialect);
         let spec = deployment.spec();
-        let (outbound, client_stops) = match hop {
+        let (mut outbound, client_stops) = match hop {
             Hop::PassThrough => (
                 Outbound {
                     dialect,
@@ -182,6 +186,7 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
                 Err(error) => return respond(meter.fail(error)),
             },
         };
+        meter.propagate_trace(&mut outbound.headers);
         let input_tokens_hint = match (hop, stream) {
             (Hop::Translate(Translation::MessagesToChat), true) => {
                 translate::count_prompt(&deployment.client, &body).await

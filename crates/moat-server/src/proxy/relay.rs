@@ -209,7 +209,7 @@ impl Stream for MeteredStream {
                     }
                 }
                 Poll::Ready(Some(Err(error))) => {
-                    if let Some(meter) = this.meter.as_ref() {
+                    if let Some(meter) = this.meter.as_mut() {
                         meter.note_upstream_error(&error);
                     }
                     let frame = this.fail(error.code(), &error.detail);

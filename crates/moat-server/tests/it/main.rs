@@ -19,3 +19,4 @@ mod responses;
 mod scim;
 mod sign_in;
 mod support;
+mod telemetry;

@@ -14,6 +14,8 @@ use tokio::sync::{oneshot, watch};
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 /// The credential moat sends to fake upstreams; tests check it never leaks.
 pub const UPSTREAM_SECRET: &str = "upstream-secret-value-42";
+/// The token tests send to trace collectors as `[telemetry] headers`; it must never reach a span.
+pub const OTLP_TOKEN: &str = "otlp-token-for-tests-0123456789";
 /// The SCIM token tests configure as `[scim] token = { env = "MOAT_TEST_SCIM_TOKEN" }`.
 pub const SCIM_TOKEN: &str = "scim-token-for-tests-0123456789";
 
@@ -120,6 +122,7 @@ impl TestGateway {
         let env = HashMap::from([
             ("FAKE_UPSTREAM_KEY".to_string(), UPSTREAM_SECRET.to_string()),
             ("MOAT_TEST_SCIM_TOKEN".to_string(), SCIM_TOKEN.to_string()),
+            ("MOAT_TEST_OTLP_TOKEN".to_string(), OTLP_TOKEN.to_string()),
             ("MOAT__STORE__URL".to_string(), format!("\"{store_url}\"")),
             ("MOAT__USAGE__SPOOL".to_string(), format!("\"{}/usage-spool.jsonl\"", dir.path().display())),
             ("MOAT__USAGE__JOURNAL".to_string(), format!("\"{}/usage-journal\"", dir.path().display())),
