@@ -6,6 +6,7 @@
 //! every transport and store that builds on them.
 
 pub mod audit;
+pub mod cache_policy;
 pub mod dialect;
 pub mod error_code;
 pub mod estimate;
@@ -17,6 +18,7 @@ pub mod routing;
 pub mod usage;
 pub mod usage_record;
 
+pub use cache_policy::{CachePolicy, CacheScope};
 pub use dialect::Dialect;
 pub use error_code::ErrorCode;
 pub use health::{BreakerPolicy, CircuitBreaker, HealthState};

@@ -48,6 +48,8 @@ pub struct ModelRoute {
     pub strategy: Strategy,
     /// Models tried, in order, after this model's own deployments.
     pub fallbacks: Vec<String>,
+    /// Whether and how its answers are cached; `None` never caches.
+    pub cache: Option<crate::CachePolicy>,
 }
 
 /// What is known of a deployment at the moment a request is routed.

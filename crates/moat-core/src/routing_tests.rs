@@ -5,7 +5,7 @@ fn member(id: usize, weight: u32, tier: u32) -> Member {
 }
 
 fn route(members: Vec<Member>, strategy: Strategy, fallbacks: &[&str]) -> ModelRoute {
-    ModelRoute { members, strategy, fallbacks: fallbacks.iter().map(|s| (*s).to_owned()).collect() }
+    ModelRoute { members, strategy, fallbacks: fallbacks.iter().map(|s| (*s).to_owned()).collect(), cache: None }
 }
 
 fn up() -> DeploymentView {

@@ -34,6 +34,10 @@ pub struct UsageRecord {
     pub latency_ms: u64,
     /// From arrival to the first byte of the upstream's response body, in milliseconds.
     pub ttft_ms: Option<u64>,
+    /// Answered from the response cache: the tokens are the stored answer's, and no
+    /// deployment spent them.
+    #[serde(default)]
+    pub cache_hit: bool,
 }
 
 /// The status recorded when the client disconnected before the response was complete

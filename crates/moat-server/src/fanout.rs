@@ -24,6 +24,8 @@ pub struct RedisSettings {
     pub url: String,
     /// The pub/sub channel replicas share.
     pub channel: String,
+    /// Prefix of the keys moat writes (the response cache).
+    pub key_prefix: String,
 }
 
 /// Starts the publisher and subscriber on `tasks`; they stop with `stopping`. Returns the

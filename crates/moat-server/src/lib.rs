@@ -17,6 +17,7 @@ mod health_checks;
 mod metrics;
 mod ops;
 mod proxy;
+mod response_cache;
 mod retention;
 mod serve;
 mod state;

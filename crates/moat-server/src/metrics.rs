@@ -43,6 +43,12 @@ struct UpstreamErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    model: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeploymentLabels {
     deployment: String,
 }
@@ -62,6 +68,7 @@ pub(crate) struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     retries: Family<ModelLabels, Counter>,
+    cache_lookups: Family<CacheLabels, Counter>,
     deployment_up: Family<DeploymentLabels, Gauge>,
     deployment_in_flight: Family<DeploymentLabels, Gauge>,
     deployment_opened: Family<DeploymentLabels, Gauge>,
@@ -125,6 +132,12 @@ impl Metrics {
         );
         let retries = Family::<ModelLabels, Counter>::default();
         registry.register("upstream_retries", "Attempts after the first, by model", retries.clone());
+        let cache_lookups = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "response_cache_lookups",
+            "Response cache lookups of models that cache, by model and result (hit, miss, unavailable)",
+            cache_lookups.clone(),
+        );
         let deployment_up = Family::<DeploymentLabels, Gauge>::default();
         registry.register(
             "deployment_up",
@@ -162,6 +175,7 @@ impl Metrics {
             tokens,
             upstream_errors,
             retries,
+            cache_lookups,
             deployment_up,
             deployment_in_flight,
             deployment_opened,
@@ -181,6 +195,11 @@ impl Metrics {
     pub(crate) fn observe_http(&self, route: &'static str, status: u16, elapsed: Duration) {
         self.http_requests.get_or_create(&HttpLabels { route, status }).inc();
         self.http_duration.get_or_create(&RouteLabels { route }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one response cache lookup: `hit`, `miss`, or `unavailable` (Redis did not answer).
+    pub(crate) fn observe_cache_lookup(&self, model: &str, result: &'static str) {
+        self.cache_lookups.get_or_create(&CacheLabels { model: model.to_owned(), result }).inc();
     }
 
     pub(crate) fn observe_model_request(&self, model: &str, usage: &Usage, latency: Duration, ttft: Option<Duration>) {

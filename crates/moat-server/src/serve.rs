@@ -46,6 +46,9 @@ pub enum StartError {
     /// Single sign-on or mail could not be set up.
     #[error("{0}")]
     Sso(String),
+    /// The Redis URL is not usable.
+    #[error("{0}")]
+    Redis(String),
     /// The trace exporter could not be built.
     #[error("{0}")]
     Telemetry(String),
@@ -89,6 +92,9 @@ impl Gateway {
             settings.smtp.as_ref().map(moat_identity::mail::Mailer::new).transpose().map_err(StartError::Sso)?;
         let telemetry =
             crate::telemetry::Telemetry::start(settings.telemetry.as_ref()).map_err(StartError::Telemetry)?;
+        let response_cache = crate::response_cache::ResponseCache::new(settings.redis.as_ref())
+            .map(Arc::new)
+            .map_err(StartError::Redis)?;
         let (usage, writer) = UsageWriter::spawn(store.clone(), settings.usage_writer.clone())?;
         let state = Arc::new(AppState {
             routing: ArcSwap::from_pointee(routing),
@@ -108,6 +114,7 @@ impl Gateway {
             stopping: CancellationToken::new(),
             mailer,
             telemetry,
+            response_cache,
         });
         let scim = settings.scim_token.as_ref().map(|token| {
             let keys = state.keys.clone();

@@ -33,6 +33,8 @@ pub(crate) struct AppState {
     pub(crate) stopping: CancellationToken,
     /// Sends invitations, when SMTP is configured.
     pub(crate) mailer: Option<moat_identity::mail::Mailer>,
+    /// Answers of models that cache them: in Redis when configured, else in this process.
+    pub(crate) response_cache: std::sync::Arc<crate::response_cache::ResponseCache>,
     /// Request spans, when `[telemetry]` is configured.
     pub(crate) telemetry: crate::telemetry::Telemetry,
 }

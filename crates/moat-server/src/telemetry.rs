@@ -212,6 +212,7 @@ impl RequestTrace {
             KeyValue::new("gen_ai.usage.reasoning.output_tokens", count(usage.reasoning)),
             KeyValue::new("moat.usage.estimated", record.estimated),
             KeyValue::new("moat.attempts", i64::from(self.attempts)),
+            KeyValue::new("moat.cache_hit", record.cache_hit),
         ]);
         if let Some(error_type) = failed {
             span.set_attribute(KeyValue::new("error.type", error_type.to_owned()));

@@ -236,6 +236,7 @@ mod tests {
             streamed: false,
             latency_ms: 1,
             ttft_ms: None,
+            cache_hit: false,
         }
     }
 

@@ -98,6 +98,7 @@ fn record(id: &str, key: &str, model: &str, status: u16) -> UsageRecord {
         streamed: true,
         latency_ms: 42,
         ttft_ms: Some(7),
+        cache_hit: false,
     }
 }
 
@@ -132,7 +133,11 @@ async fn keys_round_trip_and_revoke_once(db: TestDb) {
 
 async fn usage_filters_and_pages_newest_first(db: TestDb) {
     let store = db.open().await;
-    let records = vec![record("0001", "a", "m1", 200), record("0002", "b", "m1", 502), record("0003", "a", "m2", 200)];
+    let records = vec![
+        record("0001", "a", "m1", 200),
+        record("0002", "b", "m1", 502),
+        UsageRecord { cache_hit: true, ..record("0003", "a", "m2", 200) },
+    ];
     store.insert_usage(&records).await.expect("insert");
     store.insert_usage(&records[..1]).await.expect("a retried batch is ignored, not duplicated");
 

@@ -58,6 +58,7 @@ fn usage_json(r: &UsageRecord) -> Value {
         "streamed": r.streamed,
         "latency_ms": r.latency_ms,
         "ttft_ms": r.ttft_ms,
+        "cache_hit": r.cache_hit,
     })
 }
 

@@ -258,4 +258,26 @@ deployments = []
             assert!(found.iter().any(|(p, _)| p == path), "{path} not reported: {found:?}");
         }
     }
+
+    #[test]
+    fn a_model_cache_needs_a_lifetime_and_a_known_scope() {
+        let with = |cache: &str| {
+            CONTRACT.replace(
+                "deployments = [\"local-gemma\"]",
+                &format!("deployments = [\"local-gemma\"]\ncache = {cache}"),
+            )
+        };
+        let settings = load_from_str(&with("{ ttl = \"10m\" }"), "cache", &HashMap::new()).expect("valid");
+        let route = settings.catalog.route("gemma-3-270m").expect("model");
+        assert_eq!(
+            route.cache,
+            Some(moat_core::CachePolicy {
+                ttl: std::time::Duration::from_secs(600),
+                scope: moat_core::CacheScope::Team
+            })
+        );
+        let found = issues(&with("{ ttl = \"0s\", scope = \"everyone\" }"), &[]);
+        assert!(found.iter().any(|(p, _)| p == "models[0].cache.ttl"), "{found:?}");
+        assert!(found.iter().any(|(p, m)| p == "models[0].cache.scope" && m.contains("`everyone`")), "{found:?}");
+    }
 }

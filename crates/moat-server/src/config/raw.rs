@@ -372,6 +372,31 @@ pub struct ModelConfig {
     /// always wins over an alias; among aliases the first match in file order wins.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Serve identical requests from a cache: `cache = { ttl = "10m", scope = "team" }`.
+    /// Off unless set. Kept in Redis when `[redis]` is configured (shared by replicas), else in
+    /// the process (64 MiB).
+    #[serde(default)]
+    pub cache: Option<ModelCacheConfig>,
+}
+
+/// A model's response cache. A request whose body is byte-for-byte identical to an earlier
+/// one, from the same tenant, within `ttl`, gets the earlier answer (`x-moat-cache: hit`);
+/// `cache-control: no-cache` on a request skips the lookup and `no-store` skips storing.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCacheConfig {
+    /// How long an answer is served from the cache.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub ttl: Duration,
+    /// Who may be served each other's answers: `key`, `user`, `team` (a team's keys, or one
+    /// user's personal keys) or `org` (everyone on this moat).
+    #[serde(default = "default_cache_scope")]
+    pub scope: String,
+}
+
+fn default_cache_scope() -> String {
+    "team".into()
 }
 
 /// `[routing]`: retries and deployment health, for every model.
@@ -576,6 +601,14 @@ pub struct RedisConfig {
     /// The pub/sub channel the replicas of one moat share.
     #[serde(default = "default_redis_channel")]
     pub channel: String,
+    /// Prefix of every key moat writes (the response cache); installations sharing one Redis
+    /// need different prefixes.
+    #[serde(default = "default_redis_prefix")]
+    pub key_prefix: String,
+}
+
+fn default_redis_prefix() -> String {
+    "moat".into()
 }
 
 fn default_redis_channel() -> String {

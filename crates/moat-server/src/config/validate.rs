@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use moat_core::{BreakerPolicy, DeploymentId, Dialect, Member, ModelCatalog, ModelRoute, Price, Strategy};
+use moat_core::{
+    BreakerPolicy, CachePolicy, CacheScope, DeploymentId, Dialect, Member, ModelCatalog, ModelRoute, Price, Strategy,
+};
 use moat_store::UsageWriterConfig;
 use moat_upstream::{DeploymentSpec, UpstreamTls};
 use secrecy::{ExposeSecret, SecretString};
@@ -215,7 +217,20 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
                 Strategy::Weighted
             }
         };
-        catalog.insert(model.name.clone(), ModelRoute { members, strategy, fallbacks: model.fallbacks.clone() });
+        let cache = model.cache.as_ref().and_then(|cache| {
+            if cache.ttl.is_zero() {
+                issues.add(format!("{path}.cache.ttl"), "must be longer than zero");
+            }
+            let scope = CacheScope::parse(&cache.scope);
+            if scope.is_none() {
+                issues.add(
+                    format!("{path}.cache.scope"),
+                    format!("`{}` is not one of `key`, `user`, `team`, `org`", cache.scope),
+                );
+            }
+            Some(CachePolicy { ttl: cache.ttl, scope: scope? })
+        });
+        catalog.insert(model.name.clone(), ModelRoute { members, strategy, fallbacks: model.fallbacks.clone(), cache });
         for (j, pattern) in model.aliases.iter().enumerate() {
             if pattern.trim().is_empty() {
                 issues.add(format!("{path}.aliases[{j}]"), "must not be empty");
@@ -252,7 +267,14 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
             issues.add("redis.url", "must start with `redis://` or `rediss://`");
             return None;
         }
-        Some(crate::fanout::RedisSettings { url: redis.url.clone(), channel: redis.channel.clone() })
+        if redis.key_prefix.trim().is_empty() {
+            issues.add("redis.key_prefix", "must not be empty");
+        }
+        Some(crate::fanout::RedisSettings {
+            url: redis.url.clone(),
+            channel: redis.channel.clone(),
+            key_prefix: redis.key_prefix.clone(),
+        })
     });
     let smtp = raw.smtp.as_ref().and_then(|smtp| {
         use moat_identity::mail::{MailConfig, SmtpSecurity};

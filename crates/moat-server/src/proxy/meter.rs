@@ -59,6 +59,8 @@ struct Pending {
     first_byte: Option<Duration>,
     /// The request's spans, when tracing is on.
     trace: Option<RequestTrace>,
+    /// Answered from the response cache.
+    cache_hit: bool,
 }
 
 impl Meter {
@@ -68,6 +70,7 @@ impl Meter {
         let trace = state.telemetry.request(headers, &base);
         let pending = Pending {
             trace,
+            cache_hit: false,
             base,
             request_body,
             deployment: None,
@@ -91,6 +94,13 @@ impl Meter {
             if let Some(trace) = &mut p.trace {
                 trace.begin_attempt(deployment.spec(), upstream);
             }
+        }
+    }
+
+    /// Marks the request as answered from the response cache.
+    pub(crate) fn mark_cache_hit(&mut self) {
+        if let Some(p) = &mut self.pending {
+            p.cache_hit = true;
         }
     }
 
@@ -188,6 +198,7 @@ impl Meter {
             streamed: p.base.streamed,
             latency_ms: duration_ms(latency),
             ttft_ms: p.first_byte.map(duration_ms),
+            cache_hit: p.cache_hit,
         };
         // Journaled now, synchronously, while the response is still open: a process killed
         // after the client has its answer still leaves this record on disk.

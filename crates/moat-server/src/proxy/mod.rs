@@ -10,6 +10,7 @@
 //! request takes from there, including the client vanishing, the meter records it exactly once.
 
 mod body;
+mod cache;
 mod count_tokens;
 mod ingress;
 mod meter;
@@ -143,6 +144,13 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
             .with_param("model");
         return respond(meter.fail(error));
     }
+    let policy = routing.catalog.route(&model).and_then(|route| route.cache);
+    let cache = cache::plan(policy, endpoint, stream, &principal, &parts.headers, &model, &body);
+    if let Some(cache_use) = &cache
+        && let Some(answer) = cache::lookup(&state, &model, cache_use).await
+    {
+        return cache::answer(meter, endpoint, answer);
+    }
     // Try the plan's deployments in order, and again from the top while attempts remain, as
     // long as each failure happened before any byte reached the client and may pass.
     let mut schedule = retry::Schedule::new(routing.settings, started, hops.len());
@@ -198,6 +206,7 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
                 deployment.live.succeeded();
                 meter.mark_first_byte_if(!stream || first_chunk.is_some());
                 let relay = Relay {
+                    cache,
                     endpoint,
                     hop,
                     stream,
@@ -360,6 +369,8 @@ pub(crate) fn upstream_api_error(error: &UpstreamError) -> ApiError {
 
 /// How to send one upstream answer back to the client.
 struct Relay {
+    /// Where a successful whole answer is stored, for a model that caches.
+    cache: Option<cache::CacheUse>,
     endpoint: Endpoint,
     hop: Hop,
     stream: bool,
@@ -445,10 +456,11 @@ impl Relay {
                     }
                 };
                 meter.finish(status, None);
-                let mut response = Response::new(axum::body::Body::from(bytes));
+                let mut response = Response::new(axum::body::Body::from(bytes.clone()));
                 *response.status_mut() = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);
                 let content_type = content_type.unwrap_or_else(|| HeaderValue::from_static("application/json"));
                 response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+                cache::fill(state, self.cache, &mut response, &bytes);
                 response
             }
             Err(error) => {

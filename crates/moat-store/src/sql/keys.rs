@@ -18,7 +18,7 @@ const KEY_COLUMNS: &str = "k.id, k.name, k.owner, k.user_id, k.team_id, k.role, 
 const KEYS_JOINED: &str = "keys k LEFT JOIN users u ON u.id = k.user_id";
 
 const USAGE_COLUMNS: &str = "id, created_at, key_id, model, deployment, endpoint, status, error_code, input_tokens, \
-    output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, estimated, streamed, latency_ms, ttft_ms";
+    output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, estimated, streamed, latency_ms, ttft_ms, cache_hit";
 
 impl<DB> SqlStore<DB>
 where
@@ -160,6 +160,7 @@ where
                     r.streamed.into(),
                     to_i64(r.latency_ms).into(),
                     r.ttft_ms.map(to_i64).into(),
+                    r.cache_hit.into(),
                 ]);
             }
             // A record already stored (a replayed batch) is skipped: ids are unique per instant.
@@ -284,6 +285,7 @@ where
             streamed: row.try_get("streamed")?,
             latency_ms: to_u64(row.try_get("latency_ms")?),
             ttft_ms: ttft.map(to_u64),
+            cache_hit: row.try_get("cache_hit")?,
         })
     }
 }
