@@ -62,6 +62,36 @@ async fn an_identical_request_is_answered_from_the_cache_and_metered_as_a_hit() 
 }
 
 #[tokio::test]
+async fn a_translated_messages_answer_is_cached_in_the_clients_dialect() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&caching_config(&upstream, "key", "")).await;
+    let key = gateway.client_key().await;
+    let body = json!({ "model": "m", "max_tokens": 64, "messages": [{ "role": "user", "content": "hi" }] });
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let response = gateway
+            .http
+            .post(format!("{}/v1/messages", gateway.url))
+            .header("x-api-key", &key)
+            .header("anthropic-version", "2023-06-01")
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200);
+        let cache = response.headers()["x-moat-cache"].to_str().expect("ascii").to_owned();
+        answers.push((cache, response.json::<Value>().await.expect("json")));
+    }
+    assert_eq!((answers[0].0.as_str(), answers[1].0.as_str()), ("miss", "hit"));
+    assert_eq!(answers[1].1["type"], "message", "the hit is an Anthropic message");
+    assert_eq!(answers[0].1, answers[1].1);
+    assert_eq!(upstream.calls(), 1);
+    let records = gateway.usage(2).await;
+    assert_eq!(records[0]["endpoint"], "messages");
+    assert_eq!(records[0]["input_tokens"], records[1]["input_tokens"], "the hit carries the answer's tokens");
+}
+
+#[tokio::test]
 async fn cache_control_skips_the_lookup_and_failures_are_never_stored() {
     let upstream = FakeUpstream::start().await;
     let gateway = TestGateway::start_with(&caching_config(&upstream, "key", "")).await;
