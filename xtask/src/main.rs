@@ -1,9 +1,10 @@
 //! Project automation. `cargo xtask config-docs` regenerates `docs/config.md` from the config
-//! structs' doc comments; the tidy checks in [`tidy`] run under `cargo test` and fail when the
+//! structs' doc comments; `cargo xtask bench` runs the benchmarks in [`bench`]; the tidy checks in [`tidy`] run under `cargo test` and fail when the
 //! generated docs are stale or a project rule is broken.
 
 #![allow(clippy::print_stdout, reason = "a command-line tool reports on stdout")]
 
+mod bench;
 mod config_docs;
 #[cfg(test)]
 mod tidy;
@@ -32,8 +33,23 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("bench") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            match bench::Plan::from_args(&args).and_then(|plan| bench::run(&plan)) {
+                Ok(report) => {
+                    println!("wrote {} and bench/RESULTS.md", report.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         _ => {
-            eprintln!("usage: cargo xtask config-docs");
+            eprintln!(
+                "usage: cargo xtask config-docs | cargo xtask bench [--duration SECONDS] [--connections 1,64,512]"
+            );
             ExitCode::FAILURE
         }
     }
