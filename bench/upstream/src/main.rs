@@ -120,7 +120,11 @@ async fn main() -> std::io::Result<()> {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/messages", post(messages))
         .with_state(answers);
-    let listener = tokio::net::TcpListener::bind(options.listen).await?;
+    // Each frame is its own write; without TCP_NODELAY Nagle's algorithm would hold frames
+    // back and every target would measure the same artificial delay.
+    let listener = axum::serve::ListenerExt::tap_io(tokio::net::TcpListener::bind(options.listen).await?, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await
 }
 

@@ -241,6 +241,14 @@ impl Gateway {
             let _ = begun_tx.send(true);
         };
         let app = self.router().into_make_service_with_connect_info::<std::net::SocketAddr>();
+        // Stream frames are small writes: without TCP_NODELAY, Nagle's algorithm holds each
+        // one back until the client acknowledges the last (tens of milliseconds per frame
+        // with delayed acknowledgements).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY could not be set");
+            }
+        });
         let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
         let mut server = std::pin::pin!(server.into_future());
         let grace = self.shutdown_grace;

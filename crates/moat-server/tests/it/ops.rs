@@ -75,10 +75,11 @@ async fn secrets_never_reach_the_logs() {
 #[tokio::test]
 async fn the_shipped_dashboard_charts_only_metrics_moat_exports() {
     let upstream = FakeUpstream::start().await;
-    // Traffic that makes every family have a series: a stream (time to first token), and a
-    // 503 that is retried (upstream errors and retries).
+    // Traffic that makes every family have a series: a stream (time to first token), a 503
+    // that is retried (upstream errors and retries), and a model that caches (cache lookups).
     let config = crate::support::default_config(&upstream)
-        .replace("max_attempts = 1", "max_attempts = 2\nbackoff_base = \"1ms\"");
+        .replace("max_attempts = 1", "max_attempts = 2\nbackoff_base = \"1ms\"")
+        .replace("deployments = [\"fake\"]", "deployments = [\"fake\"]\ncache = { ttl = \"60s\" }");
     let gateway = TestGateway::start_with(&config).await;
     let key = gateway.client_key().await;
     upstream.push(Reply::error(503, "busy"));
@@ -101,7 +102,7 @@ async fn the_shipped_dashboard_charts_only_metrics_moat_exports() {
         .filter_map(|t| t["expr"].as_str().map(str::to_owned))
         .collect();
     assert!(exprs.len() >= 9, "{exprs:?}");
-    // Every family is declared by a `# TYPE` line, series or not.
+    // Every family with a series is declared by a `# TYPE` line.
     let families: Vec<&str> =
         exported.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split_whitespace().next()).collect();
     for expr in &exprs {

@@ -47,6 +47,19 @@ fn config(upstream: &FakeUpstream, receiver: &OtlpReceiver, telemetry: &str) -> 
     )
 }
 
+/// A chat request for `m` that carries the caller's sampled trace context.
+async fn post_in_callers_trace(gateway: &TestGateway, key: &str) -> reqwest::Response {
+    gateway
+        .http
+        .post(format!("{}/v1/chat/completions", gateway.url))
+        .bearer_auth(key)
+        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
+        .json(&chat("m"))
+        .send()
+        .await
+        .expect("send")
+}
+
 async fn spans_of_trace(receiver: &OtlpReceiver, trace_id: &str, n: usize) -> Vec<ReceivedSpan> {
     let spans = receiver
         .wait_for(Duration::from_secs(10), |spans| spans.iter().filter(|s| s.trace_id == trace_id).count() >= n)
@@ -63,15 +76,7 @@ async fn a_request_is_a_genai_server_span_with_a_client_span_per_attempt_and_con
     upstream.push(Reply::error(503, "warming up"));
     upstream.push(Reply::chat("hi", Some(FakeUsage { prompt: 30, completion: 9, cached: 4 })));
 
-    let response = gateway
-        .http
-        .post(format!("{}/v1/chat/completions", gateway.url))
-        .bearer_auth(&key)
-        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
-        .json(&chat("m"))
-        .send()
-        .await
-        .expect("send");
+    let response = post_in_callers_trace(&gateway, &key).await;
     assert_eq!(response.status(), 200);
     let request_id = response.headers()["x-request-id"].to_str().expect("ascii").to_owned();
     let _ = response.bytes().await;
@@ -178,15 +183,7 @@ async fn sampling_drops_root_traces_but_follows_a_sampled_caller_and_context_sti
     let traceparent = traceparent.expect("context reaches the upstream even when not recorded");
     assert!(traceparent.ends_with("-00"), "not sampled: {traceparent}");
 
-    let sampled = gateway
-        .http
-        .post(format!("{}/v1/chat/completions", gateway.url))
-        .bearer_auth(&key)
-        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
-        .json(&chat("m"))
-        .send()
-        .await
-        .expect("send");
+    let sampled = post_in_callers_trace(&gateway, &key).await;
     assert_eq!(sampled.status(), 200);
     let spans = spans_of_trace(&receiver, CALLER_TRACE, 2).await;
     assert_eq!(spans.len(), 2, "the caller sampled its trace, so moat records it");
