@@ -314,6 +314,10 @@ pub struct PriceConfig {
     /// Input tokens written to the prompt cache.
     #[serde(default)]
     pub cache_write: f64,
+    /// Reasoning tokens, when the provider bills them apart from output; unset bills them as
+    /// output.
+    #[serde(default)]
+    pub reasoning: Option<f64>,
 }
 
 /// One deployment of a model: its name, or a table with its share and priority.

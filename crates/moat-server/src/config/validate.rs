@@ -525,6 +525,7 @@ fn validate_price(raw: Option<&PriceConfig>, path: &str, issues: &mut Issues) ->
         output: micros(raw.output, "output"),
         cache_read: micros(raw.cache_read, "cache_read"),
         cache_write: micros(raw.cache_write, "cache_write"),
+        reasoning: raw.reasoning.map(|value| micros(value, "reasoning")),
     }
 }
 
