@@ -16,6 +16,7 @@ mod fleet;
 mod health_checks;
 mod metrics;
 mod ops;
+mod price_catalog;
 mod proxy;
 mod response_cache;
 mod retention;

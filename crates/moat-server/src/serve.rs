@@ -115,6 +115,7 @@ impl Gateway {
             mailer,
             telemetry,
             response_cache,
+            price_catalog: settings.price_catalog.clone(),
         });
         let scim = settings.scim_token.as_ref().map(|token| {
             let keys = state.keys.clone();
@@ -173,6 +174,7 @@ impl Gateway {
             .route("/admin/v1/keys/{id}", get(admin::get_key).delete(admin::revoke_key))
             .route("/admin/v1/usage", get(admin::list_usage))
             .route("/admin/v1/deployments", get(admin::list_deployments))
+            .route("/admin/v1/prices", get(admin::list_prices))
             .route("/admin/v1/users", post(admin::create_user).get(admin::list_users))
             .route("/admin/v1/users/{id}", get(admin::get_user).patch(admin::update_user))
             .route("/admin/v1/users/{id}/password", put(admin::set_password))

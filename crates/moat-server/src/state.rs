@@ -35,6 +35,8 @@ pub(crate) struct AppState {
     pub(crate) mailer: Option<moat_identity::mail::Mailer>,
     /// Answers of models that cache them: in Redis when configured, else in this process.
     pub(crate) response_cache: std::sync::Arc<crate::response_cache::ResponseCache>,
+    /// List prices and GPU rates, as loaded at start.
+    pub(crate) price_catalog: crate::price_catalog::PriceCatalog,
     /// Request spans, when `[telemetry]` is configured.
     pub(crate) telemetry: crate::telemetry::Telemetry,
 }

@@ -19,7 +19,7 @@ pub(crate) use people::{
     create_team, create_user, get_team, get_user, list_teams, list_users, put_member, remove_member, set_password,
     update_user,
 };
-pub(crate) use usage::{list_deployments, list_usage};
+pub(crate) use usage::{list_deployments, list_prices, list_usage};
 
 use axum::body::Bytes;
 use moat_core::ErrorCode;

@@ -132,3 +132,51 @@ pub(crate) async fn list_deployments(State(state): State<Arc<AppState>>, caller:
         .collect();
     Ok(Json(json!({ "data": data })).into_response())
 }
+
+/// Filters of `GET /admin/v1/prices`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PriceQuery {
+    model: Option<String>,
+    provider: Option<String>,
+    kind: Option<String>,
+}
+
+/// `GET /admin/v1/prices`: the price catalog (shipped rows with the config's `[[prices]]`
+/// applied), in dollars per million tokens, with each row's date and source; and GPU rates.
+pub(crate) async fn list_prices(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(query): Query<PriceQuery>,
+) -> Result<Response, ApiError> {
+    caller.must(&Action::ReadOrg)?;
+    let dollars = |micros: u64| micros as f64 / 1_000_000.0;
+    let wanted = |value: &str, filter: &Option<String>| filter.as_deref().is_none_or(|f| f == value);
+    let data: Vec<Value> = state
+        .price_catalog
+        .prices()
+        .iter()
+        .filter(|p| wanted(&p.model, &query.model) && wanted(&p.provider, &query.provider))
+        .filter(|p| wanted(p.kind.as_str(), &query.kind))
+        .map(|p| {
+            json!({
+                "model": p.model,
+                "provider": p.provider,
+                "kind": p.kind.as_str(),
+                "tier": p.tier,
+                "per_mtok": {
+                    "input": dollars(p.price.input), "output": dollars(p.price.output),
+                    "cache_read": dollars(p.price.cache_read), "cache_write": dollars(p.price.cache_write),
+                },
+                "as_of": p.as_of,
+                "source": p.source,
+            })
+        })
+        .collect();
+    let gpus: Vec<Value> = state
+        .price_catalog
+        .gpus()
+        .iter()
+        .map(|g| json!({ "gpu": g.gpu, "provider": g.provider, "per_hour": dollars(g.per_hour), "as_of": g.as_of }))
+        .collect();
+    Ok(Json(json!({ "data": data, "gpus": gpus })).into_response())
+}

@@ -280,4 +280,13 @@ deployments = []
         assert!(found.iter().any(|(p, _)| p == "models[0].cache.ttl"), "{found:?}");
         assert!(found.iter().any(|(p, m)| p == "models[0].cache.scope" && m.contains("`everyone`")), "{found:?}");
     }
+
+    #[test]
+    fn a_price_row_with_an_unknown_kind_is_refused_where_it_is() {
+        let text = format!(
+            "{CONTRACT}\n[[prices]]\nmodel = \"x\"\nprovider = \"y\"\nkind = \"closed\"\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n"
+        );
+        let found = issues(&text, &[]);
+        assert!(found.iter().any(|(p, m)| p == "prices" && m.contains("`closed`")), "{found:?}");
+    }
 }

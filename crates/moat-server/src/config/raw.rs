@@ -33,6 +33,9 @@ pub struct RawConfig {
     pub redis: Option<RedisConfig>,
     /// OpenTelemetry traces, sent over OTLP/HTTP to a collector (Jaeger, Tempo, Honeycomb…).
     pub telemetry: Option<TelemetryConfig>,
+    /// Price catalog rows that replace the shipped row of the same model, provider and tier, or
+    /// add one (a negotiated rate, a model the catalog lacks). Each is one `[[prices]]` table.
+    pub prices: Vec<PriceRowConfig>,
     /// Upstream servers that run models. Each is one `[[deployments]]` table.
     pub deployments: Vec<DeploymentConfig>,
     /// Public model names clients ask for, each served by one or more deployments.
@@ -318,6 +321,41 @@ pub struct PriceConfig {
     /// output.
     #[serde(default)]
     pub reasoning: Option<f64>,
+}
+
+/// One row of the price catalog, in the shipped file's shape (`catalog/prices.toml`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct PriceRowConfig {
+    /// The provider's model name, e.g. `claude-sonnet-4-5`.
+    pub model: String,
+    /// Who sells it at this price, e.g. `anthropic`.
+    pub provider: String,
+    /// `frontier` (a closed model savings are measured against) or `open-weight`.
+    pub kind: String,
+    /// Dollars per million uncached input tokens.
+    pub input_per_mtok: f64,
+    /// Dollars per million output tokens.
+    pub output_per_mtok: f64,
+    /// Dollars per million input tokens read from the prompt cache (default: the input price).
+    #[serde(default)]
+    pub cache_read_per_mtok: Option<f64>,
+    /// Dollars per million input tokens written to the prompt cache (default: the input price).
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
+    /// A price band, when the provider has several (e.g. `prompt<=200k`).
+    #[serde(default)]
+    pub tier: Option<String>,
+    /// The date the price was read.
+    #[serde(default)]
+    pub as_of: String,
+    /// Where it was read.
+    #[serde(default)]
+    pub source: String,
+    /// Anything else the shipped file notes (`context_window`, `note`, `uncertain`…) is kept
+    /// there for people and ignored here.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub other: BTreeMap<String, toml::Value>,
 }
 
 /// One deployment of a model: its name, or a table with its share and priority.

@@ -69,6 +69,8 @@ pub struct Settings {
     pub redis: Option<crate::fanout::RedisSettings>,
     /// Trace export, when configured.
     pub telemetry: Option<crate::telemetry::TelemetrySettings>,
+    /// The shipped price catalog with the config's `[[prices]]` applied.
+    pub price_catalog: crate::price_catalog::PriceCatalog,
 }
 
 /// Retries and deployment health.
@@ -312,6 +314,10 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         device_grant_lifetime: raw.sign_in.device_code_lifetime,
         device_key_lifetime: raw.sign_in.login_key_lifetime,
     };
+    let price_catalog = crate::price_catalog::PriceCatalog::load(raw.prices.clone()).unwrap_or_else(|error| {
+        issues.add("prices", error);
+        crate::price_catalog::PriceCatalog::default()
+    });
     let telemetry = raw.telemetry.as_ref().and_then(|telemetry| validate_telemetry(telemetry, env, &mut issues));
     let scim_token = raw.scim.token.as_ref().and_then(|secret| resolve_secret(secret, "scim.token", env, &mut issues));
     if scim_token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
@@ -349,6 +355,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         smtp,
         redis,
         telemetry,
+        price_catalog,
     })
 }
 

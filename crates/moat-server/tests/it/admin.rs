@@ -138,3 +138,35 @@ async fn usage_records_carry_the_contract_fields_and_filter_and_page() {
     assert_openai_error(gateway.admin_get("usage?from=yesterday").await, 400, "invalid_request").await;
     assert_openai_error(gateway.admin_get("usage?bogus=1").await, 400, "invalid_request").await;
 }
+
+#[tokio::test]
+async fn the_price_catalog_is_listed_with_config_rows_applied_to_admins_only() {
+    let upstream = FakeUpstream::start().await;
+    let config = crate::support::default_config(&upstream)
+        + r#"
+        [[prices]]
+        model = "our-fine-tune"
+        provider = "in-house"
+        kind = "open-weight"
+        input_per_mtok = 0.05
+        output_per_mtok = 0.2
+        as_of = "2026-11-28"
+        source = "our GPU invoice"
+        "#;
+    let gateway = TestGateway::start_with(&config).await;
+    let listed: Value = gateway.admin_get("prices?provider=in-house").await.json().await.expect("json");
+    let rows = listed["data"].as_array().expect("data");
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert_eq!(rows[0]["model"], "our-fine-tune");
+    assert_eq!(rows[0]["per_mtok"]["input"], 0.05);
+    assert_eq!(rows[0]["per_mtok"]["cache_read"], 0.05, "no cache price: cached tokens cost input");
+    let frontier: Value = gateway.admin_get("prices?kind=frontier").await.json().await.expect("json");
+    let frontier = frontier["data"].as_array().expect("data");
+    assert!(!frontier.is_empty() && frontier.iter().all(|r| r["kind"] == "frontier" && r["source"] != ""));
+    assert!(listed["gpus"].as_array().is_some_and(|g| !g.is_empty()), "GPU rates are listed");
+
+    let member = gateway.client_key().await;
+    let refused =
+        gateway.http.get(format!("{}/admin/v1/prices", gateway.url)).bearer_auth(&member).send().await.expect("send");
+    assert_eq!(refused.status(), 403);
+}
