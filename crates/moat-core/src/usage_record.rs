@@ -38,6 +38,10 @@ pub struct UsageRecord {
     /// deployment spent them.
     #[serde(default)]
     pub cache_hit: bool,
+    /// What it cost at the serving deployment's price, in micro-dollars (see
+    /// [`crate::Price::cost`]); 0 without a price, and for cache hits.
+    #[serde(default)]
+    pub cost_micro_usd: u64,
 }
 
 /// The status recorded when the client disconnected before the response was complete

@@ -237,6 +237,7 @@ mod tests {
             latency_ms: 1,
             ttft_ms: None,
             cache_hit: false,
+            cost_micro_usd: 0,
         }
     }
 

@@ -99,6 +99,7 @@ fn record(id: &str, key: &str, model: &str, status: u16) -> UsageRecord {
         latency_ms: 42,
         ttft_ms: Some(7),
         cache_hit: false,
+        cost_micro_usd: 0,
     }
 }
 
@@ -136,7 +137,7 @@ async fn usage_filters_and_pages_newest_first(db: TestDb) {
     let records = vec![
         record("0001", "a", "m1", 200),
         record("0002", "b", "m1", 502),
-        UsageRecord { cache_hit: true, ..record("0003", "a", "m2", 200) },
+        UsageRecord { cache_hit: true, cost_micro_usd: 1_234, ..record("0003", "a", "m2", 200) },
     ];
     store.insert_usage(&records).await.expect("insert");
     store.insert_usage(&records[..1]).await.expect("a retried batch is ignored, not duplicated");

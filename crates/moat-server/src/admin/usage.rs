@@ -59,6 +59,7 @@ fn usage_json(r: &UsageRecord) -> Value {
         "latency_ms": r.latency_ms,
         "ttft_ms": r.ttft_ms,
         "cache_hit": r.cache_hit,
+        "cost_micro_usd": r.cost_micro_usd,
     })
 }
 

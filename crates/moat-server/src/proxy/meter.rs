@@ -199,6 +199,8 @@ impl Meter {
             latency_ms: duration_ms(latency),
             ttft_ms: p.first_byte.map(duration_ms),
             cache_hit: p.cache_hit,
+            // Priced now too, so a journaled record replayed after a crash carries its cost.
+            cost_micro_usd: p.deployment.as_ref().map_or(0, |d| d.spec().price.cost(&p.usage.unwrap_or_default())),
         };
         // Journaled now, synchronously, while the response is still open: a process killed
         // after the client has its answer still leaves this record on disk.
@@ -263,6 +265,7 @@ impl Settlement {
         }
         self.record.usage = usage;
         self.record.estimated = estimated;
+        self.record.cost_micro_usd = self.deployment.as_ref().map_or(0, |d| d.spec().price.cost(&usage));
         tracing::debug!(
             request_id = %self.record.id,
             model = %self.record.model,

@@ -170,3 +170,25 @@ async fn the_price_catalog_is_listed_with_config_rows_applied_to_admins_only() {
         gateway.http.get(format!("{}/admin/v1/prices", gateway.url)).bearer_auth(&member).send().await.expect("send");
     assert_eq!(refused.status(), 403);
 }
+
+#[tokio::test]
+async fn each_usage_record_carries_its_cost_at_the_deployments_price() {
+    let upstream = FakeUpstream::start().await;
+    let config = crate::support::default_config(&upstream).replace(
+        "upstream_model = \"upstream-m\"",
+        "upstream_model = \"upstream-m\"\n        price = { input = 1.0, output = 2.0, cache_read = 0.5 }",
+    );
+    let gateway = TestGateway::start_with(&config).await;
+    let key = gateway.client_key().await;
+    upstream.push(moat_testkit::Reply::chat(
+        "cached",
+        Some(moat_testkit::FakeUsage { prompt: 1_000, completion: 100, cached: 400 }),
+    ));
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
+    let records = gateway.usage(2).await;
+    // 600 uncached × $1/M + 400 cached × $0.50/M + 100 output × $2/M = 600 + 200 + 200 µ$.
+    assert_eq!(records[1]["cost_micro_usd"], 1_000, "{}", records[1]);
+    // The default reply: 12 input × $1/M + 7 output × $2/M.
+    assert_eq!(records[0]["cost_micro_usd"], 26, "{}", records[0]);
+}

@@ -18,7 +18,7 @@ const KEY_COLUMNS: &str = "k.id, k.name, k.owner, k.user_id, k.team_id, k.role, 
 const KEYS_JOINED: &str = "keys k LEFT JOIN users u ON u.id = k.user_id";
 
 const USAGE_COLUMNS: &str = "id, created_at, key_id, model, deployment, endpoint, status, error_code, input_tokens, \
-    output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, estimated, streamed, latency_ms, ttft_ms, cache_hit";
+    output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, estimated, streamed, latency_ms, ttft_ms, cache_hit, cost_micro_usd";
 
 impl<DB> SqlStore<DB>
 where
@@ -161,6 +161,7 @@ where
                     to_i64(r.latency_ms).into(),
                     r.ttft_ms.map(to_i64).into(),
                     r.cache_hit.into(),
+                    to_i64(r.cost_micro_usd).into(),
                 ]);
             }
             // A record already stored (a replayed batch) is skipped: ids are unique per instant.
@@ -286,6 +287,7 @@ where
             latency_ms: to_u64(row.try_get("latency_ms")?),
             ttft_ms: ttft.map(to_u64),
             cache_hit: row.try_get("cache_hit")?,
+            cost_micro_usd: to_u64(row.try_get("cost_micro_usd")?),
         })
     }
 }

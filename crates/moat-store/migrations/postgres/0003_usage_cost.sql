@@ -1,0 +1,3 @@
+-- What each request cost at its deployment's price, in micro-dollars (0 where no price is set,
+-- for cache hits, and for records written before costs were kept).
+ALTER TABLE usage_records ADD COLUMN cost_micro_usd BIGINT NOT NULL DEFAULT 0;
