@@ -6,8 +6,6 @@
 //! the binary; `[[prices]]` rows in the config add entries or replace the shipped row of the
 //! same model and provider (a negotiated rate, a new model).
 
-use std::collections::HashMap;
-
 use moat_core::Price;
 use serde::Deserialize;
 
@@ -177,16 +175,6 @@ impl PriceCatalog {
     pub fn gpus(&self) -> &[GpuRate] {
         &self.gpus
     }
-
-    /// The number of rows by kind.
-    pub fn counts(&self) -> HashMap<&'static str, usize> {
-        let mut counts = HashMap::new();
-        for row in &self.prices {
-            *counts.entry(row.kind.as_str()).or_default() += 1;
-        }
-        counts.insert("gpu", self.gpus.len());
-        counts
-    }
 }
 
 #[cfg(test)]
@@ -202,8 +190,8 @@ mod tests {
             assert!(!row.source.is_empty() && !row.as_of.is_empty(), "{} at {} has no source", row.model, row.provider);
             assert!(row.price.output > 0, "{} at {} has no output price", row.model, row.provider);
         }
-        let counts = catalog.counts();
-        assert!(counts["frontier"] > 0 && counts["open-weight"] > 0);
+        let of_kind = |kind: ModelKind| catalog.prices().iter().filter(|p| p.kind == kind).count();
+        assert!(of_kind(ModelKind::Frontier) > 0 && of_kind(ModelKind::OpenWeight) > 0);
     }
 
     #[test]

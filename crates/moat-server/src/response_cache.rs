@@ -185,16 +185,11 @@ impl RedisCache {
     }
 
     async fn get(&self, key: &CacheKey) -> Lookup {
-        let redis_key = self.redis_key(key);
-        let lookup = async {
-            let mut connection = self.connection().await?;
-            let value: Option<Vec<u8>> = connection.get(&redis_key).await.ok()?;
-            Some(value.and_then(|v| decode(&v)))
-        };
-        match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
-            Ok(Some(Some(answer))) => Lookup::Hit(answer),
-            Ok(Some(None)) => Lookup::Miss,
-            Ok(None) | Err(_) => {
+        let Some(mut connection) = self.connection(LOOKUP_TIMEOUT).await else { return Lookup::Unavailable };
+        let value = connection.get::<_, Option<Vec<u8>>>(self.redis_key(key));
+        match tokio::time::timeout(LOOKUP_TIMEOUT, value).await {
+            Ok(Ok(value)) => value.and_then(|v| decode(&v)).map_or(Lookup::Miss, Lookup::Hit),
+            Ok(Err(_)) | Err(_) => {
                 self.failed();
                 Lookup::Unavailable
             }
@@ -202,33 +197,38 @@ impl RedisCache {
     }
 
     async fn put(&self, key: CacheKey, answer: CachedAnswer, ttl: Duration) {
-        let redis_key = self.redis_key(&key);
+        let Some(mut connection) = self.connection(STORE_TIMEOUT).await else { return };
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let store = async {
-            let mut connection = self.connection().await?;
-            let options = redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl_ms));
-            connection.set_options::<_, _, ()>(&redis_key, encode(&answer), options).await.ok()
-        };
-        if !matches!(tokio::time::timeout(STORE_TIMEOUT, store).await, Ok(Some(()))) {
+        let options = redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl_ms));
+        let store = connection.set_options::<_, _, ()>(self.redis_key(&key), encode(&answer), options);
+        if !matches!(tokio::time::timeout(STORE_TIMEOUT, store).await, Ok(Ok(()))) {
             self.failed();
         }
     }
 
-    /// The shared connection, made now if there is none and Redis is not resting.
-    async fn connection(&self) -> Option<redis::aio::MultiplexedConnection> {
+    /// The shared connection, made now (within `within`) if there is none. `None` while Redis
+    /// rests after a failure: resting requests neither wait on Redis nor push the rest back,
+    /// so the first request after it tries again.
+    async fn connection(&self, within: Duration) -> Option<redis::aio::MultiplexedConnection> {
         if let Some(connection) = lock(&self.connection).clone() {
             return Some(connection);
         }
         if lock(&self.resting_until).is_some_and(|until| Instant::now() < until) {
             return None;
         }
-        match self.client.get_multiplexed_async_connection().await {
-            Ok(connection) => {
+        match tokio::time::timeout(within, self.client.get_multiplexed_async_connection()).await {
+            Ok(Ok(connection)) => {
                 *lock(&self.connection) = Some(connection.clone());
                 Some(connection)
             }
-            Err(error) => {
+            Ok(Err(error)) => {
                 tracing::warn!(error = %error.category(), "response cache: Redis is unreachable; requests go upstream");
+                self.failed();
+                None
+            }
+            Err(_) => {
+                tracing::warn!("response cache: Redis did not answer in time; requests go upstream");
+                self.failed();
                 None
             }
         }

@@ -177,3 +177,30 @@ async fn an_unreachable_redis_costs_the_cache_never_the_request() {
     assert_eq!(upstream.calls(), 3);
     assert!(metrics(&gateway).await.contains("result=\"unavailable\""));
 }
+
+#[tokio::test]
+async fn a_redis_that_comes_back_is_used_again_under_steady_traffic() {
+    let upstream = FakeUpstream::start().await;
+    let gate = moat_testkit::TcpGate::start("127.0.0.1:6379".parse().expect("addr")).await;
+    let redis = format!(
+        "\n[redis]\nurl = \"redis://{}/0\"\nkey_prefix = \"moat-test-{}\"\n",
+        gate.addr(),
+        uuid::Uuid::now_v7().simple()
+    );
+    let gateway = TestGateway::start_with(&caching_config(&upstream, "org", &redis)).await;
+    let key = gateway.client_key().await;
+    gate.shut();
+    // Requests keep coming, closer together than the 2 s rest after a failure.
+    for _ in 0..25 {
+        assert_eq!(ask(&gateway, &key, &chat("m")).await.0.as_deref(), Some("miss"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    gate.open();
+    let reopened = std::time::Instant::now();
+    let mut hit = false;
+    while !hit && reopened.elapsed() < Duration::from_secs(8) {
+        hit = ask(&gateway, &key, &chat("m")).await.0.as_deref() == Some("hit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(hit, "Redis was never tried again: each resting lookup pushed the rest back");
+}
