@@ -293,7 +293,7 @@ impl Book {
     /// Forgets expired buckets and settled ids, now and then.
     fn sweep(&mut self, now_ms: i64) {
         self.operations += 1;
-        if self.operations % 1024 != 0 {
+        if !self.operations.is_multiple_of(1024) {
             return;
         }
         self.buckets.retain(|_, bucket| {
