@@ -38,6 +38,16 @@ pub enum ErrorCode {
     NotFound,
     /// The path exists but not for this HTTP method.
     MethodNotAllowed,
+    /// A rate limit (requests or tokens per minute, or concurrent requests) of the key, its
+    /// user, its team or the model is reached; `retry-after` says when to try again.
+    RateLimitExceeded,
+    /// A spend budget of the key, its user, its team or the org has no room for this request's
+    /// estimate; `retry-after` says when its period ends. Not retried by clients (HTTP 402):
+    /// an agent must not spin on a spent budget.
+    BudgetExceeded,
+    /// The counters that enforce budgets (Redis) cannot be reached, and budgets are set to
+    /// refuse rather than admit uncounted requests.
+    BudgetUnavailable,
     /// The upstream could not be reached (connection refused, DNS, TLS).
     UpstreamUnavailable,
     /// The upstream did not finish within its total time limit.
@@ -84,6 +94,9 @@ pub const ALL_ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::EndpointNotSupported,
     ErrorCode::NotFound,
     ErrorCode::MethodNotAllowed,
+    ErrorCode::RateLimitExceeded,
+    ErrorCode::BudgetExceeded,
+    ErrorCode::BudgetUnavailable,
     ErrorCode::UpstreamUnavailable,
     ErrorCode::UpstreamTimeout,
     ErrorCode::UpstreamConnectTimeout,
@@ -134,6 +147,9 @@ impl ErrorCode {
             }
             E::NotFound => ("not_found", 404, "invalid_request_error", "not_found_error"),
             E::MethodNotAllowed => ("method_not_allowed", 405, "invalid_request_error", "invalid_request_error"),
+            E::RateLimitExceeded => ("rate_limit_exceeded", 429, "rate_limit_error", "rate_limit_error"),
+            E::BudgetExceeded => ("budget_exceeded", 402, "insufficient_quota", "billing_error"),
+            E::BudgetUnavailable => ("budget_unavailable", 503, "server_error", "api_error"),
             E::UpstreamUnavailable => ("upstream_unavailable", 502, "server_error", "api_error"),
             E::UpstreamTimeout => ("upstream_timeout", 504, "server_error", "api_error"),
             E::UpstreamConnectTimeout => ("upstream_connect_timeout", 504, "server_error", "api_error"),

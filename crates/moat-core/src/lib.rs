@@ -6,6 +6,7 @@
 //! every transport and store that builds on them.
 
 pub mod audit;
+pub mod budget;
 pub mod cache_policy;
 pub mod dialect;
 pub mod error_code;

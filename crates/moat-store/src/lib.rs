@@ -7,6 +7,7 @@
 //! never reach the store on the request path: they go through the bounded channel of
 //! [`usage_writer`], which batches them.
 
+mod budgets;
 pub mod counters;
 mod identity;
 mod invitations;

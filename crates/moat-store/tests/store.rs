@@ -483,7 +483,101 @@ async fn replicas_appending_audit_events_at_once_keep_one_chain(db: TestDb) {
     assert_eq!(verify_chain(chain).map(|(n, _)| n), Ok(40), "one unbroken chain of every event");
 }
 
+async fn budgets_limits_and_the_spend_they_measure(db: TestDb) {
+    use moat_core::Period;
+    use moat_core::budget::{Budget, Limit, Scope};
+    let store = db.open().await;
+    store.insert_user(&new_user("usr_a", "ana@acme.test", OrgRole::Member)).await.expect("user");
+    store.insert_user(&new_user("usr_b", "bo@acme.test", OrgRole::Member)).await.expect("user");
+    store
+        .insert_team(&TeamRecord { id: "team_r".into(), name: "red".into(), created_at_ms: 1, external_id: None })
+        .await
+        .expect("team");
+    store
+        .put_member(&MemberRecord {
+            team_id: "team_r".into(),
+            user_id: "usr_a".into(),
+            role: TeamRole::Member,
+            created_at_ms: 1,
+        })
+        .await
+        .expect("member");
+    store
+        .insert_key(&NewKey { user_id: Some("usr_a".into()), ..new_key("k_ana", 1, Role::Client) })
+        .await
+        .expect("key");
+    store.insert_key(&NewKey { user_id: Some("usr_b".into()), ..new_key("k_bo", 2, Role::Client) }).await.expect("key");
+    store
+        .insert_key(&NewKey { team_id: Some("team_r".into()), ..new_key("k_red", 3, Role::Client) })
+        .await
+        .expect("key");
+    let spent = |id: &str, key: &str, at: i64, cost: u64| UsageRecord {
+        created_at_ms: at,
+        cost_micro_usd: cost,
+        ..record(id, key, "gemma", 200)
+    };
+    store
+        .insert_usage(&[
+            spent("r1", "k_ana", 1_000, 100),
+            spent("r2", "k_bo", 1_500, 20),
+            spent("r3", "k_red", 2_000, 3),
+            spent("r4", "k_ana", 9_000, 4_000),
+        ])
+        .await
+        .expect("usage");
+    let spend = |scope, id: &'static str, to| {
+        let store = store.clone();
+        async move { store.spend(scope, id, 0, to).await.expect("spend") }
+    };
+    assert_eq!(spend(Scope::Org, "", Some(5_000)).await, 123);
+    assert_eq!(spend(Scope::Key, "k_ana", Some(5_000)).await, 100);
+    assert_eq!(spend(Scope::User, "usr_a", None).await, 4_100);
+    // A team's spend is its own keys' and its members' keys'.
+    assert_eq!(spend(Scope::Team, "team_r", Some(5_000)).await, 103);
+    assert_eq!(spend(Scope::Model, "gemma", Some(5_000)).await, 123);
+    assert_eq!(store.spend(Scope::Org, "", 1_200, Some(5_000)).await.expect("spend"), 23);
+
+    let mut budget = Budget {
+        id: "bud_1".into(),
+        scope: Scope::Team,
+        scope_id: "team_r".into(),
+        amount_micro_usd: 5_000_000,
+        period: Period::Month,
+        time_zone: "Europe/Paris".into(),
+        thresholds: vec![50, 100],
+        reset_at_ms: None,
+        created_at_ms: 1,
+        updated_at_ms: 1,
+    };
+    store.put_budget(&budget).await.expect("budget");
+    budget.amount_micro_usd = 7;
+    budget.reset_at_ms = Some(77);
+    store.put_budget(&budget).await.expect("update");
+    assert_eq!(store.list_budgets().await.expect("list"), vec![budget]);
+    assert!(store.claim_budget_alert("bud_1", 0, 50, 9).await.expect("claim"));
+    assert!(!store.claim_budget_alert("bud_1", 0, 50, 10).await.expect("claim twice"), "an alert fires once");
+    assert!(store.claim_budget_alert("bud_1", 1, 50, 10).await.expect("next period"));
+    assert!(store.delete_budget("bud_1").await.expect("delete"));
+    assert!(!store.delete_budget("bud_1").await.expect("delete again"));
+
+    let limit = Limit {
+        id: "lim_1".into(),
+        scope: Scope::Model,
+        scope_id: "gemma".into(),
+        requests_per_minute: Some(60),
+        tokens_per_minute: None,
+        concurrent_requests: Some(u64::from(u32::MAX) + 1),
+        created_at_ms: 1,
+        updated_at_ms: 1,
+    };
+    store.put_limit(&limit).await.expect("limit");
+    assert_eq!(store.list_limits().await.expect("list"), vec![limit]);
+    assert!(store.delete_limit("lim_1").await.expect("delete"));
+    assert!(store.list_limits().await.expect("list").is_empty());
+}
+
 on_both_backends!(
+    budgets_limits_and_the_spend_they_measure,
     keys_round_trip_and_revoke_once,
     usage_filters_and_pages_newest_first,
     writer_batches_and_drains_everything_queued,

@@ -9,6 +9,7 @@
 //! `impl` repeats the bounds that say "this backend can bind and read moat's column types";
 //! both backends meet them, and a backend that did not would fail to compile, not at run time.
 
+mod budgets;
 mod identity;
 mod keys;
 mod sign_in;
