@@ -113,15 +113,27 @@ impl Budget {
         self.reset_at_ms.map_or(window.start_ms, |reset| reset.max(window.start_ms))
     }
 
-    /// The thresholds newly crossed when spend went from `before` to `after`.
-    pub fn crossed(&self, before: u64, after: u64) -> Vec<u32> {
+    /// The thresholds that spend `spent` has reached. Alerts are claimed once per threshold
+    /// and period in the database, so asking again after every request is safe, and no
+    /// threshold is missed when requests settle concurrently.
+    pub fn reached(&self, spent: u64) -> Vec<u32> {
         let at = |percent: u32| u128::from(self.amount_micro_usd) * u128::from(percent) / 100;
-        self.thresholds
-            .iter()
-            .copied()
-            .filter(|&percent| u128::from(before) < at(percent) && u128::from(after) >= at(percent))
-            .collect()
+        self.thresholds.iter().copied().filter(|&percent| u128::from(spent) >= at(percent)).collect()
     }
+}
+
+/// Parses a dollar amount written for people (`25`, `25.5`, `"0.000125"`) into micro-dollars,
+/// exactly: no float ever holds money. `None` for anything else, or more than six decimals.
+pub fn parse_usd(text: &str) -> Option<u64> {
+    let text = text.trim().trim_start_matches('$');
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty() || !digits(whole) || !digits(fraction) || fraction.len() > 6 {
+        return None;
+    }
+    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let fraction: u64 = format!("{fraction:0<6}").parse().ok()?;
+    whole.checked_mul(1_000_000)?.checked_add(fraction)
 }
 
 /// Request, token and concurrency caps.
@@ -328,12 +340,26 @@ mod tests {
     }
 
     #[test]
-    fn thresholds_fire_when_crossed_not_when_above() {
+    fn thresholds_are_reached_at_their_share_of_the_amount() {
         let budget = budget("b", Scope::Org, "");
-        assert_eq!(budget.crossed(0, 4_999_999), Vec::<u32>::new());
-        assert_eq!(budget.crossed(4_999_999, 8_000_000), vec![50, 80]);
-        assert_eq!(budget.crossed(8_000_000, 9_000_000), Vec::<u32>::new());
-        assert_eq!(budget.crossed(9_000_000, 12_000_000), vec![100]);
+        assert_eq!(budget.reached(4_999_999), Vec::<u32>::new());
+        assert_eq!(budget.reached(5_000_000), vec![50]);
+        assert_eq!(budget.reached(9_000_000), vec![50, 80]);
+        assert_eq!(budget.reached(12_000_000), vec![50, 80, 100]);
+    }
+
+    #[test]
+    fn dollar_amounts_parse_exactly() {
+        assert_eq!(parse_usd("25"), Some(25_000_000));
+        assert_eq!(parse_usd("$25.5"), Some(25_500_000));
+        assert_eq!(parse_usd("0.000125"), Some(125));
+        assert_eq!(parse_usd(".5"), Some(500_000));
+        assert_eq!(parse_usd("0.0000001"), None);
+        assert_eq!(parse_usd("-1"), None);
+        assert_eq!(parse_usd("1e3"), None);
+        assert_eq!(parse_usd(""), None);
+        assert_eq!(parse_usd("."), None);
+        assert_eq!(parse_usd("99999999999999999999"), None);
     }
 
     #[test]

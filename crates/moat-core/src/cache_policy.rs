@@ -66,6 +66,7 @@ mod tests {
 
     fn principal(key: &str, user: Option<&str>, team: Option<&str>) -> Principal {
         Principal {
+            teams: team.into_iter().map(str::to_owned).collect(),
             key_id: Some(key.into()),
             user_id: user.map(Into::into),
             team_id: team.map(Into::into),

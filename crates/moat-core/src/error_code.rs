@@ -45,9 +45,10 @@ pub enum ErrorCode {
     /// estimate; `retry-after` says when its period ends. Not retried by clients (HTTP 402):
     /// an agent must not spin on a spent budget.
     BudgetExceeded,
-    /// The counters that enforce budgets (Redis) cannot be reached, and budgets are set to
-    /// refuse rather than admit uncounted requests.
-    BudgetUnavailable,
+    /// The counters that enforce budgets and limits (Redis) cannot be reached, and the
+    /// request is covered by a kind (budgets, by default) set to refuse rather than admit
+    /// uncounted requests.
+    AdmissionUnavailable,
     /// The upstream could not be reached (connection refused, DNS, TLS).
     UpstreamUnavailable,
     /// The upstream did not finish within its total time limit.
@@ -96,7 +97,7 @@ pub const ALL_ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::MethodNotAllowed,
     ErrorCode::RateLimitExceeded,
     ErrorCode::BudgetExceeded,
-    ErrorCode::BudgetUnavailable,
+    ErrorCode::AdmissionUnavailable,
     ErrorCode::UpstreamUnavailable,
     ErrorCode::UpstreamTimeout,
     ErrorCode::UpstreamConnectTimeout,
@@ -149,7 +150,7 @@ impl ErrorCode {
             E::MethodNotAllowed => ("method_not_allowed", 405, "invalid_request_error", "invalid_request_error"),
             E::RateLimitExceeded => ("rate_limit_exceeded", 429, "rate_limit_error", "rate_limit_error"),
             E::BudgetExceeded => ("budget_exceeded", 402, "insufficient_quota", "billing_error"),
-            E::BudgetUnavailable => ("budget_unavailable", 503, "server_error", "api_error"),
+            E::AdmissionUnavailable => ("admission_unavailable", 503, "server_error", "api_error"),
             E::UpstreamUnavailable => ("upstream_unavailable", 502, "server_error", "api_error"),
             E::UpstreamTimeout => ("upstream_timeout", 504, "server_error", "api_error"),
             E::UpstreamConnectTimeout => ("upstream_connect_timeout", 504, "server_error", "api_error"),

@@ -182,6 +182,8 @@ pub enum Action<'a> {
     ManageKey(&'a KeyOwner),
     /// Read the audit log.
     ReadAudit,
+    /// Set, change, reset or delete budgets and limits.
+    ManageBudgets,
 }
 
 /// Why an action is refused.
@@ -237,7 +239,7 @@ impl Actor {
                 allow(role.manages_org(), "needs the admin or owner role")?;
                 allow(*target <= role, "cannot change a user above your own role")
             }
-            Action::ManageTeams => allow(role.manages_org(), "needs the admin or owner role"),
+            Action::ManageTeams | Action::ManageBudgets => allow(role.manages_org(), "needs the admin or owner role"),
             Action::ReadTeam(team) => {
                 allow(role.manages_org() || role == OrgRole::Viewer || self.in_team(team), "not a member of this team")
             }

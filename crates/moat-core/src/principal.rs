@@ -56,6 +56,9 @@ pub struct Principal {
     pub user_id: Option<String>,
     /// The team the key belongs to.
     pub team_id: Option<String>,
+    /// Every team the request counts toward (budgets, limits): the key's team for a team key,
+    /// the user's teams for a personal key.
+    pub teams: Vec<String>,
     /// What the key may do.
     pub role: Role,
     /// Which models it may call.
@@ -79,6 +82,7 @@ mod tests {
             key_id: Some("k".into()),
             user_id: None,
             team_id: None,
+            teams: Vec::new(),
             role: Role::Client,
             models: ModelAccess::Only(vec!["a".into()]),
         };

@@ -38,7 +38,8 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 #[derive(Debug, Clone)]
 pub(crate) struct KeyResolver {
     store: Store,
-    cache: moka::sync::Cache<[u8; 32], Option<KeyRecord>>,
+    /// Each key with the teams its requests count toward.
+    cache: moka::sync::Cache<[u8; 32], Option<(KeyRecord, Vec<String>)>>,
     env_admin_hash: Option<[u8; 32]>,
     /// Tells other replicas when keys change (Redis), once fan-out is configured and started.
     announcer: crate::fanout::Announcer,
@@ -70,6 +71,7 @@ impl KeyResolver {
                 key_id: None,
                 user_id: None,
                 team_id: None,
+                teams: Vec::new(),
                 role: Role::Admin,
                 models: ModelAccess::All,
             });
@@ -77,15 +79,33 @@ impl KeyResolver {
         let record = match self.cache.get(&hash) {
             Some(record) => record,
             None => {
-                let record = self.store.key_by_hash(&hash).await.map_err(|error| {
+                let failed = |error: moat_store::StoreError| {
                     tracing::error!(%error, "key lookup failed");
                     ApiError::internal()
-                })?;
+                };
+                let record = match self.store.key_by_hash(&hash).await.map_err(failed)? {
+                    Some(key) => {
+                        let teams = match (&key.team_id, &key.user_id) {
+                            (Some(team), _) => vec![team.clone()],
+                            (None, Some(user)) => self
+                                .store
+                                .memberships_of_user(user)
+                                .await
+                                .map_err(failed)?
+                                .into_iter()
+                                .map(|m| m.team_id)
+                                .collect(),
+                            (None, None) => Vec::new(),
+                        };
+                        Some((key, teams))
+                    }
+                    None => None,
+                };
                 self.cache.insert(hash, record.clone());
                 record
             }
         };
-        let Some(key) = record else {
+        let Some((key, teams)) = record else {
             return Err(ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid"));
         };
         if key.revoked_at_ms.is_some_and(|t| t <= now_ms) {
@@ -104,6 +124,7 @@ impl KeyResolver {
             key_id: Some(key.id),
             user_id: key.user_id,
             team_id: key.team_id,
+            teams,
             role: key.role,
             models: key.models,
         })

@@ -7,6 +7,8 @@
 //! usage records.
 
 mod admin;
+mod admission;
+mod alerts;
 pub mod auth;
 pub mod config;
 mod edge;

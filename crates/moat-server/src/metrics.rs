@@ -49,6 +49,11 @@ struct CacheLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AdmissionLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeploymentLabels {
     deployment: String,
 }
@@ -69,6 +74,9 @@ pub(crate) struct Metrics {
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     retries: Family<ModelLabels, Counter>,
     cache_lookups: Family<CacheLabels, Counter>,
+    admissions: Family<AdmissionLabels, Counter>,
+    counter_errors: Counter,
+    counters_up: Gauge,
     deployment_up: Family<DeploymentLabels, Gauge>,
     deployment_in_flight: Family<DeploymentLabels, Gauge>,
     deployment_opened: Family<DeploymentLabels, Gauge>,
@@ -138,6 +146,27 @@ impl Metrics {
             "Response cache lookups of models that cache, by model and result (hit, miss, unavailable)",
             cache_lookups.clone(),
         );
+        let admissions = Family::<AdmissionLabels, Counter>::default();
+        registry.register(
+            "admissions",
+            "Requests checked against budgets and limits, by outcome: admitted, budget_exceeded, \
+             rate_limit_exceeded, refused_unavailable (counters down, failing closed), uncounted \
+             (counters down, failing open)",
+            admissions.clone(),
+        );
+        let counter_errors = Counter::default();
+        registry.register(
+            "admission_counter_errors",
+            "Budget and limit counter operations that failed (Redis unreachable or too slow)",
+            counter_errors.clone(),
+        );
+        let counters_up = Gauge::default();
+        registry.register(
+            "admission_counters_up",
+            "1 while the last budget and limit counter operation succeeded, 0 after one failed",
+            counters_up.clone(),
+        );
+        counters_up.set(1);
         let deployment_up = Family::<DeploymentLabels, Gauge>::default();
         registry.register(
             "deployment_up",
@@ -176,6 +205,9 @@ impl Metrics {
             upstream_errors,
             retries,
             cache_lookups,
+            admissions,
+            counter_errors,
+            counters_up,
             deployment_up,
             deployment_in_flight,
             deployment_opened,
@@ -195,6 +227,19 @@ impl Metrics {
     pub(crate) fn observe_http(&self, route: &'static str, status: u16, elapsed: Duration) {
         self.http_requests.get_or_create(&HttpLabels { route, status }).inc();
         self.http_duration.get_or_create(&RouteLabels { route }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one admission by its outcome.
+    pub(crate) fn observe_admission(&self, outcome: &'static str) {
+        self.admissions.get_or_create(&AdmissionLabels { outcome }).inc();
+    }
+
+    /// Notes whether a counter operation worked.
+    pub(crate) fn observe_counters(&self, ok: bool) {
+        self.counters_up.set(i64::from(ok));
+        if !ok {
+            self.counter_errors.inc();
+        }
     }
 
     /// Counts one response cache lookup: `hit`, `miss`, or `unavailable` (Redis did not answer).

@@ -24,8 +24,19 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.draining.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "draining" }))).into_response();
     }
+    // Counters that cannot be reached do not make a replica unready: every replica shares
+    // them, so taking replicas out would stop all traffic, not only the budgeted part. The
+    // body says so, and `moat_admission_counters_up` alerts on it.
+    let counters = match state.admission.counters().ping().await {
+        Ok(()) => "ok",
+        Err(error) => {
+            tracing::warn!(%error, "readiness check: budget and limit counters unreachable");
+            "unavailable"
+        }
+    };
+    let counters = json!({ "store": state.admission.counters().kind(), "status": counters });
     match state.store.ping().await {
-        Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),
+        Ok(()) => axum::Json(json!({ "status": "ready", "counters": counters })).into_response(),
         Err(error) => {
             tracing::warn!(%error, "readiness check: store unreachable");
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "store_unavailable" }))).into_response()

@@ -95,6 +95,19 @@ impl Gateway {
         let response_cache = crate::response_cache::ResponseCache::new(settings.redis.as_ref())
             .map(Arc::new)
             .map_err(StartError::Redis)?;
+        let counters = match &settings.redis {
+            Some(redis) => moat_store::counters::CounterStore::Redis(
+                moat_store::counters::RedisCounters::new(
+                    &redis.url,
+                    &redis.key_prefix,
+                    settings.admission.counter_timeout,
+                )
+                .map_err(|e| StartError::Redis(e.to_string()))?,
+            ),
+            None => moat_store::counters::CounterStore::memory(),
+        };
+        let admission = crate::admission::Admission::new(counters, settings.admission.clone(), store.clone());
+        admission.refresh().await?;
         let (usage, writer) = UsageWriter::spawn(store.clone(), settings.usage_writer.clone())?;
         let state = Arc::new(AppState {
             routing: ArcSwap::from_pointee(routing),
@@ -116,6 +129,8 @@ impl Gateway {
             telemetry,
             response_cache,
             price_catalog: settings.price_catalog.clone(),
+            admission,
+            alerts: crate::alerts::Alerts::new(settings.webhooks.clone()),
         });
         let scim = settings.scim_token.as_ref().map(|token| {
             let keys = state.keys.clone();
@@ -183,6 +198,18 @@ impl Gateway {
             .route("/admin/v1/teams/{id}/members/{user_id}", put(admin::put_member).delete(admin::remove_member))
             .route("/admin/v1/invitations", post(admin::create_invitation).get(admin::list_invitations))
             .route("/admin/v1/invitations/{id}", delete(admin::revoke_invitation))
+            .route("/admin/v1/budgets", post(admin::create_budget).get(admin::list_budgets))
+            .route(
+                "/admin/v1/budgets/{id}",
+                get(admin::get_budget).patch(admin::update_budget).delete(admin::delete_budget),
+            )
+            .route("/admin/v1/budgets/{id}/reset", post(admin::reset_budget))
+            .route("/admin/v1/limits", post(admin::create_limit).get(admin::list_limits))
+            .route(
+                "/admin/v1/limits/{id}",
+                get(admin::get_limit).patch(admin::update_limit).delete(admin::delete_limit),
+            )
+            .route("/admin/v1/limits/{id}/reset", post(admin::reset_limit))
             .route("/admin/v1/audit", get(admin::list_audit))
             .route("/admin/v1/audit/verify", get(admin::verify_audit))
             .route("/healthz", get(ops::healthz))
@@ -219,6 +246,7 @@ impl Gateway {
         }
         state.tasks.spawn(crate::health_checks::run(state.clone()));
         state.tasks.spawn(crate::retention::run(state.clone(), self.usage_retention));
+        state.tasks.spawn(crate::admission::refresh_loop(state.clone()));
         if let Some(redis) = &self.redis {
             match crate::fanout::start(redis, state.keys.clone(), &state.tasks, state.stopping.clone()) {
                 Ok(announcer) => state.keys.announce_through(announcer),

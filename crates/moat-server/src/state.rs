@@ -37,6 +37,10 @@ pub(crate) struct AppState {
     pub(crate) response_cache: std::sync::Arc<crate::response_cache::ResponseCache>,
     /// List prices and GPU rates, as loaded at start.
     pub(crate) price_catalog: crate::price_catalog::PriceCatalog,
+    /// Budgets, limits and their counters.
+    pub(crate) admission: crate::admission::Admission,
+    /// Budget alert webhooks.
+    pub(crate) alerts: crate::alerts::Alerts,
     /// Request spans, when `[telemetry]` is configured.
     pub(crate) telemetry: crate::telemetry::Telemetry,
 }

@@ -32,6 +32,12 @@ impl<'a> AnthropicRequest<'a> {
         Ok(AnthropicRequest { object, model, stream })
     }
 
+    /// The request's `max_tokens` (required by Anthropic's API, so nearly always set): what
+    /// admission reserves for.
+    pub fn max_output_tokens(&self) -> Option<u64> {
+        self.object.field::<Option<u64>>("max_tokens", "an integer").ok().flatten().flatten()
+    }
+
     /// The body to send to an Anthropic-dialect upstream: `model` replaced and `extra_stop` (a
     /// deployment's own stop sequences) appended to `stop_sequences`, all else verbatim.
     pub fn to_upstream_body(&self, upstream_model: &str, extra_stop: &[String]) -> Vec<u8> {

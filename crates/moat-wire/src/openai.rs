@@ -44,6 +44,14 @@ impl<'a> OpenAiRequest<'a> {
         Ok(OpenAiRequest { object, model, stream, client_wants_stream_usage })
     }
 
+    /// The most output tokens the request allows (`max_completion_tokens`, `max_tokens`, or the
+    /// Responses API's `max_output_tokens`), if it sets one: what admission reserves for.
+    pub fn max_output_tokens(&self) -> Option<u64> {
+        ["max_completion_tokens", "max_tokens", "max_output_tokens"]
+            .into_iter()
+            .find_map(|name| self.object.field::<Option<u64>>(name, "an integer").ok().flatten().flatten())
+    }
+
     /// The body to send upstream: `model` replaced by `upstream_model`, and on streams
     /// `stream_options.include_usage` forced on, every other member byte for byte as received.
     /// `extra_stop` (a deployment's own stop sequences) is appended to `stop`.

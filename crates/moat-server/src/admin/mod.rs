@@ -6,6 +6,7 @@
 //! change answer `403 permission_denied`. Every change is written to the audit log.
 
 mod audit;
+mod budgets;
 mod caller;
 mod invitations;
 mod keys;
@@ -13,6 +14,10 @@ mod people;
 mod usage;
 
 pub(crate) use audit::{list_audit, verify_audit};
+pub(crate) use budgets::{
+    create_budget, create_limit, delete_budget, delete_limit, get_budget, get_limit, list_budgets, list_limits,
+    reset_budget, reset_limit, update_budget, update_limit,
+};
 pub(crate) use invitations::{create_invitation, list_invitations, revoke_invitation};
 pub(crate) use keys::{create_key, get_key, list_keys, revoke_key};
 pub(crate) use people::{

@@ -31,6 +31,11 @@ pub struct RawConfig {
     pub smtp: Option<SmtpConfig>,
     /// Redis, shared by replicas: revoked keys and deactivated users reach every replica at once.
     pub redis: Option<RedisConfig>,
+    /// How budgets and limits are enforced. The budgets and limits themselves are data, set
+    /// through the admin API or `moat budgets` and `moat limits`.
+    pub admission: AdmissionConfig,
+    /// Where budget alerts go.
+    pub alerts: AlertsConfig,
     /// OpenTelemetry traces, sent over OTLP/HTTP to a collector (Jaeger, Tempo, Honeycomb…).
     pub telemetry: Option<TelemetryConfig>,
     /// Price catalog rows that replace the shipped row of the same model, provider and tier, or
@@ -647,6 +652,89 @@ pub struct RedisConfig {
     /// need different prefixes.
     #[serde(default = "default_redis_prefix")]
     pub key_prefix: String,
+}
+
+/// `[admission]`: reserving each request's estimate on its budgets and limits. Counters live
+/// in this process, or in Redis when `[redis]` is set (then every replica shares them).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdmissionConfig {
+    /// Output tokens reserved for a request that sets no `max_tokens` (or
+    /// `max_completion_tokens`, `max_output_tokens`). The reservation is settled to the
+    /// actual count when the request ends.
+    pub default_output_tokens: u64,
+    /// How long a reservation holds if its request never settles (the replica serving it
+    /// died). Longer than your longest stream: a reservation that expires early frees its
+    /// concurrency slot while the request still runs.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub reservation_ttl: Duration,
+    /// Longest an admission waits for Redis before the counters count as unavailable.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub counter_timeout: Duration,
+    /// When the counters are unavailable, requests a budget covers are refused
+    /// (`closed`, with `admission_unavailable`) or admitted without being counted (`open`).
+    pub budgets_fail: FailMode,
+    /// When the counters are unavailable, requests a rate limit covers are admitted without
+    /// being counted (`open`) or refused (`closed`).
+    pub limits_fail: FailMode,
+    /// How often each replica re-reads budgets and limits from the database, so a change made
+    /// through another replica applies here too (changes made here apply at once).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub refresh_interval: Duration,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig {
+            default_output_tokens: 4096,
+            reservation_ttl: Duration::from_secs(15 * 60),
+            counter_timeout: Duration::from_millis(250),
+            budgets_fail: FailMode::Closed,
+            limits_fail: FailMode::Open,
+            refresh_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[alerts]`: budget alerts. When a budget's spend reaches one of its thresholds, one alert
+/// per threshold and period is posted to every webhook, whichever replica sees it first.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Each is one `[[alerts.webhooks]]` table.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// One webhook alerts are posted to.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `https://…` (or `http://` inside your network).
+    pub url: String,
+    /// `json` (moat's event, below) or `slack` (a Slack incoming-webhook message: `{"text": …}`).
+    #[serde(default = "default_webhook_format")]
+    pub format: String,
+    /// The shared secret the body is signed with: `x-moat-signature: t=<unix seconds>,v1=<hex
+    /// HMAC-SHA256 of "<t>.<body>">`. Receivers recompute it and reject old timestamps.
+    #[serde(default)]
+    pub secret: Option<SecretRef>,
+}
+
+fn default_webhook_format() -> String {
+    "json".into()
+}
+
+/// What to do with a request when its counters cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Admit it, uncounted.
+    Open,
+    /// Refuse it.
+    Closed,
 }
 
 fn default_redis_prefix() -> String {

@@ -71,6 +71,10 @@ pub struct Settings {
     pub telemetry: Option<crate::telemetry::TelemetrySettings>,
     /// The shipped price catalog with the config's `[[prices]]` applied.
     pub price_catalog: crate::price_catalog::PriceCatalog,
+    /// How budgets and limits are enforced.
+    pub admission: super::raw::AdmissionConfig,
+    /// Where budget alerts are posted.
+    pub webhooks: Vec<crate::alerts::Webhook>,
 }
 
 /// Retries and deployment health.
@@ -318,6 +322,34 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         issues.add("prices", error);
         crate::price_catalog::PriceCatalog::default()
     });
+    let admission = raw.admission.clone();
+    for (field, value) in [
+        ("admission.reservation_ttl", admission.reservation_ttl),
+        ("admission.counter_timeout", admission.counter_timeout),
+        ("admission.refresh_interval", admission.refresh_interval),
+    ] {
+        if value.is_zero() {
+            issues.add(field, "must be longer than zero");
+        }
+    }
+    let mut webhooks = Vec::new();
+    for (index, hook) in raw.alerts.webhooks.iter().enumerate() {
+        let path = format!("alerts.webhooks[{index}]");
+        if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) {
+            issues.add(format!("{path}.url"), "must be an `https://` or `http://` URL");
+        }
+        let format = match hook.format.as_str() {
+            "json" => crate::alerts::Format::Json,
+            "slack" => crate::alerts::Format::Slack,
+            _ => {
+                issues.add(format!("{path}.format"), "must be `json` or `slack`");
+                crate::alerts::Format::Json
+            }
+        };
+        let secret =
+            hook.secret.as_ref().and_then(|secret| resolve_secret(secret, &format!("{path}.secret"), env, &mut issues));
+        webhooks.push(crate::alerts::Webhook { url: hook.url.clone(), format, secret });
+    }
     let telemetry = raw.telemetry.as_ref().and_then(|telemetry| validate_telemetry(telemetry, env, &mut issues));
     let scim_token = raw.scim.token.as_ref().and_then(|secret| resolve_secret(secret, "scim.token", env, &mut issues));
     if scim_token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
@@ -356,6 +388,8 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         redis,
         telemetry,
         price_catalog,
+        admission,
+        webhooks,
     })
 }
 

@@ -122,6 +122,7 @@ mod tests {
     fn cache_control_directives_skip_the_lookup_or_the_store() {
         let policy = Some(CachePolicy { ttl: Duration::from_secs(60), scope: moat_core::CacheScope::Org });
         let principal = Principal {
+            teams: Vec::new(),
             key_id: Some("k".into()),
             user_id: None,
             team_id: None,

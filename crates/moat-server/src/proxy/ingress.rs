@@ -115,6 +115,14 @@ impl<'a> Decoded<'a> {
         }
     }
 
+    /// The most output tokens the request allows, if it says.
+    pub(crate) fn max_output_tokens(&self) -> Option<u64> {
+        match self {
+            Decoded::OpenAi(r) => r.max_output_tokens(),
+            Decoded::Anthropic(r) => r.max_output_tokens(),
+        }
+    }
+
     /// Whether moat must hold back the usage-only chunk it asked for (OpenAI streams whose
     /// client did not ask for usage).
     pub(crate) fn strip_usage_chunk(&self) -> bool {

@@ -61,6 +61,8 @@ struct Pending {
     trace: Option<RequestTrace>,
     /// Answered from the response cache.
     cache_hit: bool,
+    /// What admission reserved on budgets and limits, settled with the actual usage.
+    reservation: Option<crate::admission::Reservation>,
 }
 
 impl Meter {
@@ -71,6 +73,7 @@ impl Meter {
         let pending = Pending {
             trace,
             cache_hit: false,
+            reservation: None,
             base,
             request_body,
             deployment: None,
@@ -94,6 +97,13 @@ impl Meter {
             if let Some(trace) = &mut p.trace {
                 trace.begin_attempt(deployment.spec(), upstream);
             }
+        }
+    }
+
+    /// Takes the request's reservation, to settle it with the request's usage.
+    pub(crate) fn hold(&mut self, reservation: Option<crate::admission::Reservation>) {
+        if let Some(p) = &mut self.pending {
+            p.reservation = reservation;
         }
     }
 
@@ -217,6 +227,7 @@ impl Meter {
             first_byte: p.first_byte,
             ticket,
             trace: p.trace.map(|trace| (trace, settled_at)),
+            reservation: p.reservation,
         };
         self.state.tasks.spawn(settlement.run(self.state.clone()));
     }
@@ -246,6 +257,8 @@ struct Settlement {
     ticket: Option<moat_store::JournalTicket>,
     /// The request's spans, ended with the settled usage at the time the response ended.
     trace: Option<(RequestTrace, SystemTime)>,
+    /// Its budget and limit reservation, settled here with the actual cost and tokens.
+    reservation: Option<crate::admission::Reservation>,
 }
 
 impl Settlement {
@@ -278,7 +291,16 @@ impl Settlement {
         if let Some((trace, ended_at)) = self.trace.take() {
             trace.finish(&self.record, ended_at);
         }
+        let reservation = self.reservation.take();
+        let cost = self.record.cost_micro_usd;
         state.usage.record_journaled(self.record, self.ticket).await;
+        // After the record is queued: a budget counter seeded from the ledger meanwhile then
+        // misses this request by at most the writer's batching delay.
+        if let Some(reservation) = reservation {
+            let tokens = usage.input.saturating_add(usage.output);
+            let crossings = state.admission.settle(&state.metrics, reservation, cost, tokens).await;
+            crate::alerts::notify(&state, crossings).await;
+        }
     }
 
     /// Counts input and output tokens with the deployment's tokenizer, or estimates them.

@@ -26,6 +26,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use moat_core::budget::{Estimate, Subject};
 use moat_core::{Dialect, ErrorCode, PlanError};
 use moat_upstream::{UpstreamClient, UpstreamError, UpstreamResponse};
 use moat_wire::translate::{AnswerContext, Translation};
@@ -151,93 +152,136 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
     {
         return cache::answer(meter, endpoint, answer);
     }
-    // Try the plan's deployments in order, and again from the top while attempts remain, as
-    // long as each failure happened before any byte reached the client and may pass.
-    let mut schedule = retry::Schedule::new(routing.settings, started, hops.len());
-    let mut last_error: Option<UpstreamError> = None;
-    for attempt in 0..routing.settings.max_attempts as usize {
-        let index = attempt % hops.len();
-        let (deployment, hop) = (&hops[index].0, hops[index].1);
-        if attempt > 0 {
-            let Some(wait) = schedule.wait_before(index, attempt >= hops.len(), rand::random::<f64>()) else {
-                break;
-            };
-            if !wait.is_zero() {
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = state.hard_stop.cancelled() => break,
-                }
-            }
-            state.metrics.observe_retry(&model);
-        }
-        if !deployment.live.try_acquire(Instant::now()) {
-            continue;
-        }
-        let upstream_dialect = match hop {
-            Hop::PassThrough => dialect,
-            Hop::Translate(translation) => translation.upstream_dialect(),
-        };
-        meter.set_deployment(deployment, upstream_dialect);
-        let spec = deployment.spec();
-        let (mut outbound, client_stops) = match hop {
-            Hop::PassThrough => (
-                Outbound {
-                    dialect,
-                    path: endpoint.upstream_path(),
-                    body: decoded.to_upstream_body(endpoint, spec),
-                    headers: ingress::upstream_headers(dialect, &parts.headers, spec),
-                },
-                Vec::new(),
-            ),
-            Hop::Translate(translation) => match translate::outbound(translation, &body, &parts.headers, spec) {
-                Ok(outbound) => outbound,
-                Err(error) => return respond(meter.fail(error)),
-            },
-        };
-        meter.propagate_trace(&mut outbound.headers);
-        let input_tokens_hint = match (hop, stream) {
-            (Hop::Translate(Translation::MessagesToChat), true) => {
-                translate::count_prompt(&deployment.client, &body).await
-            }
-            _ => 0,
-        };
-        match call_upstream(&state, &deployment.client, outbound, stream).await {
-            Ok((response, first_chunk)) => {
-                deployment.live.succeeded();
-                meter.mark_first_byte_if(!stream || first_chunk.is_some());
-                let relay = Relay {
-                    cache,
-                    endpoint,
-                    hop,
-                    stream,
-                    strip_usage_chunk: decoded.strip_usage_chunk(),
-                    answer: AnswerContext {
-                        client_model: requested.clone(),
-                        created: translate::unix_now(),
-                        input_tokens_hint,
-                        include_usage: !decoded.strip_usage_chunk(),
-                        stop_sequences: client_stops,
-                    },
-                };
-                return relay.run(&state, &deployment.client, response, first_chunk, meter).await;
-            }
-            Err(error) => {
-                meter.note_upstream_error(&error);
-                schedule.failed(index, error.retry_after_secs());
-                let retryable = error.retryable();
-                last_error = Some(error);
-                if !retryable {
-                    break;
-                }
-            }
-        }
-    }
-    let error = match last_error {
-        Some(error) => upstream_api_error(&error),
-        None => ApiError::new(ErrorCode::UpstreamUnavailable, format!("every deployment of `{model}` is down"))
-            .with_retry_after(Some(routing.settings.breaker.cooldown.as_secs().max(1))),
+    let subject = Subject {
+        key_id: principal.key_id.as_deref(),
+        user_id: principal.user_id.as_deref(),
+        teams: &principal.teams,
+        model: &model,
     };
-    respond(meter.fail(error))
+    let estimate = || admission_estimate(&state, endpoint, &decoded, &body, &hops);
+    let rate_headers = match state.admission.admit(&state.metrics, subject, estimate).await {
+        Ok(admitted) => {
+            meter.hold(admitted.reservation);
+            admitted.headers
+        }
+        Err(refusal) => {
+            let mut response = respond(meter.fail(refusal.error));
+            response.headers_mut().extend(refusal.headers);
+            return response;
+        }
+    };
+    let mut response = async {
+        // Try the plan's deployments in order, and again from the top while attempts remain, as
+        // long as each failure happened before any byte reached the client and may pass.
+        let mut schedule = retry::Schedule::new(routing.settings, started, hops.len());
+        let mut last_error: Option<UpstreamError> = None;
+        for attempt in 0..routing.settings.max_attempts as usize {
+            let index = attempt % hops.len();
+            let (deployment, hop) = (&hops[index].0, hops[index].1);
+            if attempt > 0 {
+                let Some(wait) = schedule.wait_before(index, attempt >= hops.len(), rand::random::<f64>()) else {
+                    break;
+                };
+                if !wait.is_zero() {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = state.hard_stop.cancelled() => break,
+                    }
+                }
+                state.metrics.observe_retry(&model);
+            }
+            if !deployment.live.try_acquire(Instant::now()) {
+                continue;
+            }
+            let upstream_dialect = match hop {
+                Hop::PassThrough => dialect,
+                Hop::Translate(translation) => translation.upstream_dialect(),
+            };
+            meter.set_deployment(deployment, upstream_dialect);
+            let spec = deployment.spec();
+            let (mut outbound, client_stops) = match hop {
+                Hop::PassThrough => (
+                    Outbound {
+                        dialect,
+                        path: endpoint.upstream_path(),
+                        body: decoded.to_upstream_body(endpoint, spec),
+                        headers: ingress::upstream_headers(dialect, &parts.headers, spec),
+                    },
+                    Vec::new(),
+                ),
+                Hop::Translate(translation) => match translate::outbound(translation, &body, &parts.headers, spec) {
+                    Ok(outbound) => outbound,
+                    Err(error) => return respond(meter.fail(error)),
+                },
+            };
+            meter.propagate_trace(&mut outbound.headers);
+            let input_tokens_hint = match (hop, stream) {
+                (Hop::Translate(Translation::MessagesToChat), true) => {
+                    translate::count_prompt(&deployment.client, &body).await
+                }
+                _ => 0,
+            };
+            match call_upstream(&state, &deployment.client, outbound, stream).await {
+                Ok((response, first_chunk)) => {
+                    deployment.live.succeeded();
+                    meter.mark_first_byte_if(!stream || first_chunk.is_some());
+                    let relay = Relay {
+                        cache,
+                        endpoint,
+                        hop,
+                        stream,
+                        strip_usage_chunk: decoded.strip_usage_chunk(),
+                        answer: AnswerContext {
+                            client_model: requested.clone(),
+                            created: translate::unix_now(),
+                            input_tokens_hint,
+                            include_usage: !decoded.strip_usage_chunk(),
+                            stop_sequences: client_stops,
+                        },
+                    };
+                    return relay.run(&state, &deployment.client, response, first_chunk, meter).await;
+                }
+                Err(error) => {
+                    meter.note_upstream_error(&error);
+                    schedule.failed(index, error.retry_after_secs());
+                    let retryable = error.retryable();
+                    last_error = Some(error);
+                    if !retryable {
+                        break;
+                    }
+                }
+            }
+        }
+        let error = match last_error {
+            Some(error) => upstream_api_error(&error),
+            None => ApiError::new(ErrorCode::UpstreamUnavailable, format!("every deployment of `{model}` is down"))
+                .with_retry_after(Some(routing.settings.breaker.cooldown.as_secs().max(1))),
+        };
+        respond(meter.fail(error))
+    }
+    .await;
+    response.headers_mut().extend(rate_headers);
+    response
+}
+
+/// What admission reserves for a request: its prompt (estimated at four bytes a token) plus
+/// the output it allows (its `max_tokens`, or `[admission] default_output_tokens`), priced at
+/// the dearest deployment it may reach.
+fn admission_estimate(
+    state: &AppState,
+    endpoint: Endpoint,
+    decoded: &Decoded<'_>,
+    body: &[u8],
+    hops: &[(Arc<Deployment>, Hop)],
+) -> Estimate {
+    let input = moat_core::estimate::estimate_tokens(&ingress::prompt_text(endpoint.dialect(), body));
+    let output = match endpoint {
+        Endpoint::Embeddings => 0,
+        _ => decoded.max_output_tokens().unwrap_or_else(|| state.admission.default_output_tokens()),
+    };
+    let usage = moat_core::Usage { input, output, ..moat_core::Usage::default() };
+    let cost = hops.iter().map(|(deployment, _)| deployment.spec().price.cost(&usage)).max().unwrap_or(0);
+    Estimate { cost, tokens: input.saturating_add(output) }
 }
 
 /// How a request reaches one deployment.

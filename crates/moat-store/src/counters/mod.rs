@@ -48,6 +48,14 @@ impl CounterStore {
         }
     }
 
+    /// Whether the store answers (always, in memory).
+    pub async fn ping(&self) -> Result<(), CounterError> {
+        match self {
+            CounterStore::Memory(_) => Ok(()),
+            CounterStore::Redis(redis) => redis.ping().await,
+        }
+    }
+
     /// Reserves every check's amount under `id` for `ttl`, or nothing. `at_ms` fixes the
     /// clock (tests); `None` is the store's own (Redis: the server's).
     pub async fn admit(

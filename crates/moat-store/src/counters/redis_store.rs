@@ -62,6 +62,17 @@ impl RedisCounters {
         }
     }
 
+    pub(super) async fn ping(&self) -> Result<(), CounterError> {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut connection);
+        match tokio::time::timeout(self.timeout, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(CounterError::Unavailable(error.to_string())),
+            Err(_) => Err(CounterError::Unavailable(format!("no answer within {:?}", self.timeout))),
+        }
+    }
+
     fn head(&self, at_ms: Option<i64>) -> Vec<String> {
         vec![self.prefix.clone(), at_ms.map(|t| t.to_string()).unwrap_or_default()]
     }
