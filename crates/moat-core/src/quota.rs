@@ -150,11 +150,12 @@ pub fn fits(used: u64, amount: u64, limit: u64) -> bool {
 }
 
 /// The share of the previous sliding bucket still inside the window at `now_ms`, applied to
-/// `total`, rounded down.
+/// `total`, rounded up: a limit errs toward refusing, so a burst just before a minute boundary
+/// still counts in full just after it.
 pub fn previous_share(total: u64, length_ms: i64, now_ms: i64) -> u64 {
     let length = u128::try_from(length_ms.max(1)).unwrap_or(1);
     let overlap = length.saturating_sub(u128::try_from(now_ms.rem_euclid(length_ms.max(1))).unwrap_or(0));
-    u64::try_from(u128::from(total) * overlap / length).unwrap_or(u64::MAX)
+    u64::try_from((u128::from(total) * overlap).div_ceil(length)).unwrap_or(u64::MAX)
 }
 
 #[derive(Debug, Clone, Default)]

@@ -90,9 +90,11 @@ fn the_previous_minute_counts_by_its_overlap() {
         };
         book.settle(&format!("r{i}"), &settle_all(&held, 1), 59_000);
     }
-    // 15 s into the next minute, 45/60 of the previous minute's 10 still count: 7 (rounded down).
+    // 15 s into the next minute, 45/60 of the previous minute's 10 still count: 8 (rounded up).
     let totals = book.totals(&per_minute(10, 1), 75_000);
-    assert_eq!(totals.settled, 7);
+    assert_eq!(totals.settled, 8);
+    // A millisecond after the boundary, all 10 still count.
+    assert_eq!(book.totals(&per_minute(10, 1), 60_001).settled, 10);
     assert!(matches!(book.admit("a", &[per_minute(10, 1)], TTL, 75_000), Admission::Admitted { .. }));
     assert_eq!(Window::Sliding { length_ms: 60_000 }.reset_after_ms(75_000), 45_000);
 }

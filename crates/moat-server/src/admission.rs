@@ -170,11 +170,7 @@ impl Admission {
     }
 
     /// The counters cannot be reached: admit uncounted or refuse, as configured per kind.
-    fn unavailable(
-        &self,
-        metrics: &Metrics,
-        measured: &[(Measure, Check)],
-    ) -> Result<Admitted, Box<Refusal>> {
+    fn unavailable(&self, metrics: &Metrics, measured: &[(Measure, Check)]) -> Result<Admitted, Box<Refusal>> {
         let budgets = measured.iter().any(|(m, _)| matches!(m, Measure::Spend(_)));
         let limits = measured.iter().any(|(m, _)| !matches!(m, Measure::Spend(_)));
         let refuse = (budgets && self.config.budgets_fail == FailMode::Closed)

@@ -5,6 +5,7 @@
 
 mod admin;
 mod auth;
+mod budgets;
 mod cache;
 mod connections;
 mod errors;

@@ -33,8 +33,13 @@ local function bucket_name(counter, kind, param, now)
   if kind == 's' then return counter .. '@' .. int(math.floor(now / tonumber(param))) end
   return counter
 end
+-- ceil(total * overlap / length), exactly: the quotient is corrected with exact products.
 local function share(total, length, now)
-  return math.floor(total * (length - (now % length)) / length)
+  local a = total * (length - (now % length))
+  local q = math.floor(a / length)
+  if q * length > a then q = q - 1 elseif (q + 1) * length <= a then q = q + 1 end
+  if q * length < a then q = q + 1 end
+  return q
 end
 -- Settled, reserved, exists for a counter: a sliding one adds the previous bucket's overlap.
 local function totals(counter, kind, param, now)
