@@ -94,14 +94,14 @@ pub(crate) enum AuditCommand {
     Verify,
 }
 
-struct AdminApi {
-    http: reqwest::Client,
+pub(crate) struct AdminApi {
+    pub(crate) http: reqwest::Client,
     base: String,
     key: String,
 }
 
 impl AdminApi {
-    fn new(args: &ServerArgs) -> anyhow::Result<Self> {
+    pub(crate) fn new(args: &ServerArgs) -> anyhow::Result<Self> {
         let Some(key) = args.admin_key.clone() else {
             bail!("an admin key is needed: set MOAT_ADMIN_KEY or pass --admin-key");
         };
@@ -109,7 +109,12 @@ impl AdminApi {
         Ok(AdminApi { http, base: args.server.trim_end_matches('/').to_owned(), key })
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    /// `request` with the admin key.
+    pub(crate) fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.bearer_auth(&self.key)
+    }
+
+    pub(crate) async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
         let response = request
             .bearer_auth(&self.key)
             .send()
@@ -125,7 +130,7 @@ impl AdminApi {
         Ok(body)
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}/admin/v1/{path}", self.base)
     }
 }
@@ -286,7 +291,7 @@ pub(crate) async fn deployments(server: &ServerArgs, json: bool) -> anyhow::Resu
     Ok(())
 }
 
-fn text(value: &Value) -> String {
+pub(crate) fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),

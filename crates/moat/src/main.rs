@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, reason = "a CLI's output goes to stdout")]
 
 mod admin_client;
+mod budgets_cli;
 mod credentials;
 mod logging;
 mod login;
@@ -47,6 +48,21 @@ enum Command {
         server: admin_client::ServerArgs,
         #[command(subcommand)]
         command: admin_client::KeysCommand,
+    },
+    /// Set, read, reset and delete spend budgets, and see spend against them (through the
+    /// admin API).
+    Budgets {
+        #[command(flatten)]
+        server: admin_client::ServerArgs,
+        #[command(subcommand)]
+        command: budgets_cli::BudgetsCommand,
+    },
+    /// Set, read, reset and delete rate and concurrency limits (through the admin API).
+    Limits {
+        #[command(flatten)]
+        server: admin_client::ServerArgs,
+        #[command(subcommand)]
+        command: budgets_cli::LimitsCommand,
     },
     /// Show usage records (through the admin API).
     Usage {
@@ -101,6 +117,8 @@ fn main() -> ExitCode {
             Command::Migrate { config } => serve::migrate(config.as_deref()).await,
             Command::Config { command: ConfigCommand::Check { file } } => serve::check(&file),
             Command::Keys { server, command } => admin_client::keys(&server, command).await,
+            Command::Budgets { server, command } => budgets_cli::budgets(&server, command).await,
+            Command::Limits { server, command } => budgets_cli::limits(&server, command).await,
             Command::Usage { server, args } => admin_client::usage(&server, args).await,
             Command::Deployments { server, json } => admin_client::deployments(&server, json).await,
             Command::Audit { server, command } => admin_client::audit(&server, command).await,

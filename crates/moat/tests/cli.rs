@@ -488,3 +488,58 @@ fn the_systemd_unit_verifies() {
     let problems: Vec<&str> = said.lines().filter(|l| l.contains("moat.service")).collect();
     assert!(out.status.success() && problems.is_empty(), "{said}");
 }
+
+#[test]
+fn the_cli_sets_reads_resets_and_deletes_budgets_and_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin_key = "cli-budgets-admin-key-0123456789";
+    let server = Server::start(dir.path(), Some(admin_key));
+    let url = Server::url(&server.wait_for("moat is listening"));
+    let cli = |args: &[&str]| {
+        let out = Command::new(MOAT)
+            .args(args)
+            .env("MOAT_SERVER", &url)
+            .env("MOAT_ADMIN_KEY", admin_key)
+            .output()
+            .expect("run moat");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = cli(&["budgets", "set", "--scope", "org", "--amount", "500", "--time-zone", "Europe/Paris"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("amount:     $500.00 per month (Europe/Paris)"), "{out}");
+    assert!(out.contains("spent:      $0.00 (0"), "{out}");
+    let id = out.lines().find_map(|l| l.strip_prefix("id:")).expect("id line").trim().to_owned();
+    // Setting it again changes the same budget.
+    let (ok, out, err) = cli(&["budgets", "set", "--scope", "org", "--amount", "612.5", "--threshold", "90"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&id) && out.contains("$612.50 per month (Europe/Paris)") && out.contains("[90]"), "{out}");
+    let (_, out, _) = cli(&["budgets", "list"]);
+    assert!(out.contains(&id) && out.contains("$612.50") && out.contains("month"), "{out}");
+    assert_eq!(out.lines().count(), 2, "one budget: {out}");
+    let (ok, out, err) = cli(&["budgets", "reset", &id]);
+    assert!(ok && out.contains("spend counts again from"), "{out}{err}");
+    let (ok, _, err) = cli(&["budgets", "set", "--scope", "team", "--id", "team_nope", "--amount", "5"]);
+    assert!(!ok && err.contains("invalid_request") && err.contains("team_nope"), "{err}");
+
+    let (_, out, _) = cli(&["keys", "create", "--name", "limited"]);
+    let key = out.lines().find_map(|l| l.strip_prefix("id:")).expect("id line").trim().to_owned();
+    let (ok, out, err) = cli(&["limits", "set", "--scope", "key", "--id", &key, "--rpm", "60"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("requests per minute: 60 (last minute: 0)"), "{out}");
+    let (ok, out, _) = cli(&["limits", "set", "--scope", "key", "--id", &key, "--tpm", "1000", "--rpm", "0"]);
+    assert!(ok && out.contains("requests per minute: -") && out.contains("tokens per minute:   1000"), "{out}");
+    let limit = out.lines().find_map(|l| l.strip_prefix("id:")).expect("id line").trim().to_owned();
+    let (_, out, _) = cli(&["limits", "list"]);
+    assert!(out.contains(&limit) && out.contains("0/1000"), "{out}");
+    let (ok, _, _) = cli(&["limits", "delete", &limit]);
+    assert!(ok);
+    let (ok, _, err) = cli(&["limits", "show", &limit]);
+    assert!(!ok && err.contains("not_found"), "{err}");
+    let (ok, out, _) = cli(&["budgets", "delete", &id]);
+    assert!(ok && out.contains("deleted"), "{out}");
+    server.stop();
+}
