@@ -53,6 +53,42 @@ impl Price {
     }
 }
 
+/// How a self-hosted deployment's tokens are priced: what the hardware costs, spread over
+/// what it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostModel {
+    /// GPUs rented (or amortized) by the hour, serving a measured throughput: every token
+    /// served costs `gpus × per_gpu_hour ÷ tokens_per_hour`.
+    Gpu {
+        /// GPUs the deployment runs on.
+        gpus: u32,
+        /// Micro-dollars per GPU-hour.
+        per_gpu_hour: u64,
+        /// Tokens (input plus output) the deployment serves per hour at its usual load, as
+        /// measured (a benchmark, or its metrics over a busy week).
+        tokens_per_hour: u64,
+    },
+    /// A flat price per million tokens, input and output alike, in micro-dollars.
+    PerMillionTokens(u64),
+}
+
+impl CostModel {
+    /// The per-token price this model comes to, for every kind of token (a GPU spends its
+    /// time on prompt and output alike; a prompt-cache hit is billed as input). Rounded once,
+    /// half up, to a micro-dollar per million tokens.
+    pub fn price(&self) -> Price {
+        let per_mtok = match *self {
+            CostModel::PerMillionTokens(per_mtok) => per_mtok,
+            CostModel::Gpu { gpus, per_gpu_hour, tokens_per_hour } => {
+                let per_hour = u128::from(gpus) * u128::from(per_gpu_hour);
+                let tokens = u128::from(tokens_per_hour.max(1));
+                u64::try_from((per_hour * 1_000_000 + tokens / 2) / tokens).unwrap_or(u64::MAX)
+            }
+        };
+        Price { input: per_mtok, output: per_mtok, cache_read: per_mtok, cache_write: per_mtok, reasoning: None }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +135,24 @@ mod tests {
         let apart = Price { reasoning: Some(dollars(5.0)), ..as_output };
         // 400 × $10/M + 600 × $5/M = 4,000 + 3,000 µ$.
         assert_eq!(apart.cost(&usage), 7_000);
+    }
+
+    #[test]
+    fn a_gpu_pool_prices_every_token_at_its_hourly_cost_over_its_throughput() {
+        // Two H100s at $2.69 an hour serving 9 million tokens an hour: $5.38 / 9 M tokens =
+        // $0.597778 per million tokens.
+        let model = CostModel::Gpu { gpus: 2, per_gpu_hour: dollars(2.69), tokens_per_hour: 9_000_000 };
+        let price = model.price();
+        assert_eq!(price.input, 597_778);
+        assert_eq!((price.output, price.cache_read, price.cache_write), (597_778, 597_778, 597_778));
+        // A coding-agent turn: 30,000 prompt tokens (20,000 from the prefix cache), 1,500 output.
+        let usage = Usage { input: 30_000, cached: 20_000, output: 1_500, ..Usage::default() };
+        // 31,500 tokens × $0.597778/M = 18,830.007 µ$.
+        assert_eq!(price.cost(&usage), 18_830);
+        // A full hour at the measured throughput costs the GPUs' hour, to within the rate's rounding.
+        assert_eq!(price.cost(&Usage { input: 4_500_000, output: 4_500_000, ..Usage::default() }), 5_380_002);
+        let flat = CostModel::PerMillionTokens(dollars(0.20)).price();
+        assert_eq!(flat.cost(&Usage { input: 1_000_000, output: 1_000_000, ..Usage::default() }), 400_000);
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct DeploymentSpec {
     pub context_window: Option<u64>,
     /// What its tokens cost (zero when not priced).
     pub price: Price,
+    /// The self-hosted cost model its price comes from, if it has one rather than a list price.
+    pub cost_model: Option<moat_core::CostModel>,
     /// URL polled by active health checks, when they are on.
     pub health_check_url: Option<String>,
     /// Extra trust and a client certificate for TLS to this deployment.

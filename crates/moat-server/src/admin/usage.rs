@@ -128,6 +128,15 @@ pub(crate) async fn list_deployments(State(state): State<Arc<AppState>>, caller:
                     "input": dollars(spec.price.input), "output": dollars(spec.price.output),
                     "cache_read": dollars(spec.price.cache_read), "cache_write": dollars(spec.price.cache_write),
                 },
+                "cost_model": spec.cost_model.map(|model| match model {
+                    moat_core::CostModel::Gpu { gpus, per_gpu_hour, tokens_per_hour } => json!({
+                        "kind": "gpu", "gpus": gpus, "gpu_hour_usd": dollars(per_gpu_hour),
+                        "tokens_per_hour": tokens_per_hour,
+                    }),
+                    moat_core::CostModel::PerMillionTokens(per_mtok) => json!({
+                        "kind": "per_mtok", "per_mtok_usd": dollars(per_mtok),
+                    }),
+                }),
             })
         })
         .collect();

@@ -289,4 +289,37 @@ deployments = []
         let found = issues(&text, &[]);
         assert!(found.iter().any(|(p, m)| p == "prices" && m.contains("`closed`")), "{found:?}");
     }
+
+    #[test]
+    fn a_self_hosted_cost_model_prices_the_deployment_from_the_gpu_catalog() {
+        let with_cost = |cost: &str| {
+            CONTRACT.replace("upstream_model = \"gemma\" ", &format!("upstream_model = \"gemma\"\ncost = {cost}\n"))
+        };
+        let settings = load_from_str(
+            &with_cost(r#"{ gpus = 2, gpu = "H100 80GB SXM", gpu_provider = "runpod (community cloud)", tokens_per_hour = 9000000 }"#),
+            "gpu",
+            &HashMap::new(),
+        )
+        .expect("accepted");
+        // The catalog's $2.69 an hour, twice, over 9 M tokens: $0.597778 per million.
+        assert_eq!(settings.deployments[0].price.input, 597_778);
+        assert_eq!(settings.deployments[0].price.output, 597_778);
+        let own = load_from_str(
+            &with_cost("{ gpus = 1, gpu_hour_usd = 1.0, tokens_per_hour = 1000000 }"),
+            "own",
+            &HashMap::new(),
+        )
+        .expect("accepted");
+        assert_eq!(own.deployments[0].price.input, 1_000_000);
+        let flat = load_from_str(&with_cost("{ per_mtok = 0.2 }"), "flat", &HashMap::new()).expect("accepted");
+        assert_eq!(flat.deployments[0].cost_model, Some(moat_core::CostModel::PerMillionTokens(200_000)));
+
+        let found = issues(&with_cost(r#"{ gpus = 0, gpu = "Abacus 9000" }"#), &[]);
+        let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        assert!(paths.contains(&"deployments[0].cost.gpus"), "{found:?}");
+        assert!(paths.contains(&"deployments[0].cost.tokens_per_hour"), "{found:?}");
+        assert!(found.iter().any(|(p, m)| p == "deployments[0].cost.gpu" && m.contains("H100 80GB SXM")), "{found:?}");
+        let both = with_cost("{ per_mtok = 0.2 }").replace("cost =", "price = { input = 1.0 }\ncost =");
+        assert!(issues(&both, &[]).iter().any(|(p, m)| p == "deployments[0].cost" && m.contains("not both")));
+    }
 }

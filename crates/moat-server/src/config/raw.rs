@@ -222,6 +222,12 @@ pub struct DeploymentConfig {
     /// reports): `{ input = 0.6, output = 2.4 }`, optionally `cache_read` and `cache_write`.
     #[serde(default)]
     pub price: Option<PriceConfig>,
+    /// For a self-hosted deployment, what its tokens cost you, instead of a `price`: GPUs by
+    /// the hour over the throughput they serve, `{ gpus = 2, gpu = "H100 80GB SXM",
+    /// gpu_provider = "lambda", tokens_per_hour = 9000000 }` (the GPU's hourly rate from the
+    /// price catalog, or `gpu_hour_usd = 2.69` for your own), or a flat `{ per_mtok = 0.20 }`.
+    #[serde(default)]
+    pub cost: Option<CostConfig>,
     /// URL that active health checks GET (any 2xx is healthy), when
     /// `routing.health_check_interval` is set. Default: the base URL's `/models`.
     #[serde(default)]
@@ -326,6 +332,32 @@ pub struct PriceConfig {
     /// output.
     #[serde(default)]
     pub reasoning: Option<f64>,
+}
+
+/// A self-hosted deployment's cost model (see `deployments[].cost`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CostConfig {
+    /// GPUs the deployment runs on.
+    #[serde(default)]
+    pub gpus: Option<u32>,
+    /// The GPU's name in the price catalog's `[[gpu]]` rows, e.g. `H100 80GB SXM`.
+    #[serde(default)]
+    pub gpu: Option<String>,
+    /// Whose catalog rate to use for `gpu`, e.g. `lambda`; without it, the lowest listed.
+    #[serde(default)]
+    pub gpu_provider: Option<String>,
+    /// Dollars per GPU-hour: your own rate (a reserved-instance price, or purchase price
+    /// amortized), instead of the catalog's.
+    #[serde(default)]
+    pub gpu_hour_usd: Option<f64>,
+    /// Tokens (input plus output) the deployment serves per hour, as measured at its usual
+    /// load. Every token then costs `gpus × rate ÷ tokens_per_hour`.
+    #[serde(default)]
+    pub tokens_per_hour: Option<u64>,
+    /// A flat price in dollars per million tokens, input and output alike, instead of GPUs.
+    #[serde(default)]
+    pub per_mtok: Option<f64>,
 }
 
 /// One row of the price catalog, in the shipped file's shape (`catalog/prices.toml`).

@@ -15,7 +15,9 @@ use moat_upstream::{DeploymentSpec, UpstreamTls};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::load::ConfigIssue;
-use super::raw::{DeploymentConfig, ModelDeployment, PriceConfig, RawConfig, RoutingConfig, SecretRef, TlsConfig};
+use super::raw::{
+    CostConfig, DeploymentConfig, ModelDeployment, PriceConfig, RawConfig, RoutingConfig, SecretRef, TlsConfig,
+};
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +170,10 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
     let mut deployments = Vec::with_capacity(raw.deployments.len());
     // Every declared name, valid deployment or not, so a model naming an invalid deployment
     // is not reported a second time as naming a missing one.
+    let price_catalog = crate::price_catalog::PriceCatalog::load(raw.prices.clone()).unwrap_or_else(|error| {
+        issues.add("prices", error);
+        crate::price_catalog::PriceCatalog::default()
+    });
     let mut declared = HashSet::new();
     let mut deployment_ids = HashMap::new();
     for (i, deployment) in raw.deployments.iter().enumerate() {
@@ -176,7 +182,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
             issues.add(format!("{path}.name"), format!("`{}` is used by another deployment", deployment.name));
             continue;
         }
-        if let Some(spec) = validate_deployment(deployment, &path, env, &mut issues) {
+        if let Some(spec) = validate_deployment(deployment, &path, env, &price_catalog, &mut issues) {
             deployment_ids.insert(spec.name.clone(), DeploymentId(deployments.len()));
             deployments.push(spec);
         }
@@ -318,10 +324,6 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         device_grant_lifetime: raw.sign_in.device_code_lifetime,
         device_key_lifetime: raw.sign_in.login_key_lifetime,
     };
-    let price_catalog = crate::price_catalog::PriceCatalog::load(raw.prices.clone()).unwrap_or_else(|error| {
-        issues.add("prices", error);
-        crate::price_catalog::PriceCatalog::default()
-    });
     let admission = raw.admission.clone();
     for (field, value) in [
         ("admission.reservation_ttl", admission.reservation_ttl),
@@ -547,20 +549,73 @@ fn validate_tls(raw: &TlsConfig, path: &str, issues: &mut Issues) -> UpstreamTls
     UpstreamTls { ca_pem, client_identity_pem }
 }
 
+/// Dollars in config, micro-dollars in moat: `None` (reported) unless within 0..=1,000,000.
+fn dollars_to_micros(value: f64, field: &str, issues: &mut Issues) -> Option<u64> {
+    if !(value.is_finite() && (0.0..=1_000_000.0).contains(&value)) {
+        issues.add(field, "must be a number of dollars from 0 to 1000000");
+        return None;
+    }
+    // The range check keeps the product within 0..=10^12, which a u64 holds exactly.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "range checked above")]
+    let micros = (value * 1_000_000.0).round() as u64;
+    Some(micros)
+}
+
+/// A self-hosted cost model: a flat `per_mtok`, or GPUs over their throughput.
+fn validate_cost(
+    raw: &CostConfig,
+    path: &str,
+    prices: &crate::price_catalog::PriceCatalog,
+    issues: &mut Issues,
+) -> Option<moat_core::CostModel> {
+    let field = |name: &str| format!("{path}.cost.{name}");
+    if let Some(per_mtok) = raw.per_mtok {
+        if raw.gpus.is_some() || raw.gpu.is_some() || raw.gpu_hour_usd.is_some() || raw.tokens_per_hour.is_some() {
+            issues.add(field("per_mtok"), "a flat `per_mtok` takes no GPU fields");
+        }
+        return dollars_to_micros(per_mtok, &field("per_mtok"), issues).map(moat_core::CostModel::PerMillionTokens);
+    }
+    let gpus = raw.gpus.filter(|&n| n > 0);
+    if gpus.is_none() {
+        issues.add(field("gpus"), "must be at least 1 (or give a flat `per_mtok`)");
+    }
+    let tokens_per_hour = raw.tokens_per_hour.filter(|&n| n > 0);
+    if tokens_per_hour.is_none() {
+        issues.add(field("tokens_per_hour"), "must be at least 1: the throughput the GPUs serve, measured");
+    }
+    let per_gpu_hour = match (&raw.gpu_hour_usd, &raw.gpu) {
+        (Some(usd), _) => dollars_to_micros(*usd, &field("gpu_hour_usd"), issues),
+        (None, Some(gpu)) => {
+            let rates = prices.gpus().iter().filter(|rate| {
+                rate.gpu == *gpu && raw.gpu_provider.as_ref().is_none_or(|provider| rate.provider == *provider)
+            });
+            let cheapest = rates.map(|rate| rate.per_hour).min();
+            if cheapest.is_none() {
+                let known: std::collections::BTreeSet<&str> = prices.gpus().iter().map(|r| r.gpu.as_str()).collect();
+                issues.add(
+                    field("gpu"),
+                    format!(
+                        "the price catalog has no rate for `{gpu}`{}; it knows {}",
+                        raw.gpu_provider.as_ref().map(|p| format!(" at `{p}`")).unwrap_or_default(),
+                        known.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            cheapest
+        }
+        (None, None) => {
+            issues.add(field("gpu"), "name a catalog `gpu` or give `gpu_hour_usd`");
+            None
+        }
+    };
+    Some(moat_core::CostModel::Gpu { gpus: gpus?, per_gpu_hour: per_gpu_hour?, tokens_per_hour: tokens_per_hour? })
+}
+
 /// Dollars per million tokens in config, micro-dollars in moat.
 fn validate_price(raw: Option<&PriceConfig>, path: &str, issues: &mut Issues) -> Price {
     let Some(raw) = raw else { return Price::default() };
-    let mut micros = |value: f64, field: &str| {
-        if !(value.is_finite() && (0.0..=1_000_000.0).contains(&value)) {
-            issues.add(format!("{path}.price.{field}"), "must be a number of dollars from 0 to 1000000");
-            return 0;
-        }
-        // Rounded once, here; every later sum is in integers. The range check above keeps the
-        // product within 0..=10^12, which a u64 holds exactly.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "range checked above")]
-        let micros = (value * 1_000_000.0).round() as u64;
-        micros
-    };
+    let mut micros =
+        |value: f64, field: &str| dollars_to_micros(value, &format!("{path}.price.{field}"), issues).unwrap_or(0);
     Price {
         input: micros(raw.input, "input"),
         output: micros(raw.output, "output"),
@@ -574,6 +629,7 @@ fn validate_deployment(
     raw: &DeploymentConfig,
     path: &str,
     env: &HashMap<String, String>,
+    prices: &crate::price_catalog::PriceCatalog,
     issues: &mut Issues,
 ) -> Option<DeploymentSpec> {
     let before = issues.0.len();
@@ -625,7 +681,14 @@ fn validate_deployment(
     if raw.context_window == Some(0) {
         issues.add(format!("{path}.context_window"), "must be at least 1 token when set");
     }
-    let price = validate_price(raw.price.as_ref(), path, issues);
+    let cost_model = raw.cost.as_ref().and_then(|cost| validate_cost(cost, path, prices, issues));
+    if raw.price.is_some() && raw.cost.is_some() {
+        issues.add(format!("{path}.cost"), "a deployment has a list `price` or a self-hosted `cost`, not both");
+    }
+    let price = match cost_model {
+        Some(model) => model.price(),
+        None => validate_price(raw.price.as_ref(), path, issues),
+    };
     let tls = raw.tls.as_ref().map(|tls| validate_tls(tls, path, issues)).unwrap_or_default();
     if let Some(url) = &raw.tokenize_url {
         check_http_url(url, &format!("{path}.tokenize_url"), issues);
@@ -647,6 +710,7 @@ fn validate_deployment(
         idle_timeout: raw.idle_timeout,
         context_window: raw.context_window,
         price,
+        cost_model,
         tls,
         health_check_url: Some(
             raw.health_check_url.clone().unwrap_or_else(|| format!("{}/models", raw.url.trim_end_matches('/'))),

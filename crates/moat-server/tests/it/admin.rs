@@ -192,3 +192,24 @@ async fn each_usage_record_carries_its_cost_at_the_deployments_price() {
     // The default reply: 12 input × $1/M + 7 output × $2/M.
     assert_eq!(records[0]["cost_micro_usd"], 26, "{}", records[0]);
 }
+
+#[tokio::test]
+async fn a_self_hosted_deployment_is_costed_by_its_gpus_over_their_throughput() {
+    let upstream = FakeUpstream::start().await;
+    // One GPU at $3.60 an hour serving 1.8 M tokens an hour: $2 per million tokens, any kind.
+    let config = crate::support::default_config(&upstream).replace(
+        "upstream_model = \"upstream-m\"",
+        "upstream_model = \"upstream-m\"\n        cost = { gpus = 1, gpu_hour_usd = 3.6, tokens_per_hour = 1800000 }",
+    );
+    let gateway = TestGateway::start_with(&config).await;
+    let key = gateway.client_key().await;
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
+    let records = gateway.usage(1).await;
+    // The default reply's 12 input + 7 output tokens × $2/M.
+    assert_eq!(records[0]["cost_micro_usd"], 38, "{}", records[0]);
+    let deployments: Value = gateway.admin_get("deployments").await.json().await.expect("json");
+    let model = &deployments["data"][0]["cost_model"];
+    assert_eq!(model["kind"], "gpu", "{deployments}");
+    assert_eq!(model["tokens_per_hour"], 1_800_000);
+    assert_eq!(deployments["data"][0]["price_per_mtok"]["output"], 2.0);
+}
