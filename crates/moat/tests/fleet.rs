@@ -34,17 +34,25 @@ struct Fleet {
     /// Between every replica and PostgreSQL.
     database: TcpGate,
     store_url: String,
-    _upstream: FakeUpstream,
+    upstream: FakeUpstream,
 }
 
 impl Fleet {
     async fn start() -> Arc<Fleet> {
+        Fleet::start_with("").await
+    }
+
+    /// A fleet whose deployment has `deployment_extra` (TOML lines) in its table.
+    async fn start_with(deployment_extra: &str) -> Arc<Fleet> {
         let upstream = FakeUpstream::start().await;
         let direct = moat_testkit::fresh_postgres_schema().await;
         let server: std::net::SocketAddr = authority(&direct).parse().expect("postgres address");
         let database = TcpGate::start(server).await;
         let store_url = direct.replacen(&server.to_string(), &database.addr().to_string(), 1);
-        let channel = format!("moat-fleet-test:{}:{}", std::process::id(), Instant::now().elapsed().as_nanos());
+        // Unique per fleet: fleets in one test process that shared a channel would see each
+        // other's key changes (and drop their key caches while the database is away).
+        static FLEETS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let channel = format!("moat-fleet-test:{}:{}", std::process::id(), FLEETS.fetch_add(1, Ordering::SeqCst));
         let ports: Vec<u16> = (0..REPLICAS).map(|_| free_port()).collect();
         let (mut dirs, mut configs, mut urls) = (Vec::new(), Vec::new(), Vec::new());
         for port in &ports {
@@ -65,12 +73,17 @@ url = "{store_url}"
 [redis]
 url = "redis://127.0.0.1:6379/0"
 channel = "{channel}"
+key_prefix = "{channel}"
+
+[admission]
+refresh_interval = "200ms"
 
 [[deployments]]
 name = "fake"
 url = "{upstream}"
 upstream_model = "x"
 timeout = "5s"
+{deployment_extra}
 
 [[models]]
 name = "m"
@@ -91,7 +104,7 @@ deployments = ["fake"]
             processes: Mutex::new((0..REPLICAS).map(|_| None).collect()),
             database,
             store_url: direct,
-            _upstream: upstream,
+            upstream,
         });
         for i in 0..REPLICAS {
             fleet.start_replica(i).await;
@@ -379,4 +392,81 @@ async fn a_rolling_restart_under_load_fails_no_request() {
     assert!(outcome.failed.is_empty(), "{:?}", outcome.failed);
     assert!(outcome.completed.len() > 50, "too little load to mean anything: {}", outcome.summary());
     fleet.wait_for_records(&outcome.completed, Duration::from_secs(20)).await;
+}
+
+/// The same guarantee as the in-process test with three replicas, with three real processes:
+/// 200 concurrent streams spread over them against one key's 1000 µ$ budget never settle more
+/// than the budget, because every replica reserves in the same Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_processes_sharing_redis_never_overspend_a_small_budget() {
+    let fleet = Fleet::start_with("price = { input = 1.0, output = 2.0 }").await;
+    let (key_id, key) = fleet.create_key(0).await;
+    let http = reqwest::Client::new();
+    let budget: Value = http
+        .post(format!("{}/admin/v1/budgets", fleet.urls[0]))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({ "scope": "key", "scope_id": key_id, "amount_usd": "0.001", "period": "day" }))
+        .send()
+        .await
+        .expect("create budget")
+        .json()
+        .await
+        .expect("json");
+    let budget_id = budget["id"].as_str().unwrap_or_else(|| panic!("{budget}")).to_owned();
+    // The other replicas re-read budgets every 200 ms.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Each stream: 5 input + 8 output tokens = 21 µ$, against a 5 + 2 × 10 = 25 µ$ estimate.
+    let usage = moat_testkit::FakeUsage { prompt: 5, completion: 8, cached: 0 };
+    for _ in 0..200 {
+        fleet.upstream.push(
+            moat_testkit::Reply::chat_stream(&["one ", "two ", "three"], Some(usage))
+                .with_gap(Duration::from_millis(40)),
+        );
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..200 {
+        let (http, url, key) = (http.clone(), fleet.urls[n % REPLICAS].clone(), key.clone());
+        tasks.spawn(async move {
+            let body = json!({ "model": "m", "max_tokens": 10, "stream": true,
+                               "messages": [{ "role": "user", "content": "hello there friend" }] });
+            let response = http
+                .post(format!("{url}/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await
+                .expect("send");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("body"))
+        });
+    }
+    let (mut admitted, mut refused) = (0_u64, 0_u64);
+    while let Some(result) = tasks.join_next().await {
+        match result.expect("task") {
+            (200, body) if body.contains("data: [DONE]") => admitted += 1,
+            (402, _) => refused += 1,
+            (status, body) => panic!("unexpected {status}: {body}"),
+        }
+    }
+    assert!(admitted >= 1 && refused >= 1 && admitted <= 40, "admitted {admitted}, refused {refused}");
+    // Read through another replica than the one the budget was made on.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let spent = loop {
+        let read: Value = http
+            .get(format!("{}/admin/v1/budgets/{budget_id}", fleet.urls[2]))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("read budget")
+            .json()
+            .await
+            .expect("json");
+        let spent = read["current"]["spent_micro_usd"].as_u64().unwrap_or(0);
+        if spent == admitted * 21 || Instant::now() > deadline {
+            break spent;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(spent, admitted * 21, "every admitted stream settled once");
+    assert!(spent <= 1000, "settled spend {spent} passed the 1000 µ$ budget");
 }
