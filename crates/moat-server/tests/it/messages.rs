@@ -483,3 +483,33 @@ async fn a_client_stop_sequence_named_by_the_upstream_becomes_stop_sequence() {
     let delta: Value = serde_json::from_str(delta.trim_start_matches("data: ")).expect("json");
     assert_eq!(delta["delta"], json!({ "stop_reason": "stop_sequence", "stop_sequence": "END" }), "{text}");
 }
+
+/// Anthropic reports cache reads beside `input_tokens`, where OpenAI counts them inside
+/// `prompt_tokens`: both must cost the same for the same tokens.
+#[tokio::test]
+async fn cached_tokens_cost_the_same_whichever_convention_the_upstream_reports_them_in() {
+    let (anthropic, openai) = (FakeUpstream::start().await, FakeUpstream::start().await);
+    let price = "price = { input = 3.0, output = 15.0, cache_read = 0.3 }";
+    let config = config(&anthropic, &openai, "5s")
+        .replace(
+            "upstream_model = \"upstream-claude\"",
+            &format!("upstream_model = \"upstream-claude\"\n        {price}"),
+        )
+        .replace("upstream_model = \"x\"", &format!("upstream_model = \"x\"\n        {price}"));
+    let gateway = TestGateway::start_with(&config).await;
+    let key = gateway.client_key().await;
+    // 1,000 prompt tokens of which 400 read from the cache, and 100 output tokens, told each way.
+    let usage = FakeUsage { prompt: 1_000, completion: 100, cached: 400 };
+    anthropic.push(Reply::message("hi", usage));
+    openai.push(Reply::chat("hi", Some(usage)));
+    let messages =
+        json!({ "model": "claude-sonnet", "max_tokens": 50, "messages": [{ "role": "user", "content": "hi" }] });
+    assert_eq!(gateway.post("/v1/messages", &key, &messages).await.status(), 200);
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &crate::support::chat("chat-only")).await.status(), 200);
+    let records = gateway.usage(2).await;
+    for record in &records {
+        // 600 × $3/M + 400 × $0.30/M + 100 × $15/M = 1,800 + 120 + 1,500 µ$.
+        assert_eq!(record["cost_micro_usd"], 3_420, "{record}");
+        assert_eq!((record["input_tokens"].as_u64(), record["cached_tokens"].as_u64()), (Some(1_000), Some(400)));
+    }
+}
