@@ -36,8 +36,8 @@ pub enum Format {
 /// A validated `[[alerts.webhooks]]` entry.
 #[derive(Debug, Clone)]
 pub struct Webhook {
-    /// Where alerts are posted.
-    pub url: String,
+    /// Where alerts are posted (a secret: a Slack webhook URL is its own credential).
+    pub url: SecretString,
     /// How they are written.
     pub format: Format,
     /// What bodies are signed with.
@@ -101,7 +101,8 @@ async fn deliver(state: &AppState, crossing: &Crossing, threshold: u32) {
         }
         .to_string();
         for attempt in 0..ATTEMPTS {
-            let mut request = state.alerts.client.post(&webhook.url).header("content-type", "application/json");
+            let mut request =
+                state.alerts.client.post(webhook.url.expose_secret()).header("content-type", "application/json");
             request = request.header("x-moat-event", "budget.threshold_reached");
             if let Some(secret) = &webhook.secret {
                 request = request.header("x-moat-signature", signature(secret, now_ms() / 1000, &body));

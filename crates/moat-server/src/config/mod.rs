@@ -18,6 +18,8 @@ pub use validate::{LogFormat, RoutingSettings, Settings};
 mod tests {
     use std::collections::HashMap;
 
+    use secrecy::ExposeSecret as _;
+
     use super::*;
 
     /// The configuration the public contract promises to accept as written.
@@ -321,5 +323,23 @@ deployments = []
         assert!(found.iter().any(|(p, m)| p == "deployments[0].cost.gpu" && m.contains("H100 80GB SXM")), "{found:?}");
         let both = with_cost("{ per_mtok = 0.2 }").replace("cost =", "price = { input = 1.0 }\ncost =");
         assert!(issues(&both, &[]).iter().any(|(p, m)| p == "deployments[0].cost" && m.contains("not both")));
+    }
+
+    #[test]
+    fn a_webhook_url_can_be_a_secret_and_must_be_http() {
+        let hooks = "\n[[alerts.webhooks]]\nurl = { env = \"SLACK_URL\" }\nformat = \"slack\"\n";
+        let settings = load_from_str(
+            &format!("{CONTRACT}{hooks}"),
+            "hooks",
+            &HashMap::from([("SLACK_URL".to_owned(), "https://hooks.slack.test/services/T/B/secret".to_owned())]),
+        )
+        .expect("accepted");
+        assert_eq!(settings.webhooks[0].url.expose_secret(), "https://hooks.slack.test/services/T/B/secret");
+        assert!(!format!("{:?}", settings.webhooks).contains("hooks.slack.test"), "a webhook URL never prints");
+        let found = issues(&format!("{CONTRACT}\n[[alerts.webhooks]]\nurl = \"ftp://x\"\nformat = \"teams\"\n"), &[]);
+        assert!(found.iter().any(|(p, _)| p == "alerts.webhooks[0].url"), "{found:?}");
+        assert!(found.iter().any(|(p, _)| p == "alerts.webhooks[0].format"), "{found:?}");
+        let missing = issues(&format!("{CONTRACT}{hooks}"), &[]);
+        assert!(missing.iter().any(|(p, _)| p == "alerts.webhooks[0].url"), "{missing:?}");
     }
 }

@@ -744,8 +744,10 @@ pub struct AlertsConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    /// `https://…` (or `http://` inside your network).
-    pub url: String,
+    /// `https://…` (or `http://` inside your network). A URL that is itself a credential
+    /// (a Slack incoming webhook) can come from the environment or a file instead:
+    /// `url = { env = "SLACK_WEBHOOK_URL" }`. Webhook URLs never appear in logs.
+    pub url: WebhookUrl,
     /// `json` (moat's event, below) or `slack` (a Slack incoming-webhook message: `{"text": …}`).
     #[serde(default = "default_webhook_format")]
     pub format: String,
@@ -753,6 +755,16 @@ pub struct WebhookConfig {
     /// HMAC-SHA256 of "<t>.<body>">`. Receivers recompute it and reject old timestamps.
     #[serde(default)]
     pub secret: Option<SecretRef>,
+}
+
+/// A webhook URL, written in the config or kept as a secret.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum WebhookUrl {
+    /// Written in the config.
+    Plain(String),
+    /// From the environment or a file.
+    Secret(SecretRef),
 }
 
 fn default_webhook_format() -> String {

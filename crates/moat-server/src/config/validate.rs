@@ -337,9 +337,18 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
     let mut webhooks = Vec::new();
     for (index, hook) in raw.alerts.webhooks.iter().enumerate() {
         let path = format!("alerts.webhooks[{index}]");
-        if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) {
-            issues.add(format!("{path}.url"), "must be an `https://` or `http://` URL");
-        }
+        let url = match &hook.url {
+            super::raw::WebhookUrl::Plain(url) => Some(SecretString::from(url.clone())),
+            super::raw::WebhookUrl::Secret(secret) => resolve_secret(secret, &format!("{path}.url"), env, &mut issues),
+        };
+        let url = url.filter(|url| {
+            let url = url.expose_secret();
+            let ok = url.starts_with("https://") || url.starts_with("http://");
+            if !ok {
+                issues.add(format!("{path}.url"), "must be an `https://` or `http://` URL");
+            }
+            ok
+        });
         let format = match hook.format.as_str() {
             "json" => crate::alerts::Format::Json,
             "slack" => crate::alerts::Format::Slack,
@@ -350,7 +359,9 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         };
         let secret =
             hook.secret.as_ref().and_then(|secret| resolve_secret(secret, &format!("{path}.secret"), env, &mut issues));
-        webhooks.push(crate::alerts::Webhook { url: hook.url.clone(), format, secret });
+        if let Some(url) = url {
+            webhooks.push(crate::alerts::Webhook { url, format, secret });
+        }
     }
     let telemetry = raw.telemetry.as_ref().and_then(|telemetry| validate_telemetry(telemetry, env, &mut issues));
     let scim_token = raw.scim.token.as_ref().and_then(|secret| resolve_secret(secret, "scim.token", env, &mut issues));
