@@ -14,6 +14,13 @@ pub struct UsageRecord {
     pub created_at_ms: i64,
     /// The key that made the request; `None` for the bootstrap admin key.
     pub key_id: Option<String>,
+    /// The key's user, as it was when the request was made.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The team the request is charged to, as it was when the request was made: a team key's
+    /// team, else the first (by id) of its user's teams.
+    #[serde(default)]
+    pub team_id: Option<String>,
     /// The public model name the client asked for.
     pub model: String,
     /// The deployment that served it, if one was reached.
@@ -42,6 +49,10 @@ pub struct UsageRecord {
     /// [`crate::Price::cost`]); 0 without a price, and for cache hits.
     #[serde(default)]
     pub cost_micro_usd: u64,
+    /// What the same tokens would have cost at the first `[savings]` reference model's list
+    /// price, in micro-dollars (0 without a reference). Savings are this minus the cost.
+    #[serde(default)]
+    pub reference_cost_micro_usd: u64,
 }
 
 /// The status recorded when the client disconnected before the response was complete

@@ -52,6 +52,17 @@ pub struct CatalogPrice {
     pub source: String,
 }
 
+/// A reference model savings are measured against: a catalog row the config chose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    /// The model's name in the catalog.
+    pub model: String,
+    /// Its provider.
+    pub provider: String,
+    /// Its list price.
+    pub price: Price,
+}
+
 /// One GPU's hourly rate at one provider, for self-hosted cost models.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GpuRate {

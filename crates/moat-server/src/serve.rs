@@ -131,6 +131,7 @@ impl Gateway {
             price_catalog: settings.price_catalog.clone(),
             admission,
             alerts: crate::alerts::Alerts::new(settings.webhooks.clone()),
+            references: settings.references.clone(),
         });
         let scim = settings.scim_token.as_ref().map(|token| {
             let keys = state.keys.clone();

@@ -39,6 +39,8 @@ pub(crate) struct AppState {
     pub(crate) price_catalog: crate::price_catalog::PriceCatalog,
     /// Budgets, limits and their counters.
     pub(crate) admission: crate::admission::Admission,
+    /// The frontier models savings are measured against (`[savings]`).
+    pub(crate) references: Vec<crate::price_catalog::Reference>,
     /// Budget alert webhooks.
     pub(crate) alerts: crate::alerts::Alerts,
     /// Request spans, when `[telemetry]` is configured.

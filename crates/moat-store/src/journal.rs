@@ -238,6 +238,9 @@ mod tests {
             ttft_ms: None,
             cache_hit: false,
             cost_micro_usd: 0,
+            user_id: None,
+            team_id: None,
+            reference_cost_micro_usd: 0,
         }
     }
 

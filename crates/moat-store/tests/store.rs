@@ -100,6 +100,9 @@ fn record(id: &str, key: &str, model: &str, status: u16) -> UsageRecord {
         ttft_ms: Some(7),
         cache_hit: false,
         cost_micro_usd: 0,
+        user_id: None,
+        team_id: None,
+        reference_cost_micro_usd: 0,
     }
 }
 

@@ -60,6 +60,10 @@ fn usage_json(r: &UsageRecord) -> Value {
         "ttft_ms": r.ttft_ms,
         "cache_hit": r.cache_hit,
         "cost_micro_usd": r.cost_micro_usd,
+        "reference_cost_micro_usd": r.reference_cost_micro_usd,
+        "savings_micro_usd": i128::from(r.reference_cost_micro_usd) - i128::from(r.cost_micro_usd),
+        "user_id": r.user_id,
+        "team_id": r.team_id,
     })
 }
 

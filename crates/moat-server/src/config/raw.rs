@@ -36,6 +36,8 @@ pub struct RawConfig {
     pub admission: AdmissionConfig,
     /// Where budget alerts go.
     pub alerts: AlertsConfig,
+    /// The frontier models savings are measured against.
+    pub savings: SavingsConfig,
     /// OpenTelemetry traces, sent over OTLP/HTTP to a collector (Jaeger, Tempo, Honeycomb…).
     pub telemetry: Option<TelemetryConfig>,
     /// Price catalog rows that replace the shipped row of the same model, provider and tier, or
@@ -769,6 +771,27 @@ pub enum WebhookUrl {
 
 fn default_webhook_format() -> String {
     "json".into()
+}
+
+/// `[savings]`: what the same traffic would have cost on frontier models.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SavingsConfig {
+    /// Reference models from the price catalog (`GET /admin/v1/prices?kind=frontier`), e.g.
+    /// `[{ model = "claude-sonnet-4-5", provider = "anthropic" }]`. Every usage record carries
+    /// what its tokens would have cost at the first one's list price
+    /// (`reference_cost_micro_usd`); reports can compare with each.
+    pub references: Vec<ReferenceConfig>,
+}
+
+/// A reference model: a row of the price catalog.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceConfig {
+    /// The model's name in the catalog.
+    pub model: String,
+    /// Its provider in the catalog.
+    pub provider: String,
 }
 
 /// What to do with a request when its counters cannot be reached.

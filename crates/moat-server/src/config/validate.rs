@@ -77,6 +77,8 @@ pub struct Settings {
     pub admission: super::raw::AdmissionConfig,
     /// Where budget alerts are posted.
     pub webhooks: Vec<crate::alerts::Webhook>,
+    /// The frontier models savings are measured against; the first is priced on every record.
+    pub references: Vec<crate::price_catalog::Reference>,
 }
 
 /// Retries and deployment health.
@@ -334,6 +336,24 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
             issues.add(field, "must be longer than zero");
         }
     }
+    let mut references = Vec::new();
+    for (index, reference) in raw.savings.references.iter().enumerate() {
+        match price_catalog.get(&reference.model, &reference.provider) {
+            Some(row) => references.push(crate::price_catalog::Reference {
+                model: row.model.clone(),
+                provider: row.provider.clone(),
+                price: row.price,
+            }),
+            None => issues.add(
+                format!("savings.references[{index}]"),
+                format!(
+                    "the price catalog has no `{}` from `{}`; `GET /admin/v1/prices?kind=frontier` lists them, and \
+                     `[[prices]]` adds one",
+                    reference.model, reference.provider
+                ),
+            ),
+        }
+    }
     let mut webhooks = Vec::new();
     for (index, hook) in raw.alerts.webhooks.iter().enumerate() {
         let path = format!("alerts.webhooks[{index}]");
@@ -403,6 +423,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         price_catalog,
         admission,
         webhooks,
+        references,
     })
 }
 

@@ -32,6 +32,9 @@ pub(crate) struct RecordBase {
     pub(crate) created_at_ms: i64,
     pub(crate) started: Instant,
     pub(crate) key_id: Option<String>,
+    /// Who the request is charged to (see [`UsageRecord::team_id`]).
+    pub(crate) user_id: Option<String>,
+    pub(crate) team_id: Option<String>,
     pub(crate) model: String,
     pub(crate) endpoint: Endpoint,
     pub(crate) streamed: bool,
@@ -198,6 +201,8 @@ impl Meter {
             id: p.base.id,
             created_at_ms: p.base.created_at_ms,
             key_id: p.base.key_id,
+            user_id: p.base.user_id,
+            team_id: p.base.team_id,
             model: p.base.model,
             deployment: p.deployment.as_ref().map(|d| d.spec().name.clone()),
             endpoint: p.base.endpoint.name().to_owned(),
@@ -211,6 +216,7 @@ impl Meter {
             cache_hit: p.cache_hit,
             // Priced now too, so a journaled record replayed after a crash carries its cost.
             cost_micro_usd: p.deployment.as_ref().map_or(0, |d| d.spec().price.cost(&p.usage.unwrap_or_default())),
+            reference_cost_micro_usd: reference_cost(&self.state, &p.usage.unwrap_or_default()),
         };
         // Journaled now, synchronously, while the response is still open: a process killed
         // after the client has its answer still leaves this record on disk.
@@ -279,6 +285,7 @@ impl Settlement {
         self.record.usage = usage;
         self.record.estimated = estimated;
         self.record.cost_micro_usd = self.deployment.as_ref().map_or(0, |d| d.spec().price.cost(&usage));
+        self.record.reference_cost_micro_usd = reference_cost(&state, &usage);
         tracing::debug!(
             request_id = %self.record.id,
             model = %self.record.model,
@@ -323,6 +330,13 @@ impl Settlement {
             None => estimate_tokens(&text),
         }
     }
+}
+
+/// What `usage` would have cost at the first reference model's list price: the same input,
+/// cached, cache-write, output and reasoning tokens, each at the reference's price for its
+/// kind. A cache hit counts too: the answer was served without a frontier call.
+fn reference_cost(state: &AppState, usage: &Usage) -> u64 {
+    state.references.first().map_or(0, |reference| reference.price.cost(usage))
 }
 
 fn duration_ms(d: Duration) -> u64 {

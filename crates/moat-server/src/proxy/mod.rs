@@ -128,6 +128,8 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
             created_at_ms,
             started,
             key_id: principal.key_id.clone(),
+            user_id: principal.user_id.clone(),
+            team_id: principal.team_id.clone().or_else(|| principal.teams.iter().min().cloned()),
             model: model.clone(),
             endpoint,
             streamed: stream,

@@ -213,3 +213,51 @@ async fn a_self_hosted_deployment_is_costed_by_its_gpus_over_their_throughput() 
     assert_eq!(model["tokens_per_hour"], 1_800_000);
     assert_eq!(deployments["data"][0]["price_per_mtok"]["output"], 2.0);
 }
+
+#[tokio::test]
+async fn each_usage_record_carries_its_reference_cost_and_who_it_is_charged_to() {
+    let upstream = FakeUpstream::start().await;
+    // A self-hosted pool at $0.50 per million tokens, against Claude Sonnet 4.6's list price
+    // ($3 input, $0.30 cache read, $3.75 cache write, $15 output per million).
+    let config = crate::support::default_config(&upstream).replace(
+        "upstream_model = \"upstream-m\"",
+        "upstream_model = \"upstream-m\"\n        cost = { per_mtok = 0.5 }",
+    ) + "\n[savings]\nreferences = [{ model = \"claude-sonnet-4-6\", provider = \"anthropic\" }]\n";
+    let gateway = TestGateway::start_with(&config).await;
+    let user: Value =
+        gateway.admin_post("users", json!({ "email": "ref@acme.test" })).await.json().await.expect("json");
+    let team: Value = gateway.admin_post("teams", json!({ "name": "platform" })).await.json().await.expect("json");
+    let (user_id, team_id) = (user["id"].as_str().expect("id"), team["id"].as_str().expect("id"));
+    let member = gateway
+        .http
+        .put(format!("{}/admin/v1/teams/{team_id}/members/{user_id}", gateway.url))
+        .bearer_auth(crate::support::ADMIN_KEY)
+        .json(&json!({ "role": "member" }))
+        .send()
+        .await
+        .expect("send");
+    assert!(member.status().is_success());
+    let (_, key) = gateway.create_key(json!({ "name": "k", "user_id": user_id })).await;
+    // 10,000 prompt tokens of which 6,000 from the cache, and 500 output tokens.
+    upstream.push(moat_testkit::Reply::chat(
+        "hi",
+        Some(moat_testkit::FakeUsage { prompt: 10_000, completion: 500, cached: 6_000 }),
+    ));
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
+    let record = &gateway.usage(1).await[0];
+    // Actual: 10,500 tokens × $0.50/M = 5,250 µ$. Reference: 4,000 × $3 + 6,000 × $0.30 +
+    // 500 × $15 = 12,000 + 1,800 + 7,500 = 21,300 µ$.
+    assert_eq!(record["cost_micro_usd"], 5_250, "{record}");
+    assert_eq!(record["reference_cost_micro_usd"], 21_300, "{record}");
+    assert_eq!(record["savings_micro_usd"], 16_050, "{record}");
+    assert_eq!(record["user_id"], user_id);
+    assert_eq!(record["team_id"], team_id, "a personal key is charged to its user's team");
+}
+
+#[test]
+fn a_reference_missing_from_the_catalog_is_a_config_error() {
+    let text = "[savings]\nreferences = [{ model = \"gpt-99\", provider = \"openai\" }]\n";
+    let error =
+        moat_server::config::load_from_str(text, "test", &std::collections::HashMap::new()).expect_err("refused");
+    assert!(error.issues.iter().any(|i| i.path == "savings.references[0]" && i.message.contains("gpt-99")), "{error}");
+}

@@ -8,7 +8,7 @@ use super::statement::{Param, Statement};
 use super::{Dialect, Month, SqlStore, corrupt, to_i64, to_u64};
 use crate::{KeyRecord, NewKey, StoreError, UsageFilter};
 
-/// PostgreSQL takes at most 65535 bound parameters per statement, SQLite 32766; 17 per record.
+/// PostgreSQL takes at most 65535 bound parameters per statement, SQLite 32766; 22 per record.
 const MAX_RECORDS_PER_INSERT: usize = 1000;
 
 const KEY_COLUMNS: &str = "k.id, k.name, k.owner, k.user_id, k.team_id, k.role, k.prefix, k.models, \
@@ -18,7 +18,7 @@ const KEY_COLUMNS: &str = "k.id, k.name, k.owner, k.user_id, k.team_id, k.role, 
 const KEYS_JOINED: &str = "keys k LEFT JOIN users u ON u.id = k.user_id";
 
 const USAGE_COLUMNS: &str = "id, created_at, key_id, model, deployment, endpoint, status, error_code, input_tokens, \
-    output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, estimated, streamed, latency_ms, ttft_ms, cache_hit, cost_micro_usd";
+    output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, estimated, streamed, latency_ms, ttft_ms, cache_hit, cost_micro_usd, user_id, team_id, reference_cost_micro_usd";
 
 impl<DB> SqlStore<DB>
 where
@@ -162,6 +162,9 @@ where
                     r.ttft_ms.map(to_i64).into(),
                     r.cache_hit.into(),
                     to_i64(r.cost_micro_usd).into(),
+                    r.user_id.clone().into(),
+                    r.team_id.clone().into(),
+                    to_i64(r.reference_cost_micro_usd).into(),
                 ]);
             }
             // A record already stored (a replayed batch) is skipped: ids are unique per instant.
@@ -288,6 +291,9 @@ where
             ttft_ms: ttft.map(to_u64),
             cache_hit: row.try_get("cache_hit")?,
             cost_micro_usd: to_u64(row.try_get("cost_micro_usd")?),
+            user_id: row.try_get("user_id")?,
+            team_id: row.try_get("team_id")?,
+            reference_cost_micro_usd: to_u64(row.try_get("reference_cost_micro_usd")?),
         })
     }
 }
