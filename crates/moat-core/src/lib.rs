@@ -17,6 +17,7 @@ pub mod period;
 pub mod price;
 pub mod principal;
 pub mod quota;
+pub mod rollup;
 pub mod routing;
 pub mod usage;
 pub mod usage_record;

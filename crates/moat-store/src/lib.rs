@@ -26,7 +26,7 @@ pub use invitations::Invitation;
 pub use journal::{JournalTicket, UsageJournal};
 pub use keys::{KeyRecord, NewKey};
 pub use sign_in::{DeviceGrant, GrantStatus, SessionRecord, SsoLogin};
-pub use usage::UsageFilter;
+pub use usage::{Dimension, UsageFilter};
 pub use usage_writer::{UsageSink, UsageWriter, UsageWriterConfig};
 
 use moat_core::UsageRecord;

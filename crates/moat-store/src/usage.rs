@@ -20,3 +20,20 @@ pub struct UsageFilter {
     /// At most this many records.
     pub limit: u32,
 }
+
+pub use crate::sql::rollups::Dimension;
+
+impl crate::Store {
+    /// Usage sums from the hourly rollups, grouped by `by` (no grouping: one total row), over
+    /// the hours starting in `[from_ms, to_ms)`, optionally only where `only`'s dimension has
+    /// that value. Each row: the group's values, in `by`'s order, and its totals.
+    pub async fn report(
+        &self,
+        by: &[Dimension],
+        from_ms: i64,
+        to_ms: i64,
+        only: Option<(Dimension, &str)>,
+    ) -> Result<Vec<(Vec<String>, moat_core::rollup::Totals)>, crate::StoreError> {
+        crate::on_backend!(self, s => s.report(by, from_ms, to_ms, only))
+    }
+}

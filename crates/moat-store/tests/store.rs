@@ -579,7 +579,111 @@ async fn budgets_limits_and_the_spend_they_measure(db: TestDb) {
     assert!(store.list_limits().await.expect("list").is_empty());
 }
 
+/// Rollups equal the sums of the records they cover, whatever order records arrive in, late
+/// ones included, and when batches are replayed (a record stored twice counts once).
+async fn rollups_always_equal_the_records_they_cover(db: TestDb) {
+    use moat_core::rollup::{HOUR_MS, RollupKey, Totals, deltas};
+    use moat_store::Dimension;
+    let store = db.open().await;
+    // A small deterministic generator: the same records on every run.
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let base = 1_795_000_000_000_i64 / HOUR_MS * HOUR_MS;
+    let records: Vec<UsageRecord> = (0..400)
+        .map(|i| {
+            let mut r = record(
+                &format!("r{i:04}"),
+                ["k1", "k2", "k3"][usize::try_from(next(3)).unwrap()],
+                ["m1", "m2"][usize::try_from(next(2)).unwrap()],
+                [200, 200, 429, 499, 502][usize::try_from(next(5)).unwrap()],
+            );
+            r.created_at_ms = base + i64::try_from(next(5 * 3_600_000)).unwrap();
+            r.team_id = (next(2) == 0).then(|| "team_a".to_owned());
+            r.user_id = Some(format!("usr_{}", next(2)));
+            r.deployment = (next(4) != 0).then(|| "d".to_owned());
+            r.usage = Usage {
+                input: next(5000),
+                output: next(900),
+                cached: next(100),
+                cache_write: next(10),
+                reasoning: next(50),
+            };
+            r.cost_micro_usd = next(10_000);
+            r.reference_cost_micro_usd = next(90_000);
+            r.latency_ms = next(150_000);
+            r
+        })
+        .collect();
+    // Out of order, in uneven batches, with some batches stored twice.
+    let mut shuffled = records.clone();
+    for i in (1..shuffled.len()).rev() {
+        shuffled.swap(i, usize::try_from(next(u64::try_from(i).unwrap() + 1)).unwrap());
+    }
+    let mut start = 0;
+    while start < shuffled.len() {
+        let end = (start + 1 + usize::try_from(next(60)).unwrap()).min(shuffled.len());
+        store.insert_usage(&shuffled[start..end]).await.expect("insert");
+        if next(3) == 0 {
+            store.insert_usage(&shuffled[start..end]).await.expect("replay");
+        }
+        start = end;
+    }
+    // A late record for the first hour, after everything else.
+    let mut late = record("late", "k1", "m1", 200);
+    late.created_at_ms = base + 10;
+    store.insert_usage(&[late.clone()]).await.expect("late");
+
+    let mut all = records.clone();
+    all.push(late);
+    let expected: Vec<(RollupKey, Totals)> = deltas(&all).into_iter().collect();
+    let by =
+        [Dimension::Hour, Dimension::Key, Dimension::User, Dimension::Team, Dimension::Model, Dimension::Deployment];
+    let mut got: Vec<(RollupKey, Totals)> = store
+        .report(&by, base, base + 6 * HOUR_MS, None)
+        .await
+        .expect("report")
+        .into_iter()
+        .map(|(g, totals)| {
+            let key = RollupKey {
+                hour_ms: g[0].parse().expect("hour"),
+                key_id: g[1].clone(),
+                user_id: g[2].clone(),
+                team_id: g[3].clone(),
+                model: g[4].clone(),
+                deployment: g[5].clone(),
+            };
+            (key, totals)
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got.len(), expected.len());
+    assert_eq!(got, expected);
+    // One total row; and a narrowed one.
+    let total = store.report(&[], base, base + 6 * HOUR_MS, None).await.expect("total");
+    assert_eq!(total[0].1.requests, 401);
+    let raw_cost: u64 = all.iter().map(|r| r.cost_micro_usd).sum();
+    assert_eq!(total[0].1.cost_micro_usd, raw_cost);
+    let team = store
+        .report(&[Dimension::Model], base, base + 6 * HOUR_MS, Some((Dimension::Team, "team_a")))
+        .await
+        .expect("team");
+    let team_requests: u64 = team.iter().map(|(_, t)| t.requests).sum();
+    assert_eq!(
+        team_requests,
+        u64::try_from(all.iter().filter(|r| r.team_id.as_deref() == Some("team_a")).count()).unwrap()
+    );
+    // Retention of raw records leaves the rollups alone.
+    store.prune_usage(base + 6 * HOUR_MS).await.expect("prune");
+    assert_eq!(store.report(&[], base, base + 6 * HOUR_MS, None).await.expect("total")[0].1.requests, 401);
+}
+
 on_both_backends!(
+    rollups_always_equal_the_records_they_cover,
     budgets_limits_and_the_spend_they_measure,
     keys_round_trip_and_revoke_once,
     usage_filters_and_pages_newest_first,

@@ -10,6 +10,8 @@ use crate::{KeyRecord, NewKey, StoreError, UsageFilter};
 
 /// PostgreSQL takes at most 65535 bound parameters per statement, SQLite 32766; 22 per record.
 const MAX_RECORDS_PER_INSERT: usize = 1000;
+/// 29 parameters per rollup row.
+const MAX_ROLLUPS_PER_UPSERT: usize = 1000;
 
 const KEY_COLUMNS: &str = "k.id, k.name, k.owner, k.user_id, k.team_id, k.role, k.prefix, k.models, \
     k.created_at, k.expires_at, k.revoked_at, u.active AS user_active, u.org_role AS user_role";
@@ -136,6 +138,7 @@ where
     pub(crate) async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
         self.ensure_usage_partitions(records).await?;
         let mut tx = self.pool.begin().await?;
+        let mut stored = std::collections::HashSet::new();
         for chunk in records.chunks(MAX_RECORDS_PER_INSERT) {
             let mut insert = Statement::new(format!("INSERT INTO usage_records ({USAGE_COLUMNS}) VALUES "));
             for (i, r) in chunk.iter().enumerate() {
@@ -168,8 +171,15 @@ where
                 ]);
             }
             // A record already stored (a replayed batch) is skipped: ids are unique per instant.
-            insert.push(" ON CONFLICT DO NOTHING");
-            Self::bound(&insert).execute(&mut *tx).await?;
+            // Only the records this insert stored are added to the rollups.
+            insert.push(" ON CONFLICT DO NOTHING RETURNING id");
+            for row in Self::bound(&insert).fetch_all(&mut *tx).await? {
+                stored.insert(row.try_get::<String, _>(0)?);
+            }
+        }
+        let fresh = records.iter().filter(|r| stored.contains(&r.id));
+        for chunk in moat_core::rollup::deltas(fresh).into_iter().collect::<Vec<_>>().chunks(MAX_ROLLUPS_PER_UPSERT) {
+            Self::bound(&super::rollups::upsert(chunk)).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -236,6 +246,27 @@ where
         query.push(" ORDER BY id DESC LIMIT ").bind(i64::from(filter.limit));
         let rows = Self::bound(&query).fetch_all(&self.pool).await?;
         rows.iter().map(Self::usage_from_row).collect()
+    }
+
+    /// Rollup sums grouped by `by` over the hours starting in `[from_ms, to_ms)`.
+    pub(crate) async fn report(
+        &self,
+        by: &[super::rollups::Dimension],
+        from_ms: i64,
+        to_ms: i64,
+        only: Option<(super::rollups::Dimension, &str)>,
+    ) -> Result<Vec<(Vec<String>, moat_core::rollup::Totals)>, StoreError> {
+        let statement = super::rollups::report(by, from_ms, to_ms, only);
+        let rows = Self::bound(&statement).fetch_all(&self.pool).await?;
+        let width = super::rollups::summed_columns().len();
+        rows.iter()
+            .map(|row| {
+                let groups = (0..by.len()).map(|i| row.try_get::<String, _>(i)).collect::<Result<Vec<_>, _>>()?;
+                let sums =
+                    (by.len()..by.len() + width).map(|i| row.try_get::<i64, _>(i)).collect::<Result<Vec<_>, _>>()?;
+                Ok((groups, super::rollups::totals_from(&sums)))
+            })
+            .collect()
     }
 
     fn key_from_row(row: &DB::Row) -> Result<KeyRecord, StoreError> {

@@ -1,0 +1,209 @@
+//! Hourly usage rollups: what dashboards, reports and chargeback read instead of raw records.
+//!
+//! A rollup row sums the usage records of one UTC hour that share a key, user, team, model and
+//! deployment. Rows are kept by adding: a batch of new records becomes row deltas, and a
+//! delta is added to its row whenever its records arrive, early, late or out of order, so a
+//! row always equals the sum of the records it covers. Latency is kept as a fixed histogram,
+//! which adds the same way and gives percentiles to within a bucket.
+
+use std::collections::BTreeMap;
+
+use crate::UsageRecord;
+
+/// One hour in milliseconds.
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// Upper bounds of the latency buckets, in milliseconds; the last bucket has none.
+pub const LATENCY_BOUNDS_MS: [u64; 11] = [100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000];
+/// Number of latency buckets.
+pub const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
+
+/// What a rollup row is about. Absent ids are empty strings, so the row's key is total.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RollupKey {
+    /// The start of the UTC hour, Unix milliseconds.
+    pub hour_ms: i64,
+    /// The key.
+    pub key_id: String,
+    /// The key's user.
+    pub user_id: String,
+    /// The team charged.
+    pub team_id: String,
+    /// The public model.
+    pub model: String,
+    /// The deployment that served it.
+    pub deployment: String,
+}
+
+/// Sums over a rollup row's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// Requests.
+    pub requests: u64,
+    /// Requests answered with a status of 400 or more (499 included).
+    pub errors: u64,
+    /// Requests answered from the response cache.
+    pub cache_hits: u64,
+    /// Input tokens (cached and cache writes included).
+    pub input_tokens: u64,
+    /// Output tokens (reasoning included).
+    pub output_tokens: u64,
+    /// Input tokens read from the prompt cache.
+    pub cached_tokens: u64,
+    /// Input tokens written to the prompt cache.
+    pub cache_write_tokens: u64,
+    /// Output tokens spent reasoning.
+    pub reasoning_tokens: u64,
+    /// Micro-dollars.
+    pub cost_micro_usd: u64,
+    /// Micro-dollars at the reference model's list price.
+    pub reference_cost_micro_usd: u64,
+    /// Sum of latencies, milliseconds.
+    pub latency_ms_sum: u64,
+    /// Requests per latency bucket (see [`LATENCY_BOUNDS_MS`]).
+    pub latency_buckets: [u64; LATENCY_BUCKETS],
+}
+
+impl Totals {
+    /// Adds one record.
+    pub fn add_record(&mut self, record: &UsageRecord) {
+        self.requests += 1;
+        self.errors += u64::from(record.status >= 400);
+        self.cache_hits += u64::from(record.cache_hit);
+        self.input_tokens = self.input_tokens.saturating_add(record.usage.input);
+        self.output_tokens = self.output_tokens.saturating_add(record.usage.output);
+        self.cached_tokens = self.cached_tokens.saturating_add(record.usage.cached);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_add(record.usage.cache_write);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(record.usage.reasoning);
+        self.cost_micro_usd = self.cost_micro_usd.saturating_add(record.cost_micro_usd);
+        self.reference_cost_micro_usd = self.reference_cost_micro_usd.saturating_add(record.reference_cost_micro_usd);
+        self.latency_ms_sum = self.latency_ms_sum.saturating_add(record.latency_ms);
+        self.latency_buckets[latency_bucket(record.latency_ms)] += 1;
+    }
+
+    /// Adds another row's sums.
+    pub fn add(&mut self, other: &Totals) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.cache_hits += other.cache_hits;
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.cached_tokens = self.cached_tokens.saturating_add(other.cached_tokens);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_add(other.cache_write_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
+        self.cost_micro_usd = self.cost_micro_usd.saturating_add(other.cost_micro_usd);
+        self.reference_cost_micro_usd = self.reference_cost_micro_usd.saturating_add(other.reference_cost_micro_usd);
+        self.latency_ms_sum = self.latency_ms_sum.saturating_add(other.latency_ms_sum);
+        for (mine, theirs) in self.latency_buckets.iter_mut().zip(other.latency_buckets) {
+            *mine += theirs;
+        }
+    }
+
+    /// Savings against the reference: what it would have cost there minus what it cost.
+    pub fn savings_micro_usd(&self) -> i64 {
+        let reference = i64::try_from(self.reference_cost_micro_usd).unwrap_or(i64::MAX);
+        reference.saturating_sub(i64::try_from(self.cost_micro_usd).unwrap_or(i64::MAX))
+    }
+
+    /// The latency below which a share `quantile` (0 to 1) of requests fall, as the upper bound
+    /// of its bucket; `None` without requests, or in the last, open bucket.
+    pub fn latency_quantile_ms(&self, quantile: f64) -> Option<u64> {
+        let total: u64 = self.latency_buckets.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        // The rank of the request at `quantile`, counting from 1.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        let rank = ((quantile.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (bucket, count) in self.latency_buckets.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return LATENCY_BOUNDS_MS.get(bucket).copied();
+            }
+        }
+        None
+    }
+}
+
+/// The bucket of a latency.
+pub fn latency_bucket(latency_ms: u64) -> usize {
+    LATENCY_BOUNDS_MS.iter().position(|&bound| latency_ms <= bound).unwrap_or(LATENCY_BOUNDS_MS.len())
+}
+
+/// The key of the row `record` belongs to.
+pub fn key_of(record: &UsageRecord) -> RollupKey {
+    let text = |value: &Option<String>| value.clone().unwrap_or_default();
+    RollupKey {
+        hour_ms: record.created_at_ms.div_euclid(HOUR_MS) * HOUR_MS,
+        key_id: text(&record.key_id),
+        user_id: text(&record.user_id),
+        team_id: text(&record.team_id),
+        model: record.model.clone(),
+        deployment: text(&record.deployment),
+    }
+}
+
+/// The row deltas a batch of new records makes.
+pub fn deltas<'a>(records: impl IntoIterator<Item = &'a UsageRecord>) -> BTreeMap<RollupKey, Totals> {
+    let mut rows: BTreeMap<RollupKey, Totals> = BTreeMap::new();
+    for record in records {
+        rows.entry(key_of(record)).or_default().add_record(record);
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Usage;
+
+    fn record(id: &str, at: i64, latency_ms: u64, status: u16) -> UsageRecord {
+        UsageRecord {
+            id: id.into(),
+            created_at_ms: at,
+            key_id: Some("k".into()),
+            user_id: None,
+            team_id: Some("t".into()),
+            model: "m".into(),
+            deployment: Some("d".into()),
+            endpoint: "chat.completions".into(),
+            status,
+            error_code: None,
+            usage: Usage { input: 10, output: 5, cached: 4, cache_write: 0, reasoning: 1 },
+            estimated: false,
+            streamed: false,
+            latency_ms,
+            ttft_ms: None,
+            cache_hit: false,
+            cost_micro_usd: 7,
+            reference_cost_micro_usd: 30,
+        }
+    }
+
+    #[test]
+    fn records_fold_into_their_hour_and_sum() {
+        let records = [record("a", 0, 90, 200), record("b", HOUR_MS - 1, 300, 500), record("c", HOUR_MS, 200_000, 200)];
+        let rows = deltas(&records);
+        assert_eq!(rows.len(), 2);
+        let first = rows.values().next().copied().unwrap_or_default();
+        assert_eq!((first.requests, first.errors, first.input_tokens, first.cost_micro_usd), (2, 1, 20, 14));
+        assert_eq!(first.savings_micro_usd(), 46);
+        assert_eq!(first.latency_buckets[0], 1);
+        assert_eq!(first.latency_buckets[2], 1);
+        assert_eq!(first.latency_quantile_ms(0.5), Some(100));
+        assert_eq!(first.latency_quantile_ms(0.99), Some(500));
+        let last = rows.values().last().copied().unwrap_or_default();
+        assert_eq!(last.latency_quantile_ms(0.5), None, "beyond the last bound");
+        assert_eq!(Totals::default().latency_quantile_ms(0.5), None);
+    }
+
+    #[test]
+    fn absent_ids_are_empty_so_every_record_has_a_row() {
+        let mut anonymous = record("a", -1, 1, 200);
+        anonymous.key_id = None;
+        anonymous.deployment = None;
+        let key = key_of(&anonymous);
+        assert_eq!((key.hour_ms, key.key_id.as_str(), key.deployment.as_str()), (-HOUR_MS, "", ""));
+    }
+}
