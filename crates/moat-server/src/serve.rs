@@ -211,6 +211,8 @@ impl Gateway {
                 get(admin::get_limit).patch(admin::update_limit).delete(admin::delete_limit),
             )
             .route("/admin/v1/limits/{id}/reset", post(admin::reset_limit))
+            .route("/admin/v1/reports/usage", get(admin::usage_report))
+            .route("/admin/v1/reports/chargeback", get(admin::chargeback))
             .route("/admin/v1/audit", get(admin::list_audit))
             .route("/admin/v1/audit/verify", get(admin::verify_audit))
             .route("/healthz", get(ops::healthz))

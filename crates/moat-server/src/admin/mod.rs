@@ -11,6 +11,7 @@ mod caller;
 mod invitations;
 mod keys;
 mod people;
+mod reports;
 mod usage;
 
 pub(crate) use audit::{list_audit, verify_audit};
@@ -24,6 +25,7 @@ pub(crate) use people::{
     create_team, create_user, get_team, get_user, list_teams, list_users, put_member, remove_member, set_password,
     update_user,
 };
+pub(crate) use reports::{chargeback, usage_report};
 pub(crate) use usage::{list_deployments, list_prices, list_usage};
 
 use axum::body::Bytes;

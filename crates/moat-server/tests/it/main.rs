@@ -16,6 +16,7 @@ mod lifecycle;
 mod messages;
 mod ops;
 mod proxy;
+mod reports;
 mod resilience;
 mod responses;
 mod scim;

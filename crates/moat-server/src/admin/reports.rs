@@ -1,0 +1,291 @@
+//! `/admin/v1/reports`: spend, tokens, savings and latency from the hourly rollups, grouped by
+//! team, user, key, model, deployment, day or hour; and the monthly chargeback export.
+//!
+//! Reports read rollups, never raw records, so they answer fast however many records there
+//! are, and outlive the raw records' retention. Periods are whole UTC hours: a `from` or `to`
+//! inside an hour counts that hour from its start.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use moat_core::Action;
+use moat_core::rollup::{HOUR_MS, Totals};
+use moat_store::Dimension;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::caller::Caller;
+use super::{invalid, store_failed};
+use crate::admission::dollars;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::time::{format_ms, now_ms, parse_rfc3339_ms};
+
+/// Query of `GET /admin/v1/reports/usage`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReportQuery {
+    /// Comma-separated dimensions; none gives one total row.
+    #[serde(default)]
+    by: Option<String>,
+    /// RFC 3339 or `YYYY-MM-DD` (midnight UTC); default: the start of this UTC month.
+    #[serde(default)]
+    from: Option<String>,
+    /// RFC 3339 or `YYYY-MM-DD`; default: now.
+    #[serde(default)]
+    to: Option<String>,
+    /// Only this team's usage.
+    #[serde(default)]
+    team: Option<String>,
+    /// Only this model's usage.
+    #[serde(default)]
+    model: Option<String>,
+    /// At most this many rows, largest cost first (default: all).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `2026-11-01` (midnight UTC) or an RFC 3339 instant, as Unix milliseconds.
+fn instant(text: &str, param: &'static str) -> Result<i64, ApiError> {
+    if let Ok(date) = text.parse::<jiff::civil::Date>() {
+        return date
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp().as_millisecond())
+            .map_err(|_| invalid(format!("`{param}` is out of range"), param));
+    }
+    parse_rfc3339_ms(text)
+        .ok_or_else(|| invalid(format!("`{param}` must be a date (2026-11-01) or an RFC 3339 time"), param))
+}
+
+/// The start of the UTC month holding `now_ms`.
+fn month_start(now_ms: i64) -> i64 {
+    moat_core::Period::Month.window(&jiff::tz::TimeZone::UTC, now_ms).start_ms
+}
+
+fn dimensions(by: Option<&str>) -> Result<Vec<Dimension>, ApiError> {
+    by.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            Dimension::parse(name).ok_or_else(|| {
+                invalid(format!("`{name}` is not a dimension: team, user, key, model, deployment, day or hour"), "by")
+            })
+        })
+        .collect()
+}
+
+/// The figures of one report row.
+fn figures(totals: &Totals) -> Value {
+    let savings = totals.savings_micro_usd();
+    let percent = if totals.reference_cost_micro_usd == 0 {
+        Value::Null
+    } else {
+        // Display only; the amounts themselves are exact integers.
+        #[allow(clippy::cast_precision_loss)]
+        let share = savings as f64 * 100.0 / totals.reference_cost_micro_usd as f64;
+        json!((share * 10.0).round() / 10.0)
+    };
+    json!({
+        "requests": totals.requests,
+        "errors": totals.errors,
+        "cache_hits": totals.cache_hits,
+        "input_tokens": totals.input_tokens,
+        "output_tokens": totals.output_tokens,
+        "cached_tokens": totals.cached_tokens,
+        "cache_write_tokens": totals.cache_write_tokens,
+        "reasoning_tokens": totals.reasoning_tokens,
+        "cost_micro_usd": totals.cost_micro_usd,
+        "cost_usd": dollars(totals.cost_micro_usd),
+        "reference_cost_micro_usd": totals.reference_cost_micro_usd,
+        "reference_cost_usd": dollars(totals.reference_cost_micro_usd),
+        "savings_micro_usd": savings,
+        "savings_usd": signed_dollars(savings),
+        "savings_percent": percent,
+        "latency_p50_ms": totals.latency_quantile_ms(0.5),
+        "latency_p95_ms": totals.latency_quantile_ms(0.95),
+        "latency_p99_ms": totals.latency_quantile_ms(0.99),
+    })
+}
+
+fn signed_dollars(micro: i64) -> String {
+    let text = dollars(micro.unsigned_abs());
+    if micro < 0 { format!("-{text}") } else { text }
+}
+
+/// Names for the ids a report shows: team names, user e-mails, key names.
+async fn names(state: &AppState, by: &[Dimension]) -> Result<HashMap<String, String>, ApiError> {
+    let mut names = HashMap::new();
+    if by.contains(&Dimension::Team) {
+        for team in state.store.list_teams().await.map_err(store_failed)? {
+            names.insert(team.id, team.name);
+        }
+    }
+    if by.contains(&Dimension::Key) {
+        for key in state.store.list_keys(true).await.map_err(store_failed)? {
+            names.insert(key.id, key.name);
+        }
+    }
+    Ok(names)
+}
+
+/// `GET /admin/v1/reports/usage`.
+pub(crate) async fn usage_report(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(query): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    caller.must(&Action::ReadOrg)?;
+    let by = dimensions(query.by.as_deref())?;
+    let now = now_ms();
+    let from = query.from.as_deref().map(|t| instant(t, "from")).transpose()?.unwrap_or_else(|| month_start(now));
+    let to = query.to.as_deref().map(|t| instant(t, "to")).transpose()?.unwrap_or(now);
+    if to <= from {
+        return Err(invalid("`to` must be after `from`", "to"));
+    }
+    // Whole hours: an hour counts when it starts in the span.
+    let (from_hour, to_hour) = (from.div_euclid(HOUR_MS) * HOUR_MS, to.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS);
+    let only = match (&query.team, &query.model) {
+        (Some(_), Some(_)) => return Err(invalid("narrow by `team` or by `model`, not both", "team")),
+        (Some(team), None) => Some((Dimension::Team, team.as_str())),
+        (None, Some(model)) => Some((Dimension::Model, model.as_str())),
+        (None, None) => None,
+    };
+    let mut rows = state.store.report(&by, from_hour, to_hour, only).await.map_err(store_failed)?;
+    rows.sort_by(|a, b| b.1.cost_micro_usd.cmp(&a.1.cost_micro_usd).then(b.1.requests.cmp(&a.1.requests)));
+    let mut total = Totals::default();
+    rows.iter().for_each(|(_, totals)| total.add(totals));
+    let names = names(&state, &by).await?;
+    let limit = query.limit.unwrap_or(usize::MAX);
+    let data: Vec<Value> = rows
+        .iter()
+        .take(limit)
+        .map(|(groups, totals)| {
+            let mut row = figures(totals);
+            for (dimension, value) in by.iter().zip(groups) {
+                let shown = match dimension {
+                    Dimension::Day | Dimension::Hour => json!(value.parse::<i64>().map(format_ms).unwrap_or_default()),
+                    _ if value.is_empty() => Value::Null,
+                    _ => json!(value),
+                };
+                row[dimension.as_str()] = shown;
+                if let Some(name) = names.get(value) {
+                    row[format!("{}_name", dimension.as_str())] = json!(name);
+                }
+            }
+            row
+        })
+        .collect();
+    let reference = state.references.first().map(|r| json!({ "model": r.model, "provider": r.provider }));
+    Ok(Json(json!({
+        "from": format_ms(from_hour),
+        "to": format_ms(to_hour),
+        "by": by.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
+        "reference": reference,
+        "data": data,
+        "total": figures(&total),
+    }))
+    .into_response())
+}
+
+/// Query of `GET /admin/v1/reports/chargeback`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChargebackQuery {
+    /// `YYYY-MM`; default: last month.
+    #[serde(default)]
+    month: Option<String>,
+}
+
+/// `GET /admin/v1/reports/chargeback?month=2026-11`: one CSV row per team for a UTC month,
+/// with what finance books: requests, tokens, cost, and the frontier reference and savings.
+/// Usage no team is charged with is the row `unassigned`.
+pub(crate) async fn chargeback(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(query): Query<ChargebackQuery>,
+) -> Result<Response, ApiError> {
+    caller.must(&Action::ReadOrg)?;
+    let now = now_ms();
+    let start = match &query.month {
+        Some(month) => {
+            let first = format!("{month}-01");
+            let date = first
+                .parse::<jiff::civil::Date>()
+                .map_err(|_| invalid(format!("`{month}` is not a month like 2026-11"), "month"))?;
+            instant(&date.to_string(), "month")?
+        }
+        None => month_start(month_start(now) - 1),
+    };
+    let window = moat_core::Period::Month.window(&jiff::tz::TimeZone::UTC, start);
+    let end = window.end_ms.unwrap_or(now);
+    let rows = state.store.report(&[Dimension::Team], window.start_ms, end, None).await.map_err(store_failed)?;
+    let names = names(&state, &[Dimension::Team]).await?;
+    let month = format_ms(window.start_ms).get(..7).unwrap_or_default().to_owned();
+    let mut csv = String::from(
+        "month,team_id,team_name,requests,errors,input_tokens,cached_tokens,output_tokens,cost_usd,\
+         reference_cost_usd,savings_usd\n",
+    );
+    let mut rows = rows;
+    rows.sort_by(|a, b| b.1.cost_micro_usd.cmp(&a.1.cost_micro_usd));
+    for (groups, t) in &rows {
+        let team = groups.first().cloned().unwrap_or_default();
+        let (id, name) = if team.is_empty() {
+            ("unassigned".to_owned(), String::new())
+        } else {
+            (team.clone(), names.get(&team).cloned().unwrap_or_default())
+        };
+        let plain = |micro: u64| dollars(micro).trim_start_matches('$').to_owned();
+        csv.push_str(&format!(
+            "{month},{},{},{},{},{},{},{},{},{},{}\n",
+            csv_field(&id),
+            csv_field(&name),
+            t.requests,
+            t.errors,
+            t.input_tokens,
+            t.cached_tokens,
+            t.output_tokens,
+            plain(t.cost_micro_usd),
+            plain(t.reference_cost_micro_usd),
+            signed_dollars(t.savings_micro_usd()).replace('$', ""),
+        ));
+    }
+    let disposition = format!("attachment; filename=\"moat-chargeback-{month}.csv\"");
+    Ok((
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+        csv,
+    )
+        .into_response())
+}
+
+/// A CSV field, quoted when it must be (RFC 4180), and defused against spreadsheet formulas.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
+    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("platform"), "platform");
+        assert_eq!(csv_field("R&D, Paris"), "\"R&D, Paris\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=SUM(A1)"), "'=SUM(A1)");
+        assert_eq!(signed_dollars(-1_500_000), "-$1.50");
+    }
+
+    #[test]
+    fn dates_and_instants_both_parse() {
+        assert_eq!(instant("2026-11-01", "from").ok(), Some(1_793_491_200_000));
+        assert_eq!(instant("2026-11-01T01:00:00+01:00", "from").ok(), Some(1_793_491_200_000));
+        assert!(instant("November", "from").is_err());
+        assert_eq!(month_start(1_795_872_140_123), 1_793_491_200_000);
+    }
+}
