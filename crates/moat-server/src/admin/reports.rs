@@ -231,7 +231,7 @@ pub(crate) async fn chargeback(
          reference_cost_usd,savings_usd\n",
     );
     let mut rows = rows;
-    rows.sort_by(|a, b| b.1.cost_micro_usd.cmp(&a.1.cost_micro_usd));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.1.cost_micro_usd));
     for (groups, t) in &rows {
         let team = groups.first().cloned().unwrap_or_default();
         let (id, name) = if team.is_empty() {
