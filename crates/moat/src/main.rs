@@ -7,6 +7,7 @@ mod budgets_cli;
 mod credentials;
 mod logging;
 mod login;
+mod report_cli;
 mod serve;
 mod setup;
 
@@ -64,6 +65,22 @@ enum Command {
         #[command(subcommand)]
         command: budgets_cli::LimitsCommand,
     },
+    /// Spend, tokens, savings and latency by team, user, key, model, deployment or day, from
+    /// the hourly rollups (through the admin API).
+    Report {
+        #[command(flatten)]
+        server: admin_client::ServerArgs,
+        #[command(flatten)]
+        args: report_cli::ReportArgs,
+    },
+    /// The monthly chargeback CSV: one row per team with requests, tokens, cost and savings.
+    Chargeback {
+        #[command(flatten)]
+        server: admin_client::ServerArgs,
+        /// The month, `2026-11` (UTC); default: last month.
+        #[arg(long)]
+        month: Option<String>,
+    },
     /// Show usage records (through the admin API).
     Usage {
         #[command(flatten)]
@@ -118,6 +135,8 @@ fn main() -> ExitCode {
             Command::Config { command: ConfigCommand::Check { file } } => serve::check(&file),
             Command::Keys { server, command } => admin_client::keys(&server, command).await,
             Command::Budgets { server, command } => budgets_cli::budgets(&server, command).await,
+            Command::Report { server, args } => report_cli::report(&server, args).await,
+            Command::Chargeback { server, month } => report_cli::chargeback(&server, month).await,
             Command::Limits { server, command } => budgets_cli::limits(&server, command).await,
             Command::Usage { server, args } => admin_client::usage(&server, args).await,
             Command::Deployments { server, json } => admin_client::deployments(&server, json).await,

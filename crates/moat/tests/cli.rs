@@ -543,3 +543,79 @@ fn the_cli_sets_reads_resets_and_deletes_budgets_and_limits() {
     assert!(ok && out.contains("deleted"), "{out}");
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moat_report_and_chargeback_print_spend_and_savings() {
+    let upstream = moat_testkit::FakeUpstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("moat.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[deployments]]\nname = \"pool\"\nurl = \"{}\"\nupstream_model = \"x\"\ncost = {{ per_mtok = 1.0 }}\n\n\
+             [[models]]\nname = \"m\"\ndeployments = [\"pool\"]\n\n\
+             [savings]\nreferences = [{{ model = \"claude-sonnet-4-6\", provider = \"anthropic\" }}]\n",
+            upstream.base_url()
+        ),
+    )
+    .expect("config");
+    let admin_key = "cli-report-admin-key-0123456789";
+    let config_arg = config.to_str().expect("utf-8").to_owned();
+    let server = Server::start_with(dir.path(), Some(admin_key), &["--config", &config_arg]);
+    let url = Server::url(&server.wait_for("moat is listening"));
+    let usage = moat_testkit::FakeUsage { prompt: 1_000, completion: 100, cached: 0 };
+    let http = reqwest::Client::new();
+    for _ in 0..2 {
+        upstream.push(moat_testkit::Reply::chat("hi", Some(usage)));
+        let response = http
+            .post(format!("{url}/v1/chat/completions"))
+            .bearer_auth(admin_key)
+            .json(&serde_json::json!({ "model": "m", "messages": [{ "role": "user", "content": "hi" }] }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200);
+    }
+    let cli = |args: &[&str]| {
+        let out = Command::new(MOAT)
+            .args(args)
+            .env("MOAT_SERVER", &url)
+            .env("MOAT_ADMIN_KEY", admin_key)
+            .output()
+            .expect("run moat");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Records reach the rollups a moment after the responses.
+    let mut table = String::new();
+    for _ in 0..50 {
+        table = cli(&["report", "--by", "model"]);
+        if table.contains("$0.0022") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(table.contains("reference claude-sonnet-4-6 (anthropic)"), "{table}");
+    // 2 × 1,100 tokens at $1/M = $0.0022; at the reference, 2 × (1,000 × $3 + 100 × $15)/M = $0.009.
+    let row = table.lines().find(|l| l.starts_with("m ")).unwrap_or_else(|| panic!("{table}"));
+    for figure in ["2", "$0.0022", "$0.009", "$0.0068"] {
+        assert!(row.split_whitespace().any(|cell| cell == figure), "{figure} in {row}");
+    }
+    assert!(table.lines().any(|l| l.starts_with("TOTAL")), "{table}");
+    let csv = cli(&["report", "--by", "model", "--format", "csv"]);
+    assert_eq!(
+        csv.lines().next(),
+        Some("model,requests,errors,input_tokens,output_tokens,cost_usd,reference_cost_usd,savings_usd,latency_p95_ms")
+    );
+    assert!(csv.lines().nth(1).is_some_and(|l| l.starts_with("m,2,0,2000,200,0.0022,0.009,0.0068,")), "{csv}");
+    let json: serde_json::Value = serde_json::from_str(&cli(&["report", "--format", "json"])).expect("json");
+    assert_eq!(json["total"]["requests"], 2);
+    let month = json["from"].as_str().expect("from")[..7].to_owned();
+    let chargeback = cli(&["chargeback", "--month", &month]);
+    // The admin key from the environment belongs to no team: its usage is unassigned.
+    assert!(
+        chargeback.lines().nth(1).is_some_and(|l| l.starts_with(&format!("{month},unassigned,,2,0,2000"))),
+        "{chargeback}"
+    );
+    server.stop();
+}
