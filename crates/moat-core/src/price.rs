@@ -73,6 +73,18 @@ pub enum CostModel {
 }
 
 impl CostModel {
+    /// What the deployment costs over `period_ms` whether it serves or not: its GPUs' hours.
+    /// `None` for a flat per-token price, which costs only what is served.
+    pub fn period_cost(&self, period_ms: i64) -> Option<u64> {
+        match *self {
+            CostModel::PerMillionTokens(_) => None,
+            CostModel::Gpu { gpus, per_gpu_hour, .. } => {
+                let gpu_ms = u128::from(gpus) * u128::try_from(period_ms.max(0)).unwrap_or(0);
+                Some(u64::try_from((gpu_ms * u128::from(per_gpu_hour) + 1_800_000) / 3_600_000).unwrap_or(u64::MAX))
+            }
+        }
+    }
+
     /// The per-token price this model comes to, for every kind of token (a GPU spends its
     /// time on prompt and output alike; a prompt-cache hit is billed as input). Rounded once,
     /// half up, to a micro-dollar per million tokens.
@@ -87,6 +99,16 @@ impl CostModel {
         };
         Price { input: per_mtok, output: per_mtok, cache_read: per_mtok, cache_write: per_mtok, reasoning: None }
     }
+}
+
+/// The share of `total` that `part` of `whole` carries, rounded half up (an empty whole
+/// carries nothing: there is no one to charge).
+pub fn allocate(total: u64, part: u64, whole: u64) -> u64 {
+    if whole == 0 {
+        return 0;
+    }
+    let share = (u128::from(total) * u128::from(part) + u128::from(whole) / 2) / u128::from(whole);
+    u64::try_from(share).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -153,6 +175,19 @@ mod tests {
         assert_eq!(price.cost(&Usage { input: 4_500_000, output: 4_500_000, ..Usage::default() }), 5_380_002);
         let flat = CostModel::PerMillionTokens(dollars(0.20)).price();
         assert_eq!(flat.cost(&Usage { input: 1_000_000, output: 1_000_000, ..Usage::default() }), 400_000);
+    }
+
+    #[test]
+    fn an_under_used_pool_costs_its_hours_however_little_it_serves() {
+        // One GPU at $2.00 an hour, rated at 1 M tokens an hour.
+        let pool = CostModel::Gpu { gpus: 1, per_gpu_hour: dollars(2.0), tokens_per_hour: 1_000_000 };
+        let day = 24 * 3_600_000;
+        assert_eq!(pool.period_cost(day), Some(48_000_000));
+        // Busy: 24 M tokens in the day cost $2 per million, as rated.
+        assert_eq!(allocate(48_000_000, 1_000_000, 24_000_000), 2_000_000);
+        // Idle nine-tenths of the time: 2.4 M tokens carry the same $48, $20 per million.
+        assert_eq!(allocate(48_000_000, 1_000_000, 2_400_000), 20_000_000);
+        assert_eq!(CostModel::PerMillionTokens(5).period_cost(day), None);
     }
 
     #[test]

@@ -40,6 +40,16 @@ pub(crate) struct ReportArgs {
     format: Format,
 }
 
+/// The columns a report shows; with self-hosted GPU pools, also the cost at measured
+/// throughput.
+fn columns(report: &Value) -> Vec<(&'static str, &'static str)> {
+    let mut columns = FIGURES.to_vec();
+    if report["total"].get("measured_cost_usd").is_some() {
+        columns.insert(5, ("MEASURED", "measured_cost_usd"));
+    }
+    columns
+}
+
 const FIGURES: [(&str, &str); 8] = [
     ("REQUESTS", "requests"),
     ("ERRORS", "errors"),
@@ -70,12 +80,13 @@ pub(crate) async fn report(server: &ServerArgs, args: ReportArgs) -> anyhow::Res
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Csv => {
+            let columns = columns(&report);
             let mut header: Vec<String> = by.clone();
-            header.extend(FIGURES.iter().map(|(_, field)| (*field).to_owned()));
+            header.extend(columns.iter().map(|(_, field)| (*field).to_owned()));
             println!("{}", header.join(","));
             for row in report["data"].as_array().into_iter().flatten() {
                 let mut cells: Vec<String> = by.iter().map(|d| cell(&row[d.as_str()])).collect();
-                cells.extend(FIGURES.iter().map(|(_, field)| cell(&row[*field]).trim_start_matches('$').to_owned()));
+                cells.extend(columns.iter().map(|(_, field)| cell(&row[*field]).trim_start_matches('$').to_owned()));
                 println!("{}", cells.join(","));
             }
         }
@@ -113,18 +124,30 @@ fn print_table(report: &Value, by: &[String]) {
         report["data"].as_array().into_iter().flatten().map(|row| (label(row), row)).collect();
     rows.push(("TOTAL".to_owned(), &report["total"]));
     let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(5).clamp(5, 60);
+    let columns = columns(report);
     let heading = if by.is_empty() { String::new() } else { by.join(" / ").to_uppercase() };
     print!("{heading:<width$}");
-    for (title, _) in FIGURES {
+    for (title, _) in &columns {
         print!(" {title:>12}");
     }
     println!();
     for (label, row) in rows {
         print!("{label:<width$}");
-        for (_, field) in FIGURES {
-            print!(" {:>12}", text(&row[field]));
+        for (_, field) in &columns {
+            print!(" {:>12}", text(&row[*field]));
         }
         println!();
+    }
+    for pool in report["pools"].as_array().into_iter().flatten() {
+        println!(
+            "pool {}: {} GPU-hours, {}, {} tokens ({}% of rated throughput): {} per million tokens measured",
+            text(&pool["deployment"]),
+            text(&pool["gpu_hours"]),
+            text(&pool["period_cost_usd"]),
+            text(&pool["tokens"]),
+            text(&pool["utilisation_percent"]),
+            text(&pool["measured_cost_per_mtok_usd"]),
+        );
     }
 }
 

@@ -13,6 +13,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use moat_core::Action;
+use moat_core::price::allocate;
 use moat_core::rollup::{HOUR_MS, Totals};
 use moat_store::Dimension;
 use serde::Deserialize;
@@ -155,17 +156,51 @@ pub(crate) async fn usage_report(
         (None, Some(model)) => Some((Dimension::Model, model.as_str())),
         (None, None) => None,
     };
-    let mut rows = state.store.report(&by, from_hour, to_hour, only).await.map_err(store_failed)?;
-    rows.sort_by(|a, b| b.1.cost_micro_usd.cmp(&a.1.cost_micro_usd).then(b.1.requests.cmp(&a.1.requests)));
+    // Rows by `by` and deployment, so each deployment's share of a self-hosted pool's hours
+    // can be charged to the rows that used it.
+    let mut fine_by = by.clone();
+    let deployment_at = match by.iter().position(|d| *d == Dimension::Deployment) {
+        Some(at) => at,
+        None => {
+            fine_by.push(Dimension::Deployment);
+            fine_by.len() - 1
+        }
+    };
+    let fine = state.store.report(&fine_by, from_hour, to_hour, only).await.map_err(store_failed)?;
+    let pools = pools(&state, from_hour, to_hour.min(now.max(from_hour))).await?;
+    let mut grouped: Vec<(Vec<String>, Totals, u64)> = Vec::new();
+    for (groups, totals) in &fine {
+        let key: Vec<String> = groups[..by.len()].to_vec();
+        let deployment = &groups[deployment_at];
+        let measured = match pools.iter().find(|p| p.name == *deployment) {
+            Some(pool) => allocate(pool.period_cost, served(totals), pool.tokens),
+            None => totals.cost_micro_usd,
+        };
+        match grouped.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, sum, measured_sum)) => {
+                sum.add(totals);
+                *measured_sum += measured;
+            }
+            None => grouped.push((key, *totals, measured)),
+        }
+    }
+    grouped.sort_by(|a, b| b.1.cost_micro_usd.cmp(&a.1.cost_micro_usd).then(b.1.requests.cmp(&a.1.requests)));
     let mut total = Totals::default();
-    rows.iter().for_each(|(_, totals)| total.add(totals));
+    grouped.iter().for_each(|(_, totals, _)| total.add(totals));
+    let total_measured: u64 = grouped.iter().map(|(_, _, measured)| measured).sum();
+    let rows: Vec<(Vec<String>, Totals)> = grouped.iter().map(|(k, t, _)| (k.clone(), *t)).collect();
+    let measured_of: Vec<u64> = grouped.iter().map(|(_, _, measured)| *measured).collect();
     let names = names(&state, &by).await?;
     let limit = query.limit.unwrap_or(usize::MAX);
     let data: Vec<Value> = rows
         .iter()
+        .zip(&measured_of)
         .take(limit)
-        .map(|(groups, totals)| {
+        .map(|((groups, totals), measured)| {
             let mut row = figures(totals);
+            if !pools.is_empty() {
+                with_measured(&mut row, totals, *measured);
+            }
             for (dimension, value) in by.iter().zip(groups) {
                 let shown = match dimension {
                     Dimension::Day | Dimension::Hour => json!(value.parse::<i64>().map(format_ms).unwrap_or_default()),
@@ -181,15 +216,101 @@ pub(crate) async fn usage_report(
         })
         .collect();
     let reference = state.references.first().map(|r| json!({ "model": r.model, "provider": r.provider }));
+    let mut total_figures = figures(&total);
+    if !pools.is_empty() {
+        with_measured(&mut total_figures, &total, total_measured);
+    }
     Ok(Json(json!({
         "from": format_ms(from_hour),
         "to": format_ms(to_hour),
         "by": by.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
         "reference": reference,
         "data": data,
-        "total": figures(&total),
+        "total": total_figures,
+        "pools": pools.iter().map(Pool::json).collect::<Vec<_>>(),
     }))
     .into_response())
+}
+
+/// Tokens a deployment served for a row: what its throughput is measured in.
+fn served(totals: &Totals) -> u64 {
+    totals.input_tokens.saturating_add(totals.output_tokens)
+}
+
+/// A self-hosted GPU pool over a report's period: what its hours cost, and what it served.
+#[derive(Debug)]
+struct Pool {
+    name: String,
+    gpus: u32,
+    tokens_per_hour: u64,
+    period_ms: i64,
+    /// Its GPUs' hours over the period, micro-dollars.
+    period_cost: u64,
+    /// Input plus output tokens it served in the period (within the report's narrowing).
+    tokens: u64,
+}
+
+impl Pool {
+    fn json(&self) -> Value {
+        let hours = self.period_ms as f64 / HOUR_MS as f64;
+        let capacity = self.tokens_per_hour as f64 * hours;
+        let per_mtok = if self.tokens == 0 {
+            Value::Null
+        } else {
+            json!(dollars(allocate(self.period_cost, 1_000_000, self.tokens)))
+        };
+        json!({
+            "deployment": self.name,
+            "gpus": self.gpus,
+            "gpu_hours": (hours * f64::from(self.gpus) * 100.0).round() / 100.0,
+            "period_cost_micro_usd": self.period_cost,
+            "period_cost_usd": dollars(self.period_cost),
+            "tokens": self.tokens,
+            // Display only: served tokens against the rated throughput.
+            "utilisation_percent": if capacity > 0.0 { json!((self.tokens as f64 * 1000.0 / capacity).round() / 10.0) } else { Value::Null },
+            "measured_cost_per_mtok_usd": per_mtok,
+        })
+    }
+}
+
+/// The GPU pools among the deployments, over `[from_ms, to_ms)` (up to now: hours not yet
+/// lived cost nothing yet), with all the tokens each served then, whatever the report narrows
+/// to: a team is charged its share of the pool, not the whole pool.
+async fn pools(state: &AppState, from_ms: i64, to_ms: i64) -> Result<Vec<Pool>, ApiError> {
+    let routing = state.routing.load();
+    if !routing.deployments.iter().any(|d| matches!(d.spec().cost_model, Some(moat_core::CostModel::Gpu { .. }))) {
+        return Ok(Vec::new());
+    }
+    let hour_end = to_ms.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS;
+    let served_by =
+        state.store.report(&[Dimension::Deployment], from_ms, hour_end, None).await.map_err(store_failed)?;
+    let mut pools = Vec::new();
+    for deployment in &routing.deployments {
+        let spec = deployment.spec();
+        let Some(model @ moat_core::CostModel::Gpu { gpus, tokens_per_hour, .. }) = spec.cost_model else { continue };
+        let period_ms = to_ms.saturating_sub(from_ms);
+        let tokens = served_by.iter().filter(|(g, _)| g[0] == spec.name).map(|(_, t)| served(t)).sum();
+        pools.push(Pool {
+            name: spec.name.clone(),
+            gpus,
+            tokens_per_hour,
+            period_ms,
+            period_cost: model.period_cost(period_ms).unwrap_or(0),
+            tokens,
+        });
+    }
+    Ok(pools)
+}
+
+/// Adds the figures at measured throughput: self-hosted pools charged their GPUs' hours over
+/// what they actually served, shared by tokens.
+fn with_measured(row: &mut Value, totals: &Totals, measured: u64) {
+    let reference = i64::try_from(totals.reference_cost_micro_usd).unwrap_or(i64::MAX);
+    let savings = reference.saturating_sub(i64::try_from(measured).unwrap_or(i64::MAX));
+    row["measured_cost_micro_usd"] = json!(measured);
+    row["measured_cost_usd"] = json!(dollars(measured));
+    row["measured_savings_micro_usd"] = json!(savings);
+    row["measured_savings_usd"] = json!(signed_dollars(savings));
 }
 
 /// Query of `GET /admin/v1/reports/chargeback`.

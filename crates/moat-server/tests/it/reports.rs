@@ -92,3 +92,88 @@ async fn reports_show_spend_and_savings_by_team_and_model_and_chargeback_exports
     assert_eq!(lines[1], format!("{month},{red},red,2,0,2000,0,200,0.0022,0.009,0.0068"));
     assert_eq!(lines.len(), 3, "{csv}");
 }
+
+#[tokio::test]
+async fn a_gpu_pool_is_charged_its_hours_shared_by_the_tokens_each_team_used() {
+    let upstream = FakeUpstream::start().await;
+    // One GPU at $36 an hour rated at 1 M tokens an hour: $36 per million when busy.
+    let config = default_config(&upstream).replace(
+        "upstream_model = \"upstream-m\"",
+        "upstream_model = \"upstream-m\"\n        cost = { gpus = 1, gpu_hour_usd = 36.0, tokens_per_hour = 1000000 }",
+    );
+    let gateway = TestGateway::start_with(&config).await;
+    let (red, red_key) = team_with_key(&gateway, "red").await;
+    let (blue, blue_key) = team_with_key(&gateway, "blue").await;
+    // Red serves 3,000 tokens, blue 1,000.
+    upstream.push(Reply::chat("hi", Some(FakeUsage { prompt: 2_000, completion: 1_000, cached: 0 })));
+    upstream.push(Reply::chat("hi", Some(FakeUsage { prompt: 500, completion: 500, cached: 0 })));
+    assert_eq!(gateway.post("/v1/chat/completions", &red_key, &chat("m")).await.status(), 200);
+    assert_eq!(gateway.post("/v1/chat/completions", &blue_key, &chat("m")).await.status(), 200);
+    gateway.usage(2).await;
+    // From the start of the previous hour: at least an hour of GPU time, 4,000 tokens served.
+    let from = crate::support::now_rfc3339();
+    let from = format!("{}00:00Z", &from[..14]);
+    let from_ms = chrono_free_ms(&from) - 3_600_000;
+    let report: Value = gateway
+        .admin_get(&format!("reports/usage?by=team&from={}", ms_to_rfc3339(from_ms)))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let pool = &report["pools"][0];
+    assert_eq!(pool["deployment"], "fake", "{report}");
+    assert_eq!(pool["tokens"], 4_000);
+    let period_cost = pool["period_cost_micro_usd"].as_u64().expect("period cost");
+    assert!(period_cost >= 36_000_000, "at least an hour of the GPU: {pool}");
+    // Nearly idle: each token carries a share of the hour far above the rated $36 per million.
+    let utilisation = pool["utilisation_percent"].as_f64().expect("utilisation");
+    assert!(utilisation < 1.0, "{pool}");
+    let rows = report["data"].as_array().expect("rows");
+    let measured = |team: &str| {
+        rows.iter().find(|r| r["team"] == team).and_then(|r| r["measured_cost_micro_usd"].as_u64()).expect("row")
+    };
+    let (red_cost, blue_cost) = (measured(&red), measured(&blue));
+    assert_eq!(red_cost + blue_cost, period_cost, "the pool's hours are charged in full, no more");
+    assert!(red_cost.abs_diff(3 * blue_cost) <= 3, "shared 3:1 by tokens: {red_cost} vs {blue_cost}");
+    // The recorded cost, at the rated throughput, is far smaller: 4,000 tokens at $36/M.
+    assert_eq!(report["total"]["cost_micro_usd"], 144_000);
+    assert_eq!(report["total"]["measured_cost_micro_usd"], period_cost);
+    // Narrowed to blue, blue still carries only its share (a moment later: the pool's hours
+    // run up to now, so its share has grown by the milliseconds in between).
+    let blue_only: Value = gateway
+        .admin_get(&format!("reports/usage?team={blue}&from={}", ms_to_rfc3339(from_ms)))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let blue_later = blue_only["total"]["measured_cost_micro_usd"].as_u64().expect("measured");
+    assert!(blue_later >= blue_cost && blue_later <= blue_cost + blue_cost / 1000, "{blue_later} vs {blue_cost}");
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` as Unix milliseconds.
+fn chrono_free_ms(text: &str) -> i64 {
+    let n = |range: std::ops::Range<usize>| text[range].parse::<i64>().expect("number");
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 24 + n(11..13)) * 60 + n(14..16)) * 60_000 + n(17..19) * 1000
+}
+
+fn ms_to_rfc3339(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let secs = ms.rem_euclid(86_400_000) / 1000;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+}
