@@ -24,6 +24,12 @@ pub struct UsageFilter {
 pub use crate::sql::rollups::Dimension;
 
 impl crate::Store {
+    /// The first UTC hour (Unix milliseconds) `deployment` served a request, if ever: where a
+    /// self-hosted pool's hours start counting in reports.
+    pub async fn first_served_hour(&self, deployment: &str) -> Result<Option<i64>, crate::StoreError> {
+        crate::on_backend!(self, s => s.first_served_hour(deployment))
+    }
+
     /// Usage sums from the hourly rollups, grouped by `by` (no grouping: one total row), over
     /// the hours starting in `[from_ms, to_ms)`, optionally only where `only`'s dimension has
     /// that value. Each row: the group's values, in `by`'s order, and its totals.

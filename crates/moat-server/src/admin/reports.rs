@@ -156,35 +156,7 @@ pub(crate) async fn usage_report(
         (None, Some(model)) => Some((Dimension::Model, model.as_str())),
         (None, None) => None,
     };
-    // Rows by `by` and deployment, so each deployment's share of a self-hosted pool's hours
-    // can be charged to the rows that used it.
-    let mut fine_by = by.clone();
-    let deployment_at = match by.iter().position(|d| *d == Dimension::Deployment) {
-        Some(at) => at,
-        None => {
-            fine_by.push(Dimension::Deployment);
-            fine_by.len() - 1
-        }
-    };
-    let fine = state.store.report(&fine_by, from_hour, to_hour, only).await.map_err(store_failed)?;
-    let pools = pools(&state, from_hour, to_hour.min(now.max(from_hour))).await?;
-    let mut grouped: Vec<(Vec<String>, Totals, u64)> = Vec::new();
-    for (groups, totals) in &fine {
-        let key: Vec<String> = groups[..by.len()].to_vec();
-        let deployment = &groups[deployment_at];
-        let measured = match pools.iter().find(|p| p.name == *deployment) {
-            Some(pool) => allocate(pool.period_cost, served(totals), pool.tokens),
-            None => totals.cost_micro_usd,
-        };
-        match grouped.iter_mut().find(|(k, _, _)| *k == key) {
-            Some((_, sum, measured_sum)) => {
-                sum.add(totals);
-                *measured_sum += measured;
-            }
-            None => grouped.push((key, *totals, measured)),
-        }
-    }
-    grouped.sort_by(|a, b| b.1.cost_micro_usd.cmp(&a.1.cost_micro_usd).then(b.1.requests.cmp(&a.1.requests)));
+    let (grouped, pools) = measured_rows(&state, &by, from_hour, to_hour, only, now).await?;
     let mut total = Totals::default();
     grouped.iter().for_each(|(_, totals, _)| total.add(totals));
     let total_measured: u64 = grouped.iter().map(|(_, _, measured)| measured).sum();
@@ -232,6 +204,63 @@ pub(crate) async fn usage_report(
     .into_response())
 }
 
+/// A report's rows, largest cost first: each group's totals and its cost at measured
+/// throughput, with the GPU pools behind them. Rows are read by group and deployment, so each
+/// pool's hours are charged to the rows that used it, by tokens.
+async fn measured_rows(
+    state: &AppState,
+    by: &[Dimension],
+    from_hour: i64,
+    to_hour: i64,
+    only: Option<(Dimension, &str)>,
+    now: i64,
+) -> Result<(Vec<(Vec<String>, Totals, u64)>, Vec<Pool>), ApiError> {
+    let mut fine_by = by.to_vec();
+    let deployment_at = match by.iter().position(|d| *d == Dimension::Deployment) {
+        Some(at) => at,
+        None => {
+            fine_by.push(Dimension::Deployment);
+            fine_by.len() - 1
+        }
+    };
+    let mut fine = state.store.report(&fine_by, from_hour, to_hour, only).await.map_err(store_failed)?;
+    // A fixed order, for the cumulative shares below.
+    fine.sort_by(|a, b| a.0.cmp(&b.0));
+    let pools = pools(state, from_hour, to_hour.min(now.max(from_hour))).await?;
+    // Per pool: tokens and cost shared out so far. Each row's share is the rounded cumulative
+    // share minus what was already given, so the shares add up to the pool's cost exactly.
+    let mut shared: Vec<(u64, u64)> = vec![(0, 0); pools.len()];
+    let mut grouped: Vec<(Vec<String>, Totals, u64)> = Vec::new();
+    let mut index: HashMap<Vec<String>, usize> = HashMap::new();
+    for (groups, totals) in &fine {
+        let key: Vec<String> = groups[..by.len()].to_vec();
+        let deployment = &groups[deployment_at];
+        let measured = match pools.iter().position(|p| p.name == *deployment) {
+            Some(at) => {
+                let (tokens, given) = &mut shared[at];
+                *tokens += served(totals);
+                let due = allocate(pools[at].period_cost, *tokens, pools[at].tokens);
+                let share = due.saturating_sub(*given);
+                *given = due;
+                share
+            }
+            None => totals.cost_micro_usd,
+        };
+        match index.get(&key) {
+            Some(&at) => {
+                grouped[at].1.add(totals);
+                grouped[at].2 += measured;
+            }
+            None => {
+                index.insert(key.clone(), grouped.len());
+                grouped.push((key, *totals, measured));
+            }
+        }
+    }
+    grouped.sort_by(|a, b| b.1.cost_micro_usd.cmp(&a.1.cost_micro_usd).then(b.1.requests.cmp(&a.1.requests)));
+    Ok((grouped, pools))
+}
+
 /// Tokens a deployment served for a row: what its throughput is measured in.
 fn served(totals: &Totals) -> u64 {
     totals.input_tokens.saturating_add(totals.output_tokens)
@@ -274,8 +303,9 @@ impl Pool {
 }
 
 /// The GPU pools among the deployments, over `[from_ms, to_ms)` (up to now: hours not yet
-/// lived cost nothing yet), with all the tokens each served then, whatever the report narrows
-/// to: a team is charged its share of the pool, not the whole pool.
+/// lived cost nothing yet; from the pool's first served hour at the earliest), with all the
+/// tokens each served then, whatever the report narrows to: a team is charged its share of the
+/// pool, not the whole pool.
 async fn pools(state: &AppState, from_ms: i64, to_ms: i64) -> Result<Vec<Pool>, ApiError> {
     let routing = state.routing.load();
     if !routing.deployments.iter().any(|d| matches!(d.spec().cost_model, Some(moat_core::CostModel::Gpu { .. }))) {
@@ -288,7 +318,10 @@ async fn pools(state: &AppState, from_ms: i64, to_ms: i64) -> Result<Vec<Pool>, 
     for deployment in &routing.deployments {
         let spec = deployment.spec();
         let Some(model @ moat_core::CostModel::Gpu { gpus, tokens_per_hour, .. }) = spec.cost_model else { continue };
-        let period_ms = to_ms.saturating_sub(from_ms);
+        // A pool costs from the first hour it served (moat knows nothing of it before), so a
+        // pool added mid-month is not charged for the days before it existed.
+        let Some(first) = state.store.first_served_hour(&spec.name).await.map_err(store_failed)? else { continue };
+        let period_ms = to_ms.saturating_sub(from_ms.max(first));
         let tokens = served_by.iter().filter(|(g, _)| g[0] == spec.name).map(|(_, t)| served(t)).sum();
         pools.push(Pool {
             name: spec.name.clone(),
@@ -344,25 +377,27 @@ pub(crate) async fn chargeback(
     };
     let window = moat_core::Period::Month.window(&jiff::tz::TimeZone::UTC, start);
     let end = window.end_ms.unwrap_or(now);
-    let rows = state.store.report(&[Dimension::Team], window.start_ms, end, None).await.map_err(store_failed)?;
+    let end_hour = end.div_euclid(HOUR_MS) * HOUR_MS;
+    let (rows, _) =
+        measured_rows(&state, &[Dimension::Team], window.start_ms, end_hour.max(window.start_ms), None, now).await?;
     let names = names(&state, &[Dimension::Team]).await?;
     let month = format_ms(window.start_ms).get(..7).unwrap_or_default().to_owned();
     let mut csv = String::from(
         "month,team_id,team_name,requests,errors,input_tokens,cached_tokens,output_tokens,cost_usd,\
-         reference_cost_usd,savings_usd\n",
+         measured_cost_usd,reference_cost_usd,savings_usd,measured_savings_usd\n",
     );
-    let mut rows = rows;
-    rows.sort_by_key(|row| std::cmp::Reverse(row.1.cost_micro_usd));
-    for (groups, t) in &rows {
+    let plain = |micro: u64| dollars(micro).trim_start_matches('$').to_owned();
+    for (groups, t, measured) in &rows {
         let team = groups.first().cloned().unwrap_or_default();
         let (id, name) = if team.is_empty() {
             ("unassigned".to_owned(), String::new())
         } else {
             (team.clone(), names.get(&team).cloned().unwrap_or_default())
         };
-        let plain = |micro: u64| dollars(micro).trim_start_matches('$').to_owned();
+        let reference = i64::try_from(t.reference_cost_micro_usd).unwrap_or(i64::MAX);
+        let measured_savings = reference.saturating_sub(i64::try_from(*measured).unwrap_or(i64::MAX));
         csv.push_str(&format!(
-            "{month},{},{},{},{},{},{},{},{},{},{}\n",
+            "{month},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             csv_field(&id),
             csv_field(&name),
             t.requests,
@@ -371,8 +406,10 @@ pub(crate) async fn chargeback(
             t.cached_tokens,
             t.output_tokens,
             plain(t.cost_micro_usd),
+            plain(*measured),
             plain(t.reference_cost_micro_usd),
             signed_dollars(t.savings_micro_usd()).replace('$', ""),
+            signed_dollars(measured_savings).replace('$', ""),
         ));
     }
     let disposition = format!("attachment; filename=\"moat-chargeback-{month}.csv\"");

@@ -269,6 +269,15 @@ where
             .collect()
     }
 
+    /// The first hour `deployment` served anything, from the rollups.
+    pub(crate) async fn first_served_hour(&self, deployment: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT MIN(hour) FROM usage_rollups WHERE deployment = $1")
+            .bind(deployment)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>(0)?)
+    }
+
     fn key_from_row(row: &DB::Row) -> Result<KeyRecord, StoreError> {
         let role: String = row.try_get("role")?;
         let role = Role::parse(&role).ok_or_else(|| corrupt("keys", format!("unknown role `{role}`")))?;
