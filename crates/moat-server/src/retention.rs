@@ -1,6 +1,7 @@
-//! Usage housekeeping: this month's and next month's partitions made ahead of need, and
-//! records older than `usage.retention` removed. Runs on every replica; each pass is
-//! idempotent, so replicas doing the same work at once is harmless.
+//! Usage housekeeping: this month's and next month's partitions made ahead of need, records
+//! older than `usage.retention` and hourly rollups older than `usage.rollup_retention`
+//! removed. Runs on every replica; each pass is idempotent, so replicas doing the same work at
+//! once is harmless.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +13,24 @@ use crate::time::now_ms;
 const EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs a pass at start-up and then every hour until the gateway stops.
-pub(crate) async fn run(state: Arc<AppState>, retention: Option<Duration>) {
+pub(crate) async fn run(state: Arc<AppState>, retention: Option<Duration>, rollup_retention: Option<Duration>) {
     loop {
         pass(&state, retention).await;
+        prune_rollups(&state, rollup_retention).await;
         tokio::select! {
             () = tokio::time::sleep(EVERY) => {}
             () = state.stopping.cancelled() => return,
         }
+    }
+}
+
+async fn prune_rollups(state: &AppState, retention: Option<Duration>) {
+    let Some(retention) = retention else { return };
+    let cut = now_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+    match state.store.prune_rollups(cut).await {
+        Ok(0) => {}
+        Ok(rows) => tracing::info!(rows, "old usage rollups removed"),
+        Err(error) => tracing::warn!(%error, "usage rollup retention pass failed; the next one retries"),
     }
 }
 

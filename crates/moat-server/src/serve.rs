@@ -69,6 +69,8 @@ pub struct Gateway {
     redis: Option<crate::fanout::RedisSettings>,
     /// How long usage records are kept.
     usage_retention: Option<Duration>,
+    /// How long hourly rollups are kept.
+    rollup_retention: Option<Duration>,
 }
 
 impl Gateway {
@@ -160,6 +162,7 @@ impl Gateway {
             web,
             redis: settings.redis.clone(),
             usage_retention: settings.usage_retention,
+            rollup_retention: settings.rollup_retention,
         };
         Ok((gateway, bootstrap_secret))
     }
@@ -248,7 +251,7 @@ impl Gateway {
             tracing::info!(listen = %addr, "moat is listening");
         }
         state.tasks.spawn(crate::health_checks::run(state.clone()));
-        state.tasks.spawn(crate::retention::run(state.clone(), self.usage_retention));
+        state.tasks.spawn(crate::retention::run(state.clone(), self.usage_retention, self.rollup_retention));
         state.tasks.spawn(crate::admission::refresh_loop(state.clone()));
         if let Some(redis) = &self.redis {
             match crate::fanout::start(redis, state.keys.clone(), &state.tasks, state.stopping.clone()) {

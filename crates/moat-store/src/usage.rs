@@ -24,6 +24,12 @@ pub struct UsageFilter {
 pub use crate::sql::rollups::Dimension;
 
 impl crate::Store {
+    /// Deletes hourly rollups of hours that ended before `before_ms` (whole hours only);
+    /// returns how many rows went.
+    pub async fn prune_rollups(&self, before_ms: i64) -> Result<u64, crate::StoreError> {
+        crate::on_backend!(self, s => s.prune_rollups(before_ms))
+    }
+
     /// The first UTC hour (Unix milliseconds) `deployment` served a request, if ever: where a
     /// self-hosted pool's hours start counting in reports.
     pub async fn first_served_hour(&self, deployment: &str) -> Result<Option<i64>, crate::StoreError> {

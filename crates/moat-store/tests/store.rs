@@ -680,6 +680,10 @@ async fn rollups_always_equal_the_records_they_cover(db: TestDb) {
     // Retention of raw records leaves the rollups alone.
     store.prune_usage(base + 6 * HOUR_MS).await.expect("prune");
     assert_eq!(store.report(&[], base, base + 6 * HOUR_MS, None).await.expect("total")[0].1.requests, 401);
+    // Rollup retention drops whole hours before the cut, and only those.
+    let kept = u64::try_from(all.iter().filter(|r| r.created_at_ms >= base + 2 * HOUR_MS).count()).unwrap();
+    assert!(store.prune_rollups(base + 2 * HOUR_MS + 59_000).await.expect("prune rollups") > 0);
+    assert_eq!(store.report(&[], base, base + 6 * HOUR_MS, None).await.expect("total")[0].1.requests, kept);
 }
 
 on_both_backends!(

@@ -156,6 +156,12 @@ pub struct UsageConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "Option<String>", extend("format" = "duration"))]
     pub retention: Option<Duration>,
+    /// How long the hourly rollups that reports and chargeback read are kept, e.g. `1100d`;
+    /// unset keeps them forever. They are small (a row per hour, key, model and deployment
+    /// that saw traffic) and outlive `retention`, so reports reach further back than records.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "Option<String>", extend("format" = "duration"))]
+    pub rollup_retention: Option<Duration>,
 }
 
 impl Default for UsageConfig {
@@ -167,6 +173,7 @@ impl Default for UsageConfig {
             journal: "moat-data/usage-journal".into(),
             journal_fsync: false,
             retention: None,
+            rollup_retention: None,
         }
     }
 }

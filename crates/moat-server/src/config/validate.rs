@@ -53,6 +53,8 @@ pub struct Settings {
     pub usage_writer: UsageWriterConfig,
     /// How long usage records are kept; `None` keeps them.
     pub usage_retention: Option<Duration>,
+    /// How long hourly rollups are kept; `None` keeps them.
+    pub rollup_retention: Option<Duration>,
     /// Deployments, indexed by [`DeploymentId`].
     pub deployments: Vec<DeploymentSpec>,
     /// Public model names and their deployments.
@@ -411,6 +413,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
             ..UsageWriterConfig::default()
         },
         usage_retention: raw.usage.retention,
+        rollup_retention: raw.usage.rollup_retention,
         deployments,
         catalog,
         routing,

@@ -269,6 +269,13 @@ where
             .collect()
     }
 
+    /// Deletes rollup rows of hours before `before_ms`; how many.
+    pub(crate) async fn prune_rollups(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let hour = before_ms.div_euclid(moat_core::rollup::HOUR_MS) * moat_core::rollup::HOUR_MS;
+        let done = sqlx::query("DELETE FROM usage_rollups WHERE hour < $1").bind(hour).execute(&self.pool).await?;
+        Ok(DB::rows_affected(&done))
+    }
+
     /// The first hour `deployment` served anything, from the rollups.
     pub(crate) async fn first_served_hour(&self, deployment: &str) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query("SELECT MIN(hour) FROM usage_rollups WHERE deployment = $1")
