@@ -18,6 +18,7 @@ const PRUNE_BATCH: i64 = 5_000;
 impl Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const AUDIT_TURN: Option<&'static str> = None;
+    const ROWS_PER_STATEMENT: usize = 10;
 
     fn nocase_eq(column: &str) -> (String, &'static str) {
         (format!("{column} = "), " COLLATE NOCASE")

@@ -8,11 +8,6 @@ use super::statement::{Param, Statement};
 use super::{Dialect, Month, SqlStore, corrupt, to_i64, to_u64};
 use crate::{KeyRecord, NewKey, StoreError, UsageFilter};
 
-/// PostgreSQL takes at most 65535 bound parameters per statement, SQLite 32766; 22 per record.
-const MAX_RECORDS_PER_INSERT: usize = 1000;
-/// 29 parameters per rollup row.
-const MAX_ROLLUPS_PER_UPSERT: usize = 1000;
-
 const KEY_COLUMNS: &str = "k.id, k.name, k.owner, k.user_id, k.team_id, k.role, k.prefix, k.models, \
     k.created_at, k.expires_at, k.revoked_at, u.active AS user_active, u.org_role AS user_role";
 
@@ -139,7 +134,7 @@ where
         self.ensure_usage_partitions(records).await?;
         let mut tx = self.pool.begin().await?;
         let mut stored = std::collections::HashSet::new();
-        for chunk in records.chunks(MAX_RECORDS_PER_INSERT) {
+        for chunk in records.chunks(DB::ROWS_PER_STATEMENT) {
             let mut insert = Statement::new(format!("INSERT INTO usage_records ({USAGE_COLUMNS}) VALUES "));
             for (i, r) in chunk.iter().enumerate() {
                 if i > 0 {
@@ -178,7 +173,7 @@ where
             }
         }
         let fresh = records.iter().filter(|r| stored.contains(&r.id));
-        for chunk in moat_core::rollup::deltas(fresh).into_iter().collect::<Vec<_>>().chunks(MAX_ROLLUPS_PER_UPSERT) {
+        for chunk in moat_core::rollup::deltas(fresh).into_iter().collect::<Vec<_>>().chunks(DB::ROWS_PER_STATEMENT) {
             Self::bound(&super::rollups::upsert(chunk)).execute(&mut *tx).await?;
         }
         tx.commit().await?;

@@ -42,6 +42,12 @@ pub(crate) trait Dialect: Database {
     /// `from_ms` (up to `to_ms`) exists, where usage records are partitioned.
     fn usage_partition_ddl(month: &Month) -> Option<String>;
 
+    /// Rows per multi-row insert or upsert. SQLite finds each `$N` parameter by a linear
+    /// search, so a statement's binding time grows with the square of its parameters: small
+    /// statements in one transaction are fastest there (1,000 records a statement loaded 40
+    /// times slower than 10). PostgreSQL binds in one pass and pays a round trip per statement.
+    const ROWS_PER_STATEMENT: usize;
+
     /// A query answering whether sqlx's migrations table exists (`true` or `false`).
     const MIGRATIONS_TABLE_EXISTS: &'static str;
 
