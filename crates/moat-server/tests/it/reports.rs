@@ -118,7 +118,7 @@ async fn a_gpu_pool_is_charged_its_hours_shared_by_the_tokens_each_team_used() {
     let from = format!("{}00:00Z", &from[..14]);
     let from_ms = chrono_free_ms(&from) - 3_600_000;
     let report: Value = gateway
-        .admin_get(&format!("reports/usage?by=team&from={}", ms_to_rfc3339(from_ms)))
+        .admin_get(&format!("reports/usage?by=team&from={}", crate::support::rfc3339_of_ms(from_ms)))
         .await
         .json()
         .await
@@ -142,7 +142,7 @@ async fn a_gpu_pool_is_charged_its_hours_shared_by_the_tokens_each_team_used() {
     // Narrowed to blue, blue still carries only its share (a moment later: the pool's hours
     // run up to now, so its share has grown by the milliseconds in between).
     let blue_only: Value = gateway
-        .admin_get(&format!("reports/usage?team={blue}&from={}", ms_to_rfc3339(from_ms)))
+        .admin_get(&format!("reports/usage?team={blue}&from={}", crate::support::rfc3339_of_ms(from_ms)))
         .await
         .json()
         .await
@@ -162,19 +162,4 @@ fn chrono_free_ms(text: &str) -> i64 {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     ((days * 24 + n(11..13)) * 60 + n(14..16)) * 60_000 + n(17..19) * 1000
-}
-
-fn ms_to_rfc3339(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let secs = ms.rem_euclid(86_400_000) / 1000;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }

@@ -282,10 +282,15 @@ pub fn test_store_is_postgres() -> bool {
 
 /// Now as RFC 3339 (UTC), e.g. to name the current month.
 pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let (days, secs) = (now / 86_400, now % 86_400);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+    rfc3339_of_ms(i64::try_from(now).expect("ms"))
+}
+
+/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ` (whole seconds, UTC).
+pub fn rfc3339_of_ms(ms: i64) -> String {
+    let (days, secs) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000) / 1000);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = i64::try_from(days).expect("days") + 719_468;
+    let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
