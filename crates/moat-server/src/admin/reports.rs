@@ -1,8 +1,9 @@
 //! `/admin/v1/reports`: spend, tokens, savings and latency from the hourly rollups, grouped by
 //! team, user, key, model, deployment, day or hour; and the monthly chargeback export.
 //!
-//! Reports read rollups, never raw records, so they answer fast however many records there
-//! are, and outlive the raw records' retention. Periods are whole UTC hours: a `from` or `to`
+//! Reports read rollups, never raw records: a row per hour, key, model and deployment, so they
+//! grow with the traffic's spread rather than its volume, and outlive the raw records'
+//! retention. Periods are whole UTC hours: a `from` or `to`
 //! inside an hour counts that hour from its start.
 
 use std::collections::HashMap;
