@@ -174,6 +174,7 @@ pub(crate) async fn usage_report(
             if !pools.is_empty() {
                 with_measured(&mut row, totals, *measured);
             }
+            with_comparisons(&mut row, &state.references, totals);
             for (dimension, value) in by.iter().zip(groups) {
                 let shown = match dimension {
                     Dimension::Day | Dimension::Hour => json!(value.parse::<i64>().map(format_ms).unwrap_or_default()),
@@ -193,6 +194,7 @@ pub(crate) async fn usage_report(
     if !pools.is_empty() {
         with_measured(&mut total_figures, &total, total_measured);
     }
+    with_comparisons(&mut total_figures, &state.references, &total);
     Ok(Json(json!({
         "from": format_ms(from_hour),
         "to": format_ms(to_hour),
@@ -345,6 +347,40 @@ fn with_measured(row: &mut Value, totals: &Totals, measured: u64) {
     row["measured_cost_usd"] = json!(dollars(measured));
     row["measured_savings_micro_usd"] = json!(savings);
     row["measured_savings_usd"] = json!(signed_dollars(savings));
+}
+
+/// With more than one reference, what the row's tokens would have cost at each, priced from
+/// its token sums (rounded once per row; the first reference's recorded figure rounds per
+/// request, so the two may differ by a few micro-dollars).
+fn with_comparisons(row: &mut Value, references: &[crate::price_catalog::Reference], totals: &Totals) {
+    if references.len() < 2 {
+        return;
+    }
+    let usage = moat_core::Usage {
+        input: totals.input_tokens,
+        output: totals.output_tokens,
+        cached: totals.cached_tokens,
+        cache_write: totals.cache_write_tokens,
+        reasoning: totals.reasoning_tokens,
+    };
+    let comparisons: Vec<Value> = references
+        .iter()
+        .map(|reference| {
+            let cost = reference.price.cost(&usage);
+            let savings = i64::try_from(cost)
+                .unwrap_or(i64::MAX)
+                .saturating_sub(i64::try_from(totals.cost_micro_usd).unwrap_or(i64::MAX));
+            json!({
+                "model": reference.model,
+                "provider": reference.provider,
+                "cost_micro_usd": cost,
+                "cost_usd": dollars(cost),
+                "savings_micro_usd": savings,
+                "savings_usd": signed_dollars(savings),
+            })
+        })
+        .collect();
+    row["references"] = json!(comparisons);
 }
 
 /// Query of `GET /admin/v1/reports/chargeback`.

@@ -38,7 +38,20 @@ async fn reports_show_spend_and_savings_by_team_and_model_and_chargeback_exports
     let config = default_config(&upstream).replace(
         "upstream_model = \"upstream-m\"",
         "upstream_model = \"upstream-m\"\n        cost = { per_mtok = 1.0 }",
-    ) + "\n[savings]\nreferences = [{ model = \"claude-sonnet-4-6\", provider = \"anthropic\" }]\n";
+    ) + r#"
+[savings]
+references = [
+    { model = "claude-sonnet-4-6", provider = "anthropic" },
+    { model = "our-frontier", provider = "acme" },
+]
+
+[[prices]]
+model = "our-frontier"
+provider = "acme"
+kind = "frontier"
+input_per_mtok = 10.0
+output_per_mtok = 30.0
+"#;
     let gateway = TestGateway::start_with(&config).await;
     let (red, red_key) = team_with_key(&gateway, "red").await;
     let (_blue, blue_key) = team_with_key(&gateway, "blue").await;
@@ -66,6 +79,15 @@ async fn reports_show_spend_and_savings_by_team_and_model_and_chargeback_exports
     assert_eq!(rows[0]["savings_micro_usd"], 6_800);
     assert_eq!(rows[0]["savings_percent"], 75.6);
     assert_eq!(rows[1]["errors"], 1);
+    // Each reference, priced from the row's token sums: 2,000 × $10 + 200 × $30 per million.
+    let second = &rows[0]["references"][1];
+    assert_eq!(
+        (second["model"].as_str(), second["cost_micro_usd"].as_u64()),
+        (Some("our-frontier"), Some(26_000)),
+        "{report}"
+    );
+    assert_eq!(second["savings_micro_usd"], 23_800);
+    assert_eq!(rows[0]["references"][0]["cost_micro_usd"], 9_000, "the first reference, the same by either route");
     assert_eq!(report["total"]["requests"], 4);
     assert_eq!(report["total"]["cost_usd"], "$0.0033");
     assert_eq!(report["reference"]["model"], "claude-sonnet-4-6");
