@@ -227,8 +227,10 @@ pub struct Policies {
     pub budgets: Vec<Budget>,
     /// Every limit.
     pub limits: Vec<Limit>,
-    budgets_by_scope: HashMap<(Scope, String), Vec<usize>>,
-    limits_by_scope: HashMap<(Scope, String), Vec<usize>>,
+    /// Indexes into `budgets` and `limits` by scope, then scope id (looked up by `&str`, so a
+    /// request's lookups allocate nothing).
+    budgets_by_scope: HashMap<Scope, HashMap<String, Vec<usize>>>,
+    limits_by_scope: HashMap<Scope, HashMap<String, Vec<usize>>>,
 }
 
 /// A request's estimate: what admission reserves.
@@ -243,13 +245,13 @@ pub struct Estimate {
 impl Policies {
     /// Indexes `budgets` and `limits`.
     pub fn new(budgets: Vec<Budget>, limits: Vec<Limit>) -> Policies {
-        let mut budgets_by_scope: HashMap<(Scope, String), Vec<usize>> = HashMap::new();
+        let mut budgets_by_scope: HashMap<Scope, HashMap<String, Vec<usize>>> = HashMap::new();
         for (index, budget) in budgets.iter().enumerate() {
-            budgets_by_scope.entry((budget.scope, budget.scope_id.clone())).or_default().push(index);
+            budgets_by_scope.entry(budget.scope).or_default().entry(budget.scope_id.clone()).or_default().push(index);
         }
-        let mut limits_by_scope: HashMap<(Scope, String), Vec<usize>> = HashMap::new();
+        let mut limits_by_scope: HashMap<Scope, HashMap<String, Vec<usize>>> = HashMap::new();
         for (index, limit) in limits.iter().enumerate() {
-            limits_by_scope.entry((limit.scope, limit.scope_id.clone())).or_default().push(index);
+            limits_by_scope.entry(limit.scope).or_default().entry(limit.scope_id.clone()).or_default().push(index);
         }
         Policies { budgets, limits, budgets_by_scope, limits_by_scope }
     }
@@ -265,12 +267,12 @@ impl Policies {
         let mut checks = Vec::new();
         let scopes = subject.scopes();
         for (scope, id) in &scopes {
-            for &index in self.budgets_by_scope.get(&(*scope, (*id).to_owned())).into_iter().flatten() {
+            for &index in self.budgets_by_scope.get(scope).and_then(|ids| ids.get(*id)).into_iter().flatten() {
                 checks.push((Measure::Spend(index), self.budgets[index].check(now_ms, estimate.cost)));
             }
         }
         for (scope, id) in &scopes {
-            for &index in self.limits_by_scope.get(&(*scope, (*id).to_owned())).into_iter().flatten() {
+            for &index in self.limits_by_scope.get(scope).and_then(|ids| ids.get(*id)).into_iter().flatten() {
                 checks.extend(self.limits[index].checks(estimate.tokens));
             }
         }

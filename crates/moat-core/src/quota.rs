@@ -306,16 +306,6 @@ impl Book {
         self.settled.retain(|_, expires| *expires > now_ms);
     }
 
-    /// The number of buckets held (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.buckets.len()
-    }
-
-    /// Whether no bucket is held.
-    pub fn is_empty(&self) -> bool {
-        self.buckets.is_empty()
-    }
-
     /// The settled total and reserved total of one bucket, if it exists.
     pub fn bucket(&self, name: &str) -> Option<(u64, u64)> {
         self.buckets.get(name).map(|b| (b.settled, b.reserved))

@@ -257,14 +257,16 @@ impl Admission {
         }
     }
 
-    /// Ends `reservation` with the request's actual cost and tokens, exactly once, and returns
-    /// the budgets whose spend has reached alert thresholds (alerts claim each once).
+    /// Ends `reservation` with the request's actual cost and tokens, exactly once. With
+    /// `alerting` (some webhook would receive an alert), also returns the budgets whose spend
+    /// has reached alert thresholds (alerts claim each once); without, it reads nothing more.
     pub(crate) async fn settle(
         &self,
         metrics: &Metrics,
         reservation: Reservation,
         cost: u64,
         tokens: u64,
+        alerting: bool,
     ) -> Vec<Crossing> {
         let settles: Vec<Settle> = reservation
             .held
@@ -292,7 +294,7 @@ impl Admission {
                 Err(_) => tokio::time::sleep(Duration::from_millis(200 << attempt)).await,
             }
         }
-        if cost == 0 {
+        if cost == 0 || !alerting {
             return Vec::new();
         }
         let mut crossings = Vec::new();

@@ -61,10 +61,17 @@ impl Alerts {
     }
 }
 
+impl Alerts {
+    /// Whether any webhook is configured: without one, nothing needs to know about thresholds.
+    pub(crate) fn enabled(&self) -> bool {
+        !self.webhooks.is_empty()
+    }
+}
+
 /// Claims and sends the alerts of `crossings` that no replica has sent yet.
 pub(crate) async fn notify(state: &Arc<AppState>, crossings: Vec<crate::admission::Crossing>) {
     let alerts = &state.alerts;
-    if alerts.webhooks.is_empty() {
+    if !alerts.enabled() {
         return;
     }
     for crossing in crossings {

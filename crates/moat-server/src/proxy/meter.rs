@@ -305,7 +305,8 @@ impl Settlement {
         // misses this request by at most the writer's batching delay.
         if let Some(reservation) = reservation {
             let tokens = usage.input.saturating_add(usage.output);
-            let crossings = state.admission.settle(&state.metrics, reservation, cost, tokens).await;
+            let alerting = state.alerts.enabled();
+            let crossings = state.admission.settle(&state.metrics, reservation, cost, tokens, alerting).await;
             crate::alerts::notify(&state, crossings).await;
         }
     }

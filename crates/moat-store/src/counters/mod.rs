@@ -11,9 +11,11 @@
 mod redis_store;
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use moat_core::quota::{Admission, Book, Check, Settle, Totals};
+
+use crate::now_ms;
 
 pub use redis_store::RedisCounters;
 
@@ -113,8 +115,4 @@ fn lock(book: &Mutex<Book>) -> std::sync::MutexGuard<'_, Book> {
     // The book's operations leave it consistent at every step; a panic elsewhere while the
     // lock was held does not make it unsafe to use.
     book.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
