@@ -3,8 +3,8 @@
 //! the same transaction) into a fresh SQLite file and a fresh PostgreSQL database, then times
 //! the queries reports and chargeback make, each run several times (the median is printed).
 //!
-//! The traffic: 300 keys of 100 users in 12 teams, 6 models on 9 deployments, spread over 90
-//! days with a working-day shape; each key uses two models. Bounded by `--records`; binds
+//! The traffic: 300 keys of 100 users in 12 teams, 6 models on 6 deployments, over 90 days
+//! with a working-week shape, arriving in time order; each key uses two models. Bounded by `--records`; binds
 //! nothing; PostgreSQL is the local server (`--postgres`), in a database it creates and drops.
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
@@ -54,18 +54,42 @@ const MODELS: [(&str, &str); 6] = [
     ("gpt-oss-120b", "vllm-d"),
 ];
 
-fn record(n: u64, start_ms: i64, rng: &mut Rng) -> UsageRecord {
+/// How many of `records` fall in each hour of the span: weekday working hours (8:00–18:00)
+/// weigh 8, other weekday hours 2, weekend hours 1. The counts add up to `records`.
+fn hourly_counts(records: u64, start_ms: i64) -> Vec<u64> {
+    let weights: Vec<u64> = (0..DAYS * 24)
+        .map(|h| {
+            let at = start_ms + h * HOUR_MS;
+            // 1970-01-01 was a Thursday: day 0 is weekday 3 counting from Monday.
+            let weekday = (at.div_euclid(24 * HOUR_MS) + 3).rem_euclid(7);
+            let hour = at.div_euclid(HOUR_MS).rem_euclid(24);
+            match (weekday < 5, (8..18).contains(&hour)) {
+                (true, true) => 8,
+                (true, false) => 2,
+                (false, _) => 1,
+            }
+        })
+        .collect();
+    let total: u64 = weights.iter().sum();
+    let mut before = 0;
+    let mut given = 0;
+    weights
+        .iter()
+        .map(|w| {
+            before += w;
+            let due = records * before / total;
+            let count = due - given;
+            given = due;
+            count
+        })
+        .collect()
+}
+
+fn record(n: u64, at: i64, rng: &mut Rng) -> UsageRecord {
     let key = rng.below(300);
     let user = key / 3;
     let team = user % 12;
     let (model, deployment) = MODELS[usize::try_from((key + rng.below(2)) % 6).unwrap_or(0)];
-    // Working hours weigh more: draw a day, then an hour biased toward 8:00–18:00.
-    let day = i64::try_from(rng.below(u64::try_from(DAYS).unwrap_or(1))).unwrap_or(0);
-    let hour = if rng.below(4) == 0 { rng.below(24) } else { 8 + rng.below(10) };
-    let at = start_ms
-        + day * 24 * HOUR_MS
-        + i64::try_from(hour).unwrap_or(0) * HOUR_MS
-        + i64::try_from(rng.below(3_600_000)).unwrap_or(0);
     let input = 500 + rng.below(40_000);
     let output = 50 + rng.below(2_000);
     let cached = input * rng.below(80) / 100;
@@ -95,14 +119,22 @@ async fn load(store: &Store, args: &Args, start_ms: i64) -> Duration {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let began = Instant::now();
     let mut batch = Vec::with_capacity(args.batch);
-    for n in 0..args.records {
-        batch.push(record(n, start_ms, &mut rng));
-        if batch.len() == args.batch {
-            store.insert_usage(&batch).await.unwrap_or_else(|e| panic!("insert: {e}"));
-            batch.clear();
-        }
-        if n > 0 && n % 1_000_000 == 0 {
-            println!("  {n} records loaded in {:.0} s", began.elapsed().as_secs_f64());
+    let mut n = 0_u64;
+    // Records arrive in time order, as a running gateway writes them (the rollup tests cover
+    // late and out-of-order arrival); within an hour, in no order.
+    for (hour, count) in hourly_counts(args.records, start_ms).into_iter().enumerate() {
+        let hour_start = start_ms + i64::try_from(hour).unwrap_or(0) * HOUR_MS;
+        for _ in 0..count {
+            let at = hour_start + i64::try_from(rng.below(3_600_000)).unwrap_or(0);
+            batch.push(record(n, at, &mut rng));
+            n += 1;
+            if batch.len() == args.batch {
+                store.insert_usage(&batch).await.unwrap_or_else(|e| panic!("insert: {e}"));
+                batch.clear();
+            }
+            if n.is_multiple_of(1_000_000) {
+                println!("  {n} records loaded in {:.0} s", began.elapsed().as_secs_f64());
+            }
         }
     }
     if !batch.is_empty() {

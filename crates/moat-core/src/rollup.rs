@@ -1,10 +1,14 @@
-//! Hourly usage rollups: what dashboards, reports and chargeback read instead of raw records.
+//! Usage rollups: what dashboards, reports and chargeback read instead of raw records.
 //!
-//! A rollup row sums the usage records of one UTC hour that share a key, user, team, model and
-//! deployment. Rows are kept by adding: a batch of new records becomes row deltas, and a
+//! A rollup row sums the usage records of one UTC hour (or, in the daily tier, one UTC day)
+//! that share a key, user, team, model and deployment. Rows are kept by adding: a batch of new records becomes row deltas, and a
 //! delta is added to its row whenever its records arrive, early, late or out of order, so a
 //! row always equals the sum of the records it covers. Latency is kept as a fixed histogram,
 //! which adds the same way and gives percentiles to within a bucket.
+//!
+//! Two tiers hold the same sums: hourly rows for hour-exact edges and hourly trends, daily rows
+//! so a month's report reads thirty rows per series instead of seven hundred. [`plan`] splits a
+//! report's span between them.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +16,32 @@ use crate::UsageRecord;
 
 /// One hour in milliseconds.
 pub const HOUR_MS: i64 = 3_600_000;
+/// One day in milliseconds.
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// How long a rollup row's period is: the two tables rollups are kept in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tier {
+    /// UTC hours.
+    Hour,
+    /// UTC days.
+    Day,
+}
+
+impl Tier {
+    /// The length of one period.
+    pub fn span_ms(self) -> i64 {
+        match self {
+            Tier::Hour => HOUR_MS,
+            Tier::Day => DAY_MS,
+        }
+    }
+
+    /// The start of the period `at_ms` falls in.
+    pub fn start_of(self, at_ms: i64) -> i64 {
+        at_ms.div_euclid(self.span_ms()) * self.span_ms()
+    }
+}
 
 /// Upper bounds of the latency buckets, in milliseconds; the last bucket has none.
 pub const LATENCY_BOUNDS_MS: [u64; 11] = [100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000];
@@ -21,8 +51,8 @@ pub const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
 /// What a rollup row is about. Absent ids are empty strings, so the row's key is total.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RollupKey {
-    /// The start of the UTC hour, Unix milliseconds.
-    pub hour_ms: i64,
+    /// The start of the row's UTC hour (or day, in the daily tier), Unix milliseconds.
+    pub start_ms: i64,
     /// The key.
     pub key_id: String,
     /// The key's user.
@@ -135,7 +165,7 @@ pub fn latency_bucket(latency_ms: u64) -> usize {
 pub fn key_of(record: &UsageRecord) -> RollupKey {
     let text = |value: &Option<String>| value.clone().unwrap_or_default();
     RollupKey {
-        hour_ms: record.created_at_ms.div_euclid(HOUR_MS) * HOUR_MS,
+        start_ms: Tier::Hour.start_of(record.created_at_ms),
         key_id: text(&record.key_id),
         user_id: text(&record.user_id),
         team_id: text(&record.team_id),
@@ -151,6 +181,41 @@ pub fn deltas<'a>(records: impl IntoIterator<Item = &'a UsageRecord>) -> BTreeMa
         rows.entry(key_of(record)).or_default().add_record(record);
     }
     rows
+}
+
+/// The same deltas summed by `tier`'s periods instead of hours.
+pub fn coarsen(hourly: &BTreeMap<RollupKey, Totals>, tier: Tier) -> BTreeMap<RollupKey, Totals> {
+    let mut rows: BTreeMap<RollupKey, Totals> = BTreeMap::new();
+    for (key, totals) in hourly {
+        let key = RollupKey { start_ms: tier.start_of(key.start_ms), ..key.clone() };
+        rows.entry(key).or_default().add(totals);
+    }
+    rows
+}
+
+/// Where a report over the rows whose hour starts in `[from_ms, to_ms)` reads: whole UTC days
+/// from the daily tier, the hours before the first and after the last whole day from the
+/// hourly tier. The spans are disjoint, in order, and cover exactly those hours; `hourly_only`
+/// (a report by hour) reads every hour from the hourly tier.
+pub fn plan(from_ms: i64, to_ms: i64, hourly_only: bool) -> Vec<(Tier, i64, i64)> {
+    if from_ms >= to_ms {
+        return Vec::new();
+    }
+    // The first day starting at or after `from_ms`, and the last day boundary at or before `to_ms`.
+    let first_day = Tier::Day.start_of(from_ms.saturating_add(DAY_MS - 1));
+    let last_day = Tier::Day.start_of(to_ms);
+    if hourly_only || first_day >= last_day {
+        return vec![(Tier::Hour, from_ms, to_ms)];
+    }
+    let mut spans = Vec::with_capacity(3);
+    if from_ms < first_day {
+        spans.push((Tier::Hour, from_ms, first_day));
+    }
+    spans.push((Tier::Day, first_day, last_day));
+    if last_day < to_ms {
+        spans.push((Tier::Hour, last_day, to_ms));
+    }
+    spans
 }
 
 #[cfg(test)]
@@ -199,11 +264,73 @@ mod tests {
     }
 
     #[test]
+    fn daily_rows_sum_their_hours() {
+        let records = [record("a", 0, 90, 200), record("b", DAY_MS - 1, 300, 500), record("c", DAY_MS, 200_000, 200)];
+        let daily = coarsen(&deltas(&records), Tier::Day);
+        let starts: Vec<i64> = daily.keys().map(|k| k.start_ms).collect();
+        assert_eq!(starts, [0, DAY_MS]);
+        let first = daily.values().next().copied().unwrap_or_default();
+        assert_eq!((first.requests, first.errors, first.cost_micro_usd), (2, 1, 14));
+        assert_eq!(Tier::Day.start_of(-1), -DAY_MS);
+    }
+
+    /// Every hour starting in the span is read exactly once, from a tier whose row covers it
+    /// entirely, whatever the span's alignment.
+    #[test]
+    fn plans_read_each_hour_once_from_whole_periods() {
+        let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+        let mut next = |n: i64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            i64::try_from(seed % u64::try_from(n).unwrap_or(1)).unwrap_or(0)
+        };
+        for round in 0..2_000 {
+            let from = next(10 * DAY_MS) - 5 * DAY_MS;
+            let from = if round % 3 == 0 { Tier::Hour.start_of(from) } else { from };
+            let to = from + next(5 * DAY_MS);
+            let hourly_only = round % 7 == 0;
+            let spans = plan(from, to, hourly_only);
+            let mut hour = Tier::Hour.start_of(from.saturating_add(HOUR_MS - 1));
+            let mut at = from;
+            for &(tier, start, end) in &spans {
+                assert_eq!(start, at, "spans are contiguous: {spans:?}");
+                assert!(start < end);
+                if tier == Tier::Day {
+                    assert!(!hourly_only);
+                    assert_eq!((Tier::Day.start_of(start), Tier::Day.start_of(end)), (start, end));
+                }
+                at = end;
+            }
+            if from < to {
+                assert_eq!(at, to, "spans end at the end: {spans:?}");
+            } else {
+                assert!(spans.is_empty());
+            }
+            // Each hour starting in [from, to) falls in exactly one span.
+            while hour < to {
+                let covering = spans.iter().filter(|(_, s, e)| *s <= hour && hour < *e).count();
+                assert_eq!(covering, 1, "hour {hour} in {spans:?}");
+                hour += HOUR_MS;
+            }
+        }
+        assert_eq!(plan(0, 3 * DAY_MS, false), [(Tier::Day, 0, 3 * DAY_MS)]);
+        assert_eq!(
+            plan(HOUR_MS, 2 * DAY_MS + 5 * HOUR_MS, false),
+            [
+                (Tier::Hour, HOUR_MS, DAY_MS),
+                (Tier::Day, DAY_MS, 2 * DAY_MS),
+                (Tier::Hour, 2 * DAY_MS, 2 * DAY_MS + 5 * HOUR_MS)
+            ]
+        );
+    }
+
+    #[test]
     fn absent_ids_are_empty_so_every_record_has_a_row() {
         let mut anonymous = record("a", -1, 1, 200);
         anonymous.key_id = None;
         anonymous.deployment = None;
         let key = key_of(&anonymous);
-        assert_eq!((key.hour_ms, key.key_id.as_str(), key.deployment.as_str()), (-HOUR_MS, "", ""));
+        assert_eq!((key.start_ms, key.key_id.as_str(), key.deployment.as_str()), (-HOUR_MS, "", ""));
     }
 }

@@ -24,6 +24,7 @@ impl Dialect for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     // Readers keep reading; appenders (from any replica) queue until the holder commits.
     const AUDIT_TURN: Option<&'static str> = Some("LOCK TABLE audit_log IN EXCLUSIVE MODE");
+    const POSITIONAL_PLACEHOLDERS: bool = false;
     const ROWS_PER_STATEMENT: usize = 500;
 
     fn nocase_eq(column: &str) -> (String, &'static str) {

@@ -18,7 +18,8 @@ const PRUNE_BATCH: i64 = 5_000;
 impl Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const AUDIT_TURN: Option<&'static str> = None;
-    const ROWS_PER_STATEMENT: usize = 10;
+    const POSITIONAL_PLACEHOLDERS: bool = true;
+    const ROWS_PER_STATEMENT: usize = 200;
 
     fn nocase_eq(column: &str) -> (String, &'static str) {
         (format!("{column} = "), " COLLATE NOCASE")
@@ -89,5 +90,46 @@ impl SqlStore<Sqlite> {
                 return Ok(pruned);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database with hourly rollups from before the daily tier gets its days on upgrade.
+    #[tokio::test]
+    async fn upgrading_sums_existing_hours_into_days() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/old.db", dir.path().display());
+        let options = SqliteConnectOptions::from_str(&url).expect("url").create_if_missing(true);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.expect("open");
+        let before_daily = sqlx::migrate::Migrator {
+            migrations: MIGRATOR.migrations.iter().filter(|m| m.version < 12).cloned().collect(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        before_daily.run(&pool).await.expect("old migrations");
+        let day = 20_000 * 86_400_000_i64;
+        for (hour, requests, cost) in [(day, 2, 10), (day + 23 * 3_600_000, 3, 5), (day + 86_400_000, 1, 7)] {
+            sqlx::query(
+                "INSERT INTO usage_rollups (hour, key_id, user_id, team_id, model, deployment, requests, errors, \
+                 cache_hits, input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, \
+                 cost_micro_usd, reference_cost_micro_usd, latency_ms_sum, latency_b3) \
+                 VALUES ($1, 'k', 'u', 't', 'm', 'd', $2, 0, 0, 1, 1, 0, 0, 0, $3, 0, 0, $2)",
+            )
+            .bind(hour)
+            .bind(requests)
+            .bind(cost)
+            .execute(&pool)
+            .await
+            .expect("old rollup");
+        }
+        MIGRATOR.run(&pool).await.expect("upgrade");
+        let days: Vec<(i64, i64, i64, i64)> =
+            sqlx::query_as("SELECT day, requests, cost_micro_usd, latency_b3 FROM usage_rollups_daily ORDER BY day")
+                .fetch_all(&pool)
+                .await
+                .expect("days");
+        assert_eq!(days, [(day, 5, 15, 5), (day + 86_400_000, 1, 7, 1)]);
     }
 }

@@ -582,7 +582,7 @@ async fn budgets_limits_and_the_spend_they_measure(db: TestDb) {
 /// Rollups equal the sums of the records they cover, whatever order records arrive in, late
 /// ones included, and when batches are replayed (a record stored twice counts once).
 async fn rollups_always_equal_the_records_they_cover(db: TestDb) {
-    use moat_core::rollup::{HOUR_MS, RollupKey, Totals, deltas};
+    use moat_core::rollup::{DAY_MS, HOUR_MS, RollupKey, Totals, deltas};
     use moat_store::Dimension;
     let store = db.open().await;
     // A small deterministic generator: the same records on every run.
@@ -593,7 +593,10 @@ async fn rollups_always_equal_the_records_they_cover(db: TestDb) {
         seed ^= seed << 17;
         seed % n
     };
+    // Three days and a bit from an hour that is not a day's start, so reports read both tiers.
+    const SPAN_HOURS: u64 = 75;
     let base = 1_795_000_000_000_i64 / HOUR_MS * HOUR_MS;
+    let end = |hours: u64| base + i64::try_from(hours).unwrap() * HOUR_MS;
     let records: Vec<UsageRecord> = (0..400)
         .map(|i| {
             let mut r = record(
@@ -602,7 +605,7 @@ async fn rollups_always_equal_the_records_they_cover(db: TestDb) {
                 ["m1", "m2"][usize::try_from(next(2)).unwrap()],
                 [200, 200, 429, 499, 502][usize::try_from(next(5)).unwrap()],
             );
-            r.created_at_ms = base + i64::try_from(next(5 * 3_600_000)).unwrap();
+            r.created_at_ms = base + i64::try_from(next(SPAN_HOURS * 3_600_000)).unwrap();
             r.team_id = (next(2) == 0).then(|| "team_a".to_owned());
             r.user_id = Some(format!("usr_{}", next(2)));
             r.deployment = (next(4) != 0).then(|| "d".to_owned());
@@ -644,13 +647,13 @@ async fn rollups_always_equal_the_records_they_cover(db: TestDb) {
     let by =
         [Dimension::Hour, Dimension::Key, Dimension::User, Dimension::Team, Dimension::Model, Dimension::Deployment];
     let mut got: Vec<(RollupKey, Totals)> = store
-        .report(&by, base, base + 6 * HOUR_MS, None)
+        .report(&by, base, end(SPAN_HOURS + 1), None)
         .await
         .expect("report")
         .into_iter()
         .map(|(g, totals)| {
             let key = RollupKey {
-                hour_ms: g[0].parse().expect("hour"),
+                start_ms: g[0].parse().expect("hour"),
                 key_id: g[1].clone(),
                 user_id: g[2].clone(),
                 team_id: g[3].clone(),
@@ -663,13 +666,40 @@ async fn rollups_always_equal_the_records_they_cover(db: TestDb) {
     got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(got.len(), expected.len());
     assert_eq!(got, expected);
+    // Any span, aligned or not, sums exactly the records of the hours starting in it, whichever
+    // tiers it reads; by day too.
+    let hour_of = |at: i64| at.div_euclid(HOUR_MS) * HOUR_MS;
+    for (from, to) in [
+        (base, end(SPAN_HOURS + 1)),
+        (base - 3 * DAY_MS, base + 9 * DAY_MS),
+        (base + 1_234_567, end(60) - 777),
+        (end(13), end(61)),
+        (end(14), end(38)),
+        (end(40), end(41)),
+    ] {
+        let covered: Vec<&UsageRecord> =
+            all.iter().filter(|r| hour_of(r.created_at_ms) >= from && hour_of(r.created_at_ms) < to).collect();
+        let total = store.report(&[], from, to, None).await.expect("total");
+        assert_eq!(total.len(), 1);
+        assert_eq!(total[0].1, sum_of(&covered), "[{from}, {to})");
+        let by_day = store.report(&[Dimension::Day], from, to, None).await.expect("by day");
+        for (day, totals) in &by_day {
+            let day: i64 = day[0].parse().expect("day");
+            let of_day: Vec<&UsageRecord> =
+                covered.iter().copied().filter(|r| r.created_at_ms.div_euclid(DAY_MS) * DAY_MS == day).collect();
+            assert_eq!(*totals, sum_of(&of_day), "day {day} of [{from}, {to})");
+        }
+        assert_eq!(by_day.iter().map(|(_, t)| t.requests).sum::<u64>(), u64::try_from(covered.len()).unwrap());
+    }
     // One total row; and a narrowed one.
-    let total = store.report(&[], base, base + 6 * HOUR_MS, None).await.expect("total");
+    let total = store.report(&[], base, end(SPAN_HOURS + 1), None).await.expect("total");
     assert_eq!(total[0].1.requests, 401);
     let raw_cost: u64 = all.iter().map(|r| r.cost_micro_usd).sum();
     assert_eq!(total[0].1.cost_micro_usd, raw_cost);
+    let empty = store.report(&[], base - DAY_MS, base - HOUR_MS, None).await.expect("empty");
+    assert_eq!(empty, [(Vec::new(), Totals::default())], "a total over nothing is one row of zeros");
     let team = store
-        .report(&[Dimension::Model], base, base + 6 * HOUR_MS, Some((Dimension::Team, "team_a")))
+        .report(&[Dimension::Model], base, end(SPAN_HOURS + 1), Some((Dimension::Team, "team_a")))
         .await
         .expect("team");
     let team_requests: u64 = team.iter().map(|(_, t)| t.requests).sum();
@@ -677,13 +707,26 @@ async fn rollups_always_equal_the_records_they_cover(db: TestDb) {
         team_requests,
         u64::try_from(all.iter().filter(|r| r.team_id.as_deref() == Some("team_a")).count()).unwrap()
     );
+    let first_hour =
+        all.iter().filter(|r| r.deployment.as_deref() == Some("d")).map(|r| hour_of(r.created_at_ms)).min();
+    assert_eq!(store.first_served_hour("d").await.expect("first hour"), first_hour);
+    assert_eq!(store.first_served_hour("nowhere").await.expect("first hour"), None);
     // Retention of raw records leaves the rollups alone.
-    store.prune_usage(base + 6 * HOUR_MS).await.expect("prune");
-    assert_eq!(store.report(&[], base, base + 6 * HOUR_MS, None).await.expect("total")[0].1.requests, 401);
-    // Rollup retention drops whole hours before the cut, and only those.
+    store.prune_usage(end(SPAN_HOURS + 1)).await.expect("prune");
+    assert_eq!(store.report(&[], base, end(SPAN_HOURS + 1), None).await.expect("total")[0].1.requests, 401);
+    // Rollup retention drops whole hours (and whole days) before the cut, and only those.
     let kept = u64::try_from(all.iter().filter(|r| r.created_at_ms >= base + 2 * HOUR_MS).count()).unwrap();
     assert!(store.prune_rollups(base + 2 * HOUR_MS + 59_000).await.expect("prune rollups") > 0);
-    assert_eq!(store.report(&[], base, base + 6 * HOUR_MS, None).await.expect("total")[0].1.requests, kept);
+    assert_eq!(store.report(&[], base, end(SPAN_HOURS + 1), None).await.expect("total")[0].1.requests, kept);
+}
+
+/// Sums records the way rollups do, for comparing with a report.
+fn sum_of(records: &[&UsageRecord]) -> moat_core::rollup::Totals {
+    let mut totals = moat_core::rollup::Totals::default();
+    for record in records {
+        totals.add_record(record);
+    }
+    totals
 }
 
 on_both_backends!(

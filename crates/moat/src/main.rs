@@ -77,9 +77,12 @@ enum Command {
     Chargeback {
         #[command(flatten)]
         server: admin_client::ServerArgs,
-        /// The month, `2026-11` (UTC); default: last month.
+        /// The month, `2026-11`; default: last month.
         #[arg(long)]
         month: Option<String>,
+        /// The IANA time zone the month is in, e.g. `America/New_York` (default UTC).
+        #[arg(long)]
+        tz: Option<String>,
     },
     /// Show usage records (through the admin API).
     Usage {
@@ -136,7 +139,7 @@ fn main() -> ExitCode {
             Command::Keys { server, command } => admin_client::keys(&server, command).await,
             Command::Budgets { server, command } => budgets_cli::budgets(&server, command).await,
             Command::Report { server, args } => report_cli::report(&server, args).await,
-            Command::Chargeback { server, month } => report_cli::chargeback(&server, month).await,
+            Command::Chargeback { server, month, tz } => report_cli::chargeback(&server, month, tz).await,
             Command::Limits { server, command } => budgets_cli::limits(&server, command).await,
             Command::Usage { server, args } => admin_client::usage(&server, args).await,
             Command::Deployments { server, json } => admin_client::deployments(&server, json).await,

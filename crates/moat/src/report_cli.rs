@@ -20,7 +20,8 @@ pub(crate) struct ReportArgs {
     /// (`model,day`). Without it, one total.
     #[arg(long)]
     by: Option<String>,
-    /// From this date (`2026-11-01`, midnight UTC) or RFC 3339 time; default: this month's start.
+    /// From this date (`2026-11-01`, midnight in `--tz`) or RFC 3339 time; default: this
+    /// month's start.
     #[arg(long)]
     from: Option<String>,
     /// Up to this date or time; default: now.
@@ -38,6 +39,9 @@ pub(crate) struct ReportArgs {
     /// table, csv or json.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// The IANA time zone dates are in, e.g. `Europe/Paris` (default UTC).
+    #[arg(long)]
+    tz: Option<String>,
 }
 
 /// The columns a report shows; with self-hosted GPU pools, also the cost at measured
@@ -64,8 +68,14 @@ const FIGURES: [(&str, &str); 8] = [
 pub(crate) async fn report(server: &ServerArgs, args: ReportArgs) -> anyhow::Result<()> {
     let api = AdminApi::new(server)?;
     let mut query: Vec<(&str, String)> = Vec::new();
-    let optional =
-        [("by", &args.by), ("from", &args.from), ("to", &args.to), ("team", &args.team), ("model", &args.model)];
+    let optional = [
+        ("by", &args.by),
+        ("from", &args.from),
+        ("to", &args.to),
+        ("team", &args.team),
+        ("model", &args.model),
+        ("tz", &args.tz),
+    ];
     for (name, value) in optional {
         if let Some(value) = value {
             query.push((name, value.clone()));
@@ -81,18 +91,33 @@ pub(crate) async fn report(server: &ServerArgs, args: ReportArgs) -> anyhow::Res
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Csv => {
             let columns = columns(&report);
+            let references = reference_models(&report);
             let mut header: Vec<String> = by.clone();
             header.extend(columns.iter().map(|(_, field)| (*field).to_owned()));
+            for model in &references {
+                header.push(cell(&Value::String(format!("{model}_cost_usd"))));
+                header.push(cell(&Value::String(format!("{model}_savings_usd"))));
+            }
             println!("{}", header.join(","));
             for row in report["data"].as_array().into_iter().flatten() {
                 let mut cells: Vec<String> = by.iter().map(|d| cell(&row[d.as_str()])).collect();
                 cells.extend(columns.iter().map(|(_, field)| cell(&row[*field]).trim_start_matches('$').to_owned()));
+                for comparison in row["references"].as_array().into_iter().flatten() {
+                    cells.push(cell(&comparison["cost_usd"]).replace('$', ""));
+                    cells.push(cell(&comparison["savings_usd"]).replace('$', ""));
+                }
                 println!("{}", cells.join(","));
             }
         }
         Format::Table => print_table(&report, &by),
     }
     Ok(())
+}
+
+/// The reference models each row is compared with, when there are several (each row then
+/// lists them in this order).
+fn reference_models(report: &Value) -> Vec<String> {
+    report["total"]["references"].as_array().into_iter().flatten().map(|r| text(&r["model"])).collect()
 }
 
 fn print_table(report: &Value, by: &[String]) {
@@ -138,6 +163,16 @@ fn print_table(report: &Value, by: &[String]) {
         }
         println!();
     }
+    // With several references, the total at each (the REFERENCE column is the first).
+    for comparison in report["total"]["references"].as_array().into_iter().flatten() {
+        println!(
+            "at {} ({}): {}, savings {}",
+            text(&comparison["model"]),
+            text(&comparison["provider"]),
+            text(&comparison["cost_usd"]),
+            text(&comparison["savings_usd"]),
+        );
+    }
     for pool in report["pools"].as_array().into_iter().flatten() {
         println!(
             "pool {}: {} GPU-hours, {}, {} tokens ({}% of rated throughput): {} per million tokens measured",
@@ -160,11 +195,14 @@ fn cell(value: &Value) -> String {
 }
 
 /// `moat chargeback`: the monthly per-team CSV, as the server writes it.
-pub(crate) async fn chargeback(server: &ServerArgs, month: Option<String>) -> anyhow::Result<()> {
+pub(crate) async fn chargeback(server: &ServerArgs, month: Option<String>, tz: Option<String>) -> anyhow::Result<()> {
     let api = AdminApi::new(server)?;
     let mut request = api.authorized(api.http.get(api.url("reports/chargeback")));
     if let Some(month) = month {
         request = request.query(&[("month", month)]);
+    }
+    if let Some(tz) = tz {
+        request = request.query(&[("tz", tz)]);
     }
     let response = request.send().await?;
     let status = response.status();

@@ -554,7 +554,8 @@ async fn moat_report_and_chargeback_print_spend_and_savings() {
         format!(
             "[[deployments]]\nname = \"pool\"\nurl = \"{}\"\nupstream_model = \"x\"\ncost = {{ per_mtok = 1.0 }}\n\n\
              [[models]]\nname = \"m\"\ndeployments = [\"pool\"]\n\n\
-             [savings]\nreferences = [{{ model = \"claude-sonnet-4-6\", provider = \"anthropic\" }}]\n",
+             [savings]\nreferences = [{{ model = \"claude-sonnet-4-6\", provider = \"anthropic\" }}, \
+             {{ model = \"gpt-6.2-astra\", provider = \"openai\" }}]\n",
             upstream.base_url()
         ),
     )
@@ -602,16 +603,24 @@ async fn moat_report_and_chargeback_print_spend_and_savings() {
         assert!(row.split_whitespace().any(|cell| cell == figure), "{figure} in {row}");
     }
     assert!(table.lines().any(|l| l.starts_with("TOTAL")), "{table}");
+    // Each reference's total: 2 × (1,000 × $8 + 100 × $40)/M = $0.024 at the second.
+    assert!(table.contains("at claude-sonnet-4-6 (anthropic): $0.009, savings $0.0068"), "{table}");
+    assert!(table.contains("at gpt-6.2-astra (openai): $0.024, savings $0.0218"), "{table}");
     let csv = cli(&["report", "--by", "model", "--format", "csv"]);
     assert_eq!(
         csv.lines().next(),
-        Some("model,requests,errors,input_tokens,output_tokens,cost_usd,reference_cost_usd,savings_usd,latency_p95_ms")
+        Some(
+            "model,requests,errors,input_tokens,output_tokens,cost_usd,reference_cost_usd,savings_usd,latency_p95_ms,\
+             claude-sonnet-4-6_cost_usd,claude-sonnet-4-6_savings_usd,gpt-6.2-astra_cost_usd,gpt-6.2-astra_savings_usd"
+        )
     );
-    assert!(csv.lines().nth(1).is_some_and(|l| l.starts_with("m,2,0,2000,200,0.0022,0.009,0.0068,")), "{csv}");
+    let row = csv.lines().nth(1).unwrap_or_default();
+    assert!(row.starts_with("m,2,0,2000,200,0.0022,0.009,0.0068,"), "{csv}");
+    assert!(row.ends_with(",0.009,0.0068,0.024,0.0218"), "{csv}");
     let json: serde_json::Value = serde_json::from_str(&cli(&["report", "--format", "json"])).expect("json");
     assert_eq!(json["total"]["requests"], 2);
     let month = json["from"].as_str().expect("from")[..7].to_owned();
-    let chargeback = cli(&["chargeback", "--month", &month]);
+    let chargeback = cli(&["chargeback", "--month", &month, "--tz", "UTC"]);
     // The admin key from the environment belongs to no team: its usage is unassigned.
     assert!(
         chargeback.lines().nth(1).is_some_and(|l| l.starts_with(&format!("{month},unassigned,,2,0,2000"))),

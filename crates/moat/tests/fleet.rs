@@ -35,6 +35,9 @@ struct Fleet {
     database: TcpGate,
     store_url: String,
     upstream: FakeUpstream,
+    /// When a replica was last killed: a request sent after it on a pooled connection that
+    /// the dead process had open never reached anything, and a client retries it.
+    killed_at: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Fleet {
@@ -105,6 +108,7 @@ deployments = ["fake"]
             database,
             store_url: direct,
             upstream,
+            killed_at: std::sync::Mutex::new(None),
         });
         for i in 0..REPLICAS {
             fleet.start_replica(i).await;
@@ -123,7 +127,13 @@ deployments = ["fake"]
     async fn kill(&self, i: usize) {
         let mut guard = self.processes.lock().await[i].take().expect("running");
         guard.0.kill().expect("SIGKILL");
+        *self.killed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
         guard.0.wait().expect("reaped");
+    }
+
+    /// Whether a request sent at `sent` went out after a replica was killed.
+    fn sent_after_a_kill(&self, sent: Instant) -> bool {
+        self.killed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some_and(|k| sent >= k)
     }
 
     /// SIGTERM, and waits for the replica to drain and exit.
@@ -238,8 +248,12 @@ async fn load(fleet: Arc<Fleet>, key: String, clients: usize, stop: Arc<AtomicBo
                     let url = format!("{}/v1/chat/completions", fleet.urls[next % REPLICAS]);
                     next += 1;
                     tries += 1;
+                    let sent = Instant::now();
                     match http.post(&url).bearer_auth(&key).json(&body).send().await {
-                        Err(error) if error.is_connect() && tries < 20 => {
+                        // Refused, or sent on a stale pooled connection to a replica already
+                        // dead: it never reached a replica, so it goes to the next one. What
+                        // was in flight when a replica died still counts as failed.
+                        Err(error) if (error.is_connect() || fleet.sent_after_a_kill(sent)) && tries < 20 => {
                             outcome.lock().await.moved += 1;
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }

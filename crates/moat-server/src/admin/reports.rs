@@ -3,8 +3,8 @@
 //!
 //! Reports read rollups, never raw records: a row per hour, key, model and deployment, so they
 //! grow with the traffic's spread rather than its volume, and outlive the raw records'
-//! retention. Periods are whole UTC hours: a `from` or `to`
-//! inside an hour counts that hour from its start.
+//! retention. Periods are whole UTC hours: an hour counts when it starts in the span. Dates
+//! and months are midnights in `tz` (default UTC).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ pub(crate) struct ReportQuery {
     /// Comma-separated dimensions; none gives one total row.
     #[serde(default)]
     by: Option<String>,
-    /// RFC 3339 or `YYYY-MM-DD` (midnight UTC); default: the start of this UTC month.
+    /// RFC 3339 or `YYYY-MM-DD` (midnight in `tz`); default: the start of this month in `tz`.
     #[serde(default)]
     from: Option<String>,
     /// RFC 3339 or `YYYY-MM-DD`; default: now.
@@ -49,13 +49,25 @@ pub(crate) struct ReportQuery {
     /// At most this many rows, largest cost first (default: all).
     #[serde(default)]
     limit: Option<usize>,
+    /// The IANA time zone dates and months are in (default UTC).
+    #[serde(default)]
+    tz: Option<String>,
 }
 
-/// `2026-11-01` (midnight UTC) or an RFC 3339 instant, as Unix milliseconds.
-fn instant(text: &str, param: &'static str) -> Result<i64, ApiError> {
+/// The time zone a report's dates are in: `tz`, or UTC.
+fn zone(tz: Option<&str>) -> Result<jiff::tz::TimeZone, ApiError> {
+    match tz {
+        None => Ok(jiff::tz::TimeZone::UTC),
+        Some(name) => jiff::tz::TimeZone::get(name)
+            .map_err(|_| invalid(format!("`{name}` is not an IANA time zone like Europe/Paris"), "tz")),
+    }
+}
+
+/// `2026-11-01` (midnight in `tz`) or an RFC 3339 instant, as Unix milliseconds.
+fn instant(text: &str, param: &'static str, tz: &jiff::tz::TimeZone) -> Result<i64, ApiError> {
     if let Ok(date) = text.parse::<jiff::civil::Date>() {
         return date
-            .to_zoned(jiff::tz::TimeZone::UTC)
+            .to_zoned(tz.clone())
             .map(|z| z.timestamp().as_millisecond())
             .map_err(|_| invalid(format!("`{param}` is out of range"), param));
     }
@@ -63,9 +75,15 @@ fn instant(text: &str, param: &'static str) -> Result<i64, ApiError> {
         .ok_or_else(|| invalid(format!("`{param}` must be a date (2026-11-01) or an RFC 3339 time"), param))
 }
 
-/// The start of the UTC month holding `now_ms`.
-fn month_start(now_ms: i64) -> i64 {
-    moat_core::Period::Month.window(&jiff::tz::TimeZone::UTC, now_ms).start_ms
+/// The start of the month in `tz` holding `now_ms`.
+fn month_start(tz: &jiff::tz::TimeZone, now_ms: i64) -> i64 {
+    moat_core::Period::Month.window(tz, now_ms).start_ms
+}
+
+/// The first hour starting at or after `at_ms`: the hours starting in `[from, to)` are
+/// those from `hour_ceil(from)` up to `hour_ceil(to)`, so consecutive spans tile.
+fn hour_ceil(at_ms: i64) -> i64 {
+    at_ms.saturating_add(HOUR_MS - 1).div_euclid(HOUR_MS) * HOUR_MS
 }
 
 fn dimensions(by: Option<&str>) -> Result<Vec<Dimension>, ApiError> {
@@ -144,13 +162,15 @@ pub(crate) async fn usage_report(
     caller.must(&Action::ReadOrg)?;
     let by = dimensions(query.by.as_deref())?;
     let now = now_ms();
-    let from = query.from.as_deref().map(|t| instant(t, "from")).transpose()?.unwrap_or_else(|| month_start(now));
-    let to = query.to.as_deref().map(|t| instant(t, "to")).transpose()?.unwrap_or(now);
+    let tz = zone(query.tz.as_deref())?;
+    let from =
+        query.from.as_deref().map(|t| instant(t, "from", &tz)).transpose()?.unwrap_or_else(|| month_start(&tz, now));
+    let to = query.to.as_deref().map(|t| instant(t, "to", &tz)).transpose()?.unwrap_or(now);
     if to <= from {
         return Err(invalid("`to` must be after `from`", "to"));
     }
-    // Whole hours: an hour counts when it starts in the span.
-    let (from_hour, to_hour) = (from.div_euclid(HOUR_MS) * HOUR_MS, to.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS);
+    // The hours starting in the span (so `to = now` includes this hour).
+    let (from_hour, to_hour) = (hour_ceil(from), hour_ceil(to));
     let only = match (&query.team, &query.model) {
         (Some(_), Some(_)) => return Err(invalid("narrow by `team` or by `model`, not both", "team")),
         (Some(team), None) => Some((Dimension::Team, team.as_str())),
@@ -198,6 +218,7 @@ pub(crate) async fn usage_report(
     Ok(Json(json!({
         "from": format_ms(from_hour),
         "to": format_ms(to_hour),
+        "tz": tz.iana_name().unwrap_or("UTC"),
         "by": by.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
         "reference": reference,
         "data": data,
@@ -390,6 +411,9 @@ pub(crate) struct ChargebackQuery {
     /// `YYYY-MM`; default: last month.
     #[serde(default)]
     month: Option<String>,
+    /// The IANA time zone the month is in (default UTC).
+    #[serde(default)]
+    tz: Option<String>,
 }
 
 /// `GET /admin/v1/reports/chargeback?month=2026-11`: one CSV row per team for a UTC month,
@@ -402,23 +426,26 @@ pub(crate) async fn chargeback(
 ) -> Result<Response, ApiError> {
     caller.must(&Action::ReadOrg)?;
     let now = now_ms();
+    let tz = zone(query.tz.as_deref())?;
     let start = match &query.month {
         Some(month) => {
             let first = format!("{month}-01");
             let date = first
                 .parse::<jiff::civil::Date>()
                 .map_err(|_| invalid(format!("`{month}` is not a month like 2026-11"), "month"))?;
-            instant(&date.to_string(), "month")?
+            instant(&date.to_string(), "month", &tz)?
         }
-        None => month_start(month_start(now) - 1),
+        None => month_start(&tz, month_start(&tz, now) - 1),
     };
-    let window = moat_core::Period::Month.window(&jiff::tz::TimeZone::UTC, start);
+    let window = moat_core::Period::Month.window(&tz, start);
     let end = window.end_ms.unwrap_or(now);
-    let end_hour = end.div_euclid(HOUR_MS) * HOUR_MS;
-    let (rows, _) =
-        measured_rows(&state, &[Dimension::Team], window.start_ms, end_hour.max(window.start_ms), None, now).await?;
+    // Hours starting in the month: consecutive months tile, whatever the zone's offset.
+    let (from_hour, end_hour) = (hour_ceil(window.start_ms), hour_ceil(end));
+    let (rows, _) = measured_rows(&state, &[Dimension::Team], from_hour, end_hour.max(from_hour), None, now).await?;
     let names = names(&state, &[Dimension::Team]).await?;
-    let month = format_ms(window.start_ms).get(..7).unwrap_or_default().to_owned();
+    let month = jiff::Timestamp::from_millisecond(window.start_ms)
+        .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m").to_string())
+        .unwrap_or_default();
     let mut csv = String::from(
         "month,team_id,team_name,requests,errors,input_tokens,cached_tokens,output_tokens,cost_usd,\
          measured_cost_usd,reference_cost_usd,savings_usd,measured_savings_usd\n",
@@ -478,9 +505,20 @@ mod tests {
 
     #[test]
     fn dates_and_instants_both_parse() {
-        assert_eq!(instant("2026-11-01", "from").ok(), Some(1_793_491_200_000));
-        assert_eq!(instant("2026-11-01T01:00:00+01:00", "from").ok(), Some(1_793_491_200_000));
-        assert!(instant("November", "from").is_err());
-        assert_eq!(month_start(1_795_872_140_123), 1_793_491_200_000);
+        let utc = jiff::tz::TimeZone::UTC;
+        assert_eq!(instant("2026-11-01", "from", &utc).ok(), Some(1_793_491_200_000));
+        assert_eq!(instant("2026-11-01T01:00:00+01:00", "from", &utc).ok(), Some(1_793_491_200_000));
+        assert!(instant("November", "from", &utc).is_err());
+        assert_eq!(month_start(&utc, 1_795_872_140_123), 1_793_491_200_000);
+        let paris = zone(Some("Europe/Paris")).expect("zone");
+        assert_eq!(instant("2026-11-01", "from", &paris).ok(), Some(1_793_491_200_000 - HOUR_MS));
+        assert_eq!(month_start(&paris, 1_795_872_140_123), 1_793_491_200_000 - HOUR_MS);
+        assert!(zone(Some("Mars/Olympus")).is_err());
+        // Kolkata's months start at 18:30 UTC: each month takes the hours starting in it.
+        let kolkata = zone(Some("Asia/Kolkata")).expect("zone");
+        let november = instant("2026-11-01", "from", &kolkata).expect("november");
+        assert_eq!(november % HOUR_MS, HOUR_MS / 2);
+        assert_eq!(hour_ceil(november), november + HOUR_MS / 2);
+        assert_eq!(hour_ceil(1_793_491_200_000), 1_793_491_200_000);
     }
 }

@@ -156,9 +156,10 @@ pub struct UsageConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "Option<String>", extend("format" = "duration"))]
     pub retention: Option<Duration>,
-    /// How long the hourly rollups that reports and chargeback read are kept, e.g. `1100d`;
-    /// unset keeps them forever. They are small (a row per hour, key, model and deployment
-    /// that saw traffic) and outlive `retention`, so reports reach further back than records.
+    /// How long the hourly and daily rollups that reports and chargeback read are kept, e.g.
+    /// `1100d`; unset keeps them forever. They are small (a row per hour, and one per day, for
+    /// each key, model and deployment that saw traffic) and outlive `retention`, so reports
+    /// reach further back than records.
     #[serde(with = "humantime_serde")]
     #[schemars(with = "Option<String>", extend("format" = "duration"))]
     pub rollup_retention: Option<Duration>,

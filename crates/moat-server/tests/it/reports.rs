@@ -64,7 +64,8 @@ output_per_mtok = 30.0
     }
     upstream.push(Reply::error(500, "boom"));
     assert_eq!(gateway.post("/v1/chat/completions", &blue_key, &chat("m")).await.status(), 502);
-    gateway.usage(4).await;
+    let records = gateway.usage(4).await;
+    let first_at = records.iter().filter_map(|r| r["created_at"].as_str()).min().expect("created_at").to_owned();
 
     let report: Value = gateway.admin_get("reports/usage?by=team").await.json().await.expect("json");
     let rows = report["data"].as_array().expect("rows");
@@ -115,6 +116,31 @@ output_per_mtok = 30.0
     // No GPU pool here: the measured cost is the recorded one.
     assert_eq!(lines[1], format!("{month},{red},red,2,0,2000,0,200,0.0022,0.0022,0.009,0.0068,0.0068"));
     assert_eq!(lines.len(), 3, "{csv}");
+
+    // Months in a time zone: the month that holds now in Kiritimati (UTC+14) has the rows,
+    // labelled with that month; a bad zone is refused.
+    let kiritimati = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get("Pacific/Kiritimati").expect("zone"));
+    let local_month = kiritimati.strftime("%Y-%m").to_string();
+    let csv = gateway
+        .admin_get(&format!("reports/chargeback?month={local_month}&tz=Pacific/Kiritimati"))
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(csv.lines().nth(1).is_some_and(|l| l.starts_with(&format!("{local_month},{red},red,2,"))), "{csv}");
+    let bad = gateway.admin_get("reports/chargeback?tz=Mars/Olympus").await;
+    assert_openai_error(bad, 400, "invalid_request").await;
+    // `to` on an hour's start stops there: the hour before the first record's holds nothing.
+    let this_hour = format!("{}00:00Z", &first_at[..14]);
+    let hour_ms = chrono_free_ms(&this_hour);
+    let before: Value = gateway
+        .admin_get(&format!("reports/usage?from={}&to={this_hour}", crate::support::rfc3339_of_ms(hour_ms - 3_600_000)))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(before["total"]["requests"], 0, "{before}");
+    assert_eq!(before["to"], this_hour.as_str());
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Keys and usage records, on every SQL backend.
 
+use moat_core::rollup::{Tier, Totals};
 use moat_core::{ModelAccess, OrgRole, Role, Usage, UsageRecord};
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
@@ -36,12 +37,14 @@ where
 {
     /// A statement's SQL with its values bound, ready to run.
     pub(crate) fn bound(statement: &Statement) -> Query<'_, DB, DB::Arguments<'_>> {
-        statement.params.iter().fold(sqlx::query(&statement.sql), |query, param| match param {
-            Param::Text(v) => query.bind(v.as_str()),
-            Param::OptText(v) => query.bind(v.as_deref()),
-            Param::Int(v) => query.bind(*v),
-            Param::OptInt(v) => query.bind(*v),
-            Param::Bool(v) => query.bind(*v),
+        statement.params.iter().fold(sqlx::query(statement.text(DB::POSITIONAL_PLACEHOLDERS)), |query, param| {
+            match param {
+                Param::Text(v) => query.bind(v.as_str()),
+                Param::OptText(v) => query.bind(v.as_deref()),
+                Param::Int(v) => query.bind(*v),
+                Param::OptInt(v) => query.bind(*v),
+                Param::Bool(v) => query.bind(*v),
+            }
         })
     }
 
@@ -173,8 +176,12 @@ where
             }
         }
         let fresh = records.iter().filter(|r| stored.contains(&r.id));
-        for chunk in moat_core::rollup::deltas(fresh).into_iter().collect::<Vec<_>>().chunks(DB::ROWS_PER_STATEMENT) {
-            Self::bound(&super::rollups::upsert(chunk)).execute(&mut *tx).await?;
+        let hourly = moat_core::rollup::deltas(fresh);
+        let daily = moat_core::rollup::coarsen(&hourly, Tier::Day);
+        for (tier, rows) in [(Tier::Hour, hourly), (Tier::Day, daily)] {
+            for chunk in rows.into_iter().collect::<Vec<_>>().chunks(DB::ROWS_PER_STATEMENT) {
+                Self::bound(&super::rollups::upsert(tier, chunk)).execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -243,41 +250,68 @@ where
         rows.iter().map(Self::usage_from_row).collect()
     }
 
-    /// Rollup sums grouped by `by` over the hours starting in `[from_ms, to_ms)`.
+    /// Rollup sums grouped by `by` over the hours starting in `[from_ms, to_ms)`: whole days
+    /// from the daily tier, the edges from the hourly one (see [`moat_core::rollup::plan`]),
+    /// merged by group.
     pub(crate) async fn report(
         &self,
         by: &[super::rollups::Dimension],
         from_ms: i64,
         to_ms: i64,
         only: Option<(super::rollups::Dimension, &str)>,
-    ) -> Result<Vec<(Vec<String>, moat_core::rollup::Totals)>, StoreError> {
-        let statement = super::rollups::report(by, from_ms, to_ms, only);
-        let rows = Self::bound(&statement).fetch_all(&self.pool).await?;
+    ) -> Result<Vec<(Vec<String>, Totals)>, StoreError> {
+        let hourly_only = by.contains(&super::rollups::Dimension::Hour);
+        let mut merged: std::collections::BTreeMap<Vec<String>, Totals> = std::collections::BTreeMap::new();
+        if by.is_empty() {
+            // One total row, even over nothing.
+            merged.insert(Vec::new(), Totals::default());
+        }
         let width = super::rollups::summed_columns().len();
-        rows.iter()
-            .map(|row| {
+        for (tier, from, to) in moat_core::rollup::plan(from_ms, to_ms, hourly_only) {
+            let statement = super::rollups::report(tier, by, from, to, only);
+            for row in Self::bound(&statement).fetch_all(&self.pool).await? {
                 let groups = (0..by.len()).map(|i| row.try_get::<String, _>(i)).collect::<Result<Vec<_>, _>>()?;
                 let sums =
                     (by.len()..by.len() + width).map(|i| row.try_get::<i64, _>(i)).collect::<Result<Vec<_>, _>>()?;
-                Ok((groups, super::rollups::totals_from(&sums)))
-            })
-            .collect()
+                merged.entry(groups).or_default().add(&super::rollups::totals_from(&sums));
+            }
+        }
+        Ok(merged.into_iter().collect())
     }
 
-    /// Deletes rollup rows of hours before `before_ms`; how many.
+    /// Deletes rollup rows of periods that ended by `before_ms`: hours in the hourly tier,
+    /// days in the daily one; how many went.
     pub(crate) async fn prune_rollups(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let hour = before_ms.div_euclid(moat_core::rollup::HOUR_MS) * moat_core::rollup::HOUR_MS;
-        let done = sqlx::query("DELETE FROM usage_rollups WHERE hour < $1").bind(hour).execute(&self.pool).await?;
-        Ok(DB::rows_affected(&done))
+        let mut pruned = 0;
+        for tier in [Tier::Hour, Tier::Day] {
+            let (table, start) = super::rollups::table(tier);
+            let done = sqlx::query(&format!("DELETE FROM {table} WHERE {start} < $1"))
+                .bind(tier.start_of(before_ms))
+                .execute(&self.pool)
+                .await?;
+            pruned += DB::rows_affected(&done);
+        }
+        Ok(pruned)
     }
 
-    /// The first hour `deployment` served anything, from the rollups.
+    /// The first hour `deployment` served anything: its first day from the (small) daily tier,
+    /// then the hour within it (the day itself when that day's hours were pruned).
     pub(crate) async fn first_served_hour(&self, deployment: &str) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT MIN(hour) FROM usage_rollups WHERE deployment = $1")
+        let day = sqlx::query("SELECT MIN(day) FROM usage_rollups_daily WHERE deployment = $1")
             .bind(deployment)
             .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<Option<i64>, _>(0)?)
+            .await?
+            .try_get::<Option<i64>, _>(0)?;
+        let Some(day) = day else { return Ok(None) };
+        let hour =
+            sqlx::query("SELECT MIN(hour) FROM usage_rollups WHERE hour >= $1 AND hour < $2 AND deployment = $3")
+                .bind(day)
+                .bind(day + moat_core::rollup::DAY_MS)
+                .bind(deployment)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get::<Option<i64>, _>(0)?;
+        Ok(Some(hour.unwrap_or(day)))
     }
 
     fn key_from_row(row: &DB::Row) -> Result<KeyRecord, StoreError> {

@@ -42,11 +42,14 @@ pub(crate) trait Dialect: Database {
     /// `from_ms` (up to `to_ms`) exists, where usage records are partitioned.
     fn usage_partition_ddl(month: &Month) -> Option<String>;
 
-    /// Rows per multi-row insert or upsert. SQLite finds each `$N` parameter by a linear
-    /// search, so a statement's binding time grows with the square of its parameters: small
-    /// statements in one transaction are fastest there (1,000 records a statement loaded 40
-    /// times slower than 10). PostgreSQL binds in one pass and pays a round trip per statement.
+    /// Rows per multi-row insert or upsert. PostgreSQL pays a round trip per statement;
+    /// SQLite runs in process, where a statement's cost is mostly its rows.
     const ROWS_PER_STATEMENT: usize;
+
+    /// Whether built statements bind with anonymous `?` placeholders rather than `$N`. SQLite
+    /// finds each named parameter by a linear search, so binding `$N` names takes time in the
+    /// square of a statement's parameters (see [`statement`]).
+    const POSITIONAL_PLACEHOLDERS: bool;
 
     /// A query answering whether sqlx's migrations table exists (`true` or `false`).
     const MIGRATIONS_TABLE_EXISTS: &'static str;

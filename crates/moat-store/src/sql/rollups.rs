@@ -1,7 +1,7 @@
-//! Hourly usage rollups, on every SQL backend: the upsert that adds a batch's row deltas, and
-//! the reads reports make.
+//! Usage rollups, on every SQL backend: the upsert that adds a batch's row deltas to a tier,
+//! and the reads reports make.
 
-use moat_core::rollup::{LATENCY_BUCKETS, RollupKey, Totals};
+use moat_core::rollup::{LATENCY_BUCKETS, RollupKey, Tier, Totals};
 
 use super::statement::{Param, Statement};
 use super::to_i64;
@@ -67,11 +67,21 @@ pub(crate) fn totals_from(values: &[i64]) -> Totals {
     }
 }
 
-/// One statement adding `rows` to their rollup rows (creating the ones that do not exist).
-pub(crate) fn upsert(rows: &[(RollupKey, Totals)]) -> Statement {
+/// A tier's table and the column holding its rows' period start.
+pub(crate) fn table(tier: Tier) -> (&'static str, &'static str) {
+    match tier {
+        Tier::Hour => ("usage_rollups", "hour"),
+        Tier::Day => ("usage_rollups_daily", "day"),
+    }
+}
+
+/// One statement adding `rows` to their rollup rows in `tier` (creating the ones that do not
+/// exist); each row's key starts at its period in that tier.
+pub(crate) fn upsert(tier: Tier, rows: &[(RollupKey, Totals)]) -> Statement {
     let summed = summed_columns();
+    let (table, start) = table(tier);
     let mut statement = Statement::new(format!(
-        "INSERT INTO usage_rollups (hour, key_id, user_id, team_id, model, deployment, {}) VALUES ",
+        "INSERT INTO {table} ({start}, key_id, user_id, team_id, model, deployment, {}) VALUES ",
         summed.join(", ")
     ));
     for (i, (key, totals)) in rows.iter().enumerate() {
@@ -79,7 +89,7 @@ pub(crate) fn upsert(rows: &[(RollupKey, Totals)]) -> Statement {
             statement.push(", ");
         }
         let mut params: Vec<Param> = vec![
-            key.hour_ms.into(),
+            key.start_ms.into(),
             (&key.key_id).into(),
             (&key.user_id).into(),
             (&key.team_id).into(),
@@ -89,9 +99,9 @@ pub(crate) fn upsert(rows: &[(RollupKey, Totals)]) -> Statement {
         params.extend(sums(totals).into_iter().map(|v| Param::from(to_i64(v))));
         statement.row(params);
     }
-    let updates: Vec<String> = summed.iter().map(|c| format!("{c} = usage_rollups.{c} + excluded.{c}")).collect();
+    let updates: Vec<String> = summed.iter().map(|c| format!("{c} = {table}.{c} + excluded.{c}")).collect();
     statement.push(&format!(
-        " ON CONFLICT (hour, key_id, user_id, team_id, model, deployment) DO UPDATE SET {}",
+        " ON CONFLICT ({start}, key_id, user_id, team_id, model, deployment) DO UPDATE SET {}",
         updates.join(", ")
     ));
     statement
@@ -117,16 +127,17 @@ pub enum Dimension {
 }
 
 impl Dimension {
-    /// The SQL expression of this dimension over `usage_rollups`.
-    fn expression(self) -> &'static str {
+    /// The SQL expression of this dimension over a tier's table, whose period start is in
+    /// `start`.
+    fn expression(self, start: &str) -> String {
         match self {
-            Dimension::Key => "key_id",
-            Dimension::User => "user_id",
-            Dimension::Team => "team_id",
-            Dimension::Model => "model",
-            Dimension::Deployment => "deployment",
-            Dimension::Day => "CAST((hour / 86400000) * 86400000 AS TEXT)",
-            Dimension::Hour => "CAST(hour AS TEXT)",
+            Dimension::Key => "key_id".to_owned(),
+            Dimension::User => "user_id".to_owned(),
+            Dimension::Team => "team_id".to_owned(),
+            Dimension::Model => "model".to_owned(),
+            Dimension::Deployment => "deployment".to_owned(),
+            Dimension::Day => format!("CAST(({start} / 86400000) * 86400000 AS TEXT)"),
+            Dimension::Hour => format!("CAST({start} AS TEXT)"),
         }
     }
 
@@ -159,17 +170,24 @@ impl Dimension {
     }
 }
 
-/// The rows of one report: rollups from `from_ms` to `to_ms` (hours starting in that span),
+/// The rows of one report over one tier: its rows whose period starts in `[from_ms, to_ms)`,
 /// optionally narrowed to one value of a dimension, grouped by `by`.
-pub(crate) fn report(by: &[Dimension], from_ms: i64, to_ms: i64, only: Option<(Dimension, &str)>) -> Statement {
-    let groups: Vec<&str> = by.iter().map(|d| d.expression()).collect();
+pub(crate) fn report(
+    tier: Tier,
+    by: &[Dimension],
+    from_ms: i64,
+    to_ms: i64,
+    only: Option<(Dimension, &str)>,
+) -> Statement {
+    let (table, start) = table(tier);
+    let groups: Vec<String> = by.iter().map(|d| d.expression(start)).collect();
     let sums: Vec<String> = summed_columns().iter().map(|c| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT)")).collect();
     let select_groups = groups.iter().enumerate().map(|(i, g)| format!("{g} AS g{i}, ")).collect::<String>();
     let mut statement =
-        Statement::new(format!("SELECT {select_groups}{} FROM usage_rollups WHERE hour >= ", sums.join(", ")));
-    statement.bind(from_ms).push(" AND hour < ").bind(to_ms);
+        Statement::new(format!("SELECT {select_groups}{} FROM {table} WHERE {start} >= ", sums.join(", ")));
+    statement.bind(from_ms).push(&format!(" AND {start} < ")).bind(to_ms);
     if let Some((dimension, value)) = only {
-        statement.push(&format!(" AND {} = ", dimension.expression())).bind(value);
+        statement.push(&format!(" AND {} = ", dimension.expression(start))).bind(value);
     }
     if !groups.is_empty() {
         statement.push(&format!(" GROUP BY {}", groups.join(", ")));
