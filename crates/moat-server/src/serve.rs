@@ -189,35 +189,7 @@ impl Gateway {
             .route("/anthropic/v1/models", get(proxy::list_models))
             .route("/anthropic", get(ops::root))
             .route("/v1/messages/count_tokens", post(proxy::count_tokens))
-            .route("/admin/v1/keys", post(admin::create_key).get(admin::list_keys))
-            .route("/admin/v1/keys/{id}", get(admin::get_key).delete(admin::revoke_key))
-            .route("/admin/v1/usage", get(admin::list_usage))
-            .route("/admin/v1/deployments", get(admin::list_deployments))
-            .route("/admin/v1/prices", get(admin::list_prices))
-            .route("/admin/v1/users", post(admin::create_user).get(admin::list_users))
-            .route("/admin/v1/users/{id}", get(admin::get_user).patch(admin::update_user))
-            .route("/admin/v1/users/{id}/password", put(admin::set_password))
-            .route("/admin/v1/teams", post(admin::create_team).get(admin::list_teams))
-            .route("/admin/v1/teams/{id}", get(admin::get_team))
-            .route("/admin/v1/teams/{id}/members/{user_id}", put(admin::put_member).delete(admin::remove_member))
-            .route("/admin/v1/invitations", post(admin::create_invitation).get(admin::list_invitations))
-            .route("/admin/v1/invitations/{id}", delete(admin::revoke_invitation))
-            .route("/admin/v1/budgets", post(admin::create_budget).get(admin::list_budgets))
-            .route(
-                "/admin/v1/budgets/{id}",
-                get(admin::get_budget).patch(admin::update_budget).delete(admin::delete_budget),
-            )
-            .route("/admin/v1/budgets/{id}/reset", post(admin::reset_budget))
-            .route("/admin/v1/limits", post(admin::create_limit).get(admin::list_limits))
-            .route(
-                "/admin/v1/limits/{id}",
-                get(admin::get_limit).patch(admin::update_limit).delete(admin::delete_limit),
-            )
-            .route("/admin/v1/limits/{id}/reset", post(admin::reset_limit))
-            .route("/admin/v1/reports/usage", get(admin::usage_report))
-            .route("/admin/v1/reports/chargeback", get(admin::chargeback))
-            .route("/admin/v1/audit", get(admin::list_audit))
-            .route("/admin/v1/audit/verify", get(admin::verify_audit))
+            .merge(admin_routes())
             .route("/healthz", get(ops::healthz))
             .route("/readyz", get(ops::readyz))
             .route("/metrics", get(ops::metrics))
@@ -229,6 +201,9 @@ impl Gateway {
             app = app.merge(moat_identity::scim::router(scim.clone()));
         }
         app = app.merge(moat_identity::web::router(self.web.clone()));
+        // The console calls the admin API in process, as the signed-in person.
+        let admin = admin_routes().with_state(state.clone());
+        app = app.merge(moat_console::router(moat_console::ConsoleState::new(self.web.clone(), admin)));
         app.layer(axum::middleware::from_fn_with_state(state, edge::edge))
             .layer(CatchPanicLayer::custom(panic_response))
     }
@@ -349,6 +324,37 @@ async fn create_bootstrap_admin(store: &Store) -> Result<String, StoreError> {
     };
     store.insert_key(&key).await?;
     Ok(secret)
+}
+
+/// The admin API (`/admin/v1/...`): what the CLI, the console and scripts use.
+fn admin_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/admin/v1/keys", post(admin::create_key).get(admin::list_keys))
+        .route("/admin/v1/keys/{id}", get(admin::get_key).delete(admin::revoke_key))
+        .route("/admin/v1/usage", get(admin::list_usage))
+        .route("/admin/v1/deployments", get(admin::list_deployments))
+        .route("/admin/v1/prices", get(admin::list_prices))
+        .route("/admin/v1/users", post(admin::create_user).get(admin::list_users))
+        .route("/admin/v1/users/{id}", get(admin::get_user).patch(admin::update_user))
+        .route("/admin/v1/users/{id}/password", put(admin::set_password))
+        .route("/admin/v1/teams", post(admin::create_team).get(admin::list_teams))
+        .route("/admin/v1/teams/{id}", get(admin::get_team))
+        .route("/admin/v1/teams/{id}/members/{user_id}", put(admin::put_member).delete(admin::remove_member))
+        .route("/admin/v1/invitations", post(admin::create_invitation).get(admin::list_invitations))
+        .route("/admin/v1/invitations/{id}", delete(admin::revoke_invitation))
+        .route("/admin/v1/budgets", post(admin::create_budget).get(admin::list_budgets))
+        .route(
+            "/admin/v1/budgets/{id}",
+            get(admin::get_budget).patch(admin::update_budget).delete(admin::delete_budget),
+        )
+        .route("/admin/v1/budgets/{id}/reset", post(admin::reset_budget))
+        .route("/admin/v1/limits", post(admin::create_limit).get(admin::list_limits))
+        .route("/admin/v1/limits/{id}", get(admin::get_limit).patch(admin::update_limit).delete(admin::delete_limit))
+        .route("/admin/v1/limits/{id}/reset", post(admin::reset_limit))
+        .route("/admin/v1/reports/usage", get(admin::usage_report))
+        .route("/admin/v1/reports/chargeback", get(admin::chargeback))
+        .route("/admin/v1/audit", get(admin::list_audit))
+        .route("/admin/v1/audit/verify", get(admin::verify_audit))
 }
 
 fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {

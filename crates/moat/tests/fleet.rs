@@ -462,7 +462,9 @@ async fn three_processes_sharing_redis_never_overspend_a_small_budget() {
             (status, body) => panic!("unexpected {status}: {body}"),
         }
     }
-    assert!(admitted >= 1 && refused >= 1 && admitted <= 40, "admitted {admitted}, refused {refused}");
+    // At most 40 reservations of 25 µ$ fit at once; streams that settle (at 21 µ$) before the
+    // last requests arrive free 4 µ$ each, so a slow start can admit up to 1000 / 21 = 47.
+    assert!(admitted >= 1 && refused >= 1 && admitted <= 47, "admitted {admitted}, refused {refused}");
     // Read through another replica than the one the budget was made on.
     let deadline = Instant::now() + Duration::from_secs(10);
     let spent = loop {

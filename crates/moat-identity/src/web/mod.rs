@@ -152,14 +152,35 @@ fn equal(a: &str, b: &str) -> bool {
 }
 
 /// A signed-in person: their session and user.
-pub(crate) struct SignedIn {
-    pub(crate) session: SessionRecord,
-    pub(crate) user: UserRecord,
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The session (its `csrf` is what this person's forms must echo).
+    pub session: SessionRecord,
+    /// Whose session.
+    pub user: UserRecord,
+}
+
+impl SignedIn {
+    /// Whether `token` is this session's CSRF token (compared in constant time).
+    pub fn csrf_matches(&self, token: &str) -> bool {
+        equal(&self.session.csrf, token)
+    }
+}
+
+/// Marks a request the web console makes to the admin API in process, on behalf of a
+/// signed-in person: the admin API then acts as that user, with exactly their roles. Only
+/// code in the process can attach it (request extensions never come from the network).
+#[derive(Debug, Clone)]
+pub struct OnBehalfOf {
+    /// The signed-in user.
+    pub user_id: String,
+    /// Where the person's request came from, for the audit log.
+    pub source: Option<String>,
 }
 
 /// The request's session, if it is live: not past its lifetime, not idle too long, its user
 /// active. A live session is touched; a dead one is deleted.
-pub(crate) async fn signed_in(state: &WebState, headers: &HeaderMap) -> Result<Option<SignedIn>, StoreError> {
+pub async fn signed_in(state: &WebState, headers: &HeaderMap) -> Result<Option<SignedIn>, StoreError> {
     let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
     let hash = hash_secret(&token);
     let Some(session) = state.store.session(&hash).await? else { return Ok(None) };

@@ -27,26 +27,34 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        // The web console, in process, for a signed-in person: act as exactly that user.
+        if let Some(on_behalf) = parts.extensions.get::<moat_identity::web::OnBehalfOf>() {
+            let actor = user_actor(state, &on_behalf.user_id).await?;
+            return Ok(Caller { actor, key_id: None, source: on_behalf.source.clone() });
+        }
         let principal = state.keys.authenticate_admin(&parts.headers, now_ms()).await?;
         let source = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string());
         let actor = match &principal.user_id {
             // The break-glass key, and admin keys made before users existed.
             None => Actor::break_glass(),
-            Some(user_id) => {
-                let user = state.store.user_by_id(user_id).await.map_err(store_failed)?;
-                let Some(user) = user.filter(|u| u.active) else {
-                    return Err(ApiError::new(ErrorCode::KeyRevoked, "the key's user is deactivated"));
-                };
-                let teams = state.store.memberships_of_user(user_id).await.map_err(store_failed)?;
-                Actor {
-                    user_id: Some(user.id),
-                    org_role: user.org_role,
-                    teams: teams.into_iter().map(|m| (m.team_id, m.role)).collect(),
-                }
-            }
+            Some(user_id) => user_actor(state, user_id).await?,
         };
         Ok(Caller { actor, key_id: principal.key_id, source })
     }
+}
+
+/// An active user's roles, read now (a role change or deactivation applies at once).
+async fn user_actor(state: &AppState, user_id: &str) -> Result<Actor, ApiError> {
+    let user = state.store.user_by_id(user_id).await.map_err(store_failed)?;
+    let Some(user) = user.filter(|u| u.active) else {
+        return Err(ApiError::new(ErrorCode::KeyRevoked, "the user is deactivated"));
+    };
+    let teams = state.store.memberships_of_user(user_id).await.map_err(store_failed)?;
+    Ok(Actor {
+        user_id: Some(user.id),
+        org_role: user.org_role,
+        teams: teams.into_iter().map(|m| (m.team_id, m.role)).collect(),
+    })
 }
 
 impl Caller {

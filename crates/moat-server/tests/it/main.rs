@@ -8,6 +8,7 @@ mod auth;
 mod budgets;
 mod cache;
 mod connections;
+mod console;
 mod errors;
 mod fanout;
 mod identity;

@@ -7,20 +7,26 @@ use serde_json::{Value, json};
 
 use crate::support::{TestGateway, chat};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// A client that, like a test of a browser's view, does not follow redirects by itself.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 
-fn config(upstream: &FakeUpstream, extra: &str) -> String {
+pub(crate) fn config(upstream: &FakeUpstream, extra: &str) -> String {
     crate::support::default_config(upstream) + "\n[sign_in]\ndevice_poll_interval = \"1s\"\n" + extra
 }
 
 /// A person with a password; returns their user id.
 async fn person(gateway: &TestGateway, email: &str) -> String {
-    let user: Value = gateway.admin_post("users", json!({ "email": email })).await.json().await.expect("json");
+    person_with_role(gateway, email, "member").await
+}
+
+/// A person with a password and an organisation role; returns their user id.
+pub(crate) async fn person_with_role(gateway: &TestGateway, email: &str, role: &str) -> String {
+    let user: Value =
+        gateway.admin_post("users", json!({ "email": email, "org_role": role })).await.json().await.expect("json");
     let id = user["id"].as_str().expect("id").to_owned();
     let response = browser()
         .put(format!("{}/admin/v1/users/{id}/password", gateway.url))
@@ -44,14 +50,14 @@ fn cookies(response: &reqwest::Response) -> Vec<(String, String)> {
         .collect()
 }
 
-fn hidden(html: &str, name: &str) -> String {
+pub(crate) fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
     html[start..].split('"').next().unwrap_or_default().to_owned()
 }
 
 /// Signs in through the form; returns the session cookie (`moat_session=…`).
-async fn sign_in(gateway: &TestGateway, email: &str, password: &str) -> Result<String, u16> {
+pub(crate) async fn sign_in(gateway: &TestGateway, email: &str, password: &str) -> Result<String, u16> {
     let form = browser().get(format!("{}/login", gateway.url)).send().await.expect("send");
     let csrf_cookie = cookies(&form).into_iter().find(|(c, _)| c.starts_with("moat_csrf=")).expect("csrf cookie").0;
     let csrf = hidden(&form.text().await.expect("html"), "csrf");

@@ -1,0 +1,122 @@
+//! "Connect an agent": the one-command setup (`moat login`, then `moat setup <agent>`), and
+//! what to paste for each coding agent by hand.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::Response;
+use maud::{Markup, html};
+
+use crate::layout::{Section, page};
+use crate::{ConsoleState, html, visit};
+
+/// `GET /ui/connect`.
+pub(crate) async fn show(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    source: crate::Source,
+) -> Response {
+    let visit = match visit(&state, &headers, &uri, source).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let server = base_url(&headers);
+    let body = html! {
+        p { "The quickest way: sign in from your terminal, then let moat write your agent's settings." }
+        pre #login { "moat login --server " (server) "\nmoat setup claude-code   # or: codex, opencode, aider, continue, env" }
+        button.quiet type="button" data-copy="login" { "Copy" }
+        p { "By hand, with a key from " a href="/ui/keys#create" { "My keys" } ":" }
+        (snippets(&server, None))
+    };
+    html(StatusCode::OK, &page(&visit.person, Section::Connect, "Connect an agent", &body))
+}
+
+/// moat's address as the browser reached it (behind a proxy, its forwarded scheme).
+pub(crate) fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost:4000");
+    let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    let scheme = if scheme == "https" { "https" } else { "http" };
+    format!("{scheme}://{host}")
+}
+
+/// What each agent needs, with `key` filled in (or a placeholder).
+pub(crate) fn snippets(server: &str, key: Option<&str>) -> Markup {
+    let key = key.unwrap_or("YOUR_MOAT_KEY");
+    let agents: [(&str, &str, String); 6] = [
+        (
+            "claude-code",
+            "Claude Code (~/.claude/settings.json, under \"env\", or in your shell)",
+            format!(
+                "export ANTHROPIC_BASE_URL={server}\nexport ANTHROPIC_AUTH_TOKEN={key}\nexport ANTHROPIC_MODEL=<a model from moat>"
+            ),
+        ),
+        (
+            "codex",
+            "Codex CLI (~/.codex/config.toml)",
+            format!(
+                "model_provider = \"moat\"\nmodel = \"<a model from moat>\"\n\n[model_providers.moat]\nname = \"moat\"\n\
+                 base_url = \"{server}/v1\"\nwire_api = \"responses\"\nexperimental_bearer_token = \"{key}\""
+            ),
+        ),
+        (
+            "opencode",
+            "OpenCode (~/.config/opencode/opencode.json, under \"provider\")",
+            format!(
+                "\"moat\": {{\n  \"npm\": \"@ai-sdk/openai-compatible\",\n  \"options\": {{ \"baseURL\": \"{server}/v1\", \"apiKey\": \"{key}\" }},\n  \
+                 \"models\": {{ \"<a model from moat>\": {{}} }}\n}}"
+            ),
+        ),
+        (
+            "aider",
+            "Aider (~/.aider.conf.yml)",
+            format!(
+                "openai-api-base: \"{server}/v1\"\nopenai-api-key: \"{key}\"\nmodel: \"openai/<a model from moat>\""
+            ),
+        ),
+        (
+            "continue",
+            "Continue (~/.continue/config.yaml, under \"models\")",
+            format!(
+                "  - name: moat\n    provider: openai\n    model: <a model from moat>\n    apiBase: {server}/v1\n    apiKey: {key}"
+            ),
+        ),
+        (
+            "env",
+            "Any OpenAI or Anthropic SDK",
+            format!(
+                "export OPENAI_BASE_URL={server}/v1\nexport OPENAI_API_KEY={key}\nexport ANTHROPIC_BASE_URL={server}\nexport ANTHROPIC_AUTH_TOKEN={key}"
+            ),
+        ),
+    ];
+    html! {
+        @for (id, title, text) in &agents {
+            h3 { (title) }
+            pre id=(format!("snippet-{id}")) { (text) }
+            button.quiet type="button" data-copy=(format!("snippet-{id}")) aria-label=(format!("Copy the {title} settings")) { "Copy" }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippets_carry_the_server_and_key_escaped() {
+        let html = snippets("https://moat.example", Some("sk-moat-<x>")).into_string();
+        assert!(html.contains("ANTHROPIC_BASE_URL=https://moat.example\n"), "{html}");
+        assert!(html.contains("base_url = &quot;https://moat.example/v1&quot;"), "{html}");
+        assert!(html.contains("sk-moat-&lt;x&gt;") && !html.contains("sk-moat-<x>"), "{html}");
+    }
+
+    #[test]
+    fn the_base_url_follows_the_host_and_a_forwarded_scheme() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "gw.internal:4000".parse().expect("host"));
+        assert_eq!(base_url(&headers), "http://gw.internal:4000");
+        headers.insert("x-forwarded-proto", "https".parse().expect("proto"));
+        assert_eq!(base_url(&headers), "https://gw.internal:4000");
+    }
+}

@@ -1,0 +1,241 @@
+//! The dashboard: spend, savings, requests and latency over a period, spend by day against the
+//! frontier reference, the top teams, models and users, budget burn-down and deployment health.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::chart::{Pair, meter, paired_bars};
+use crate::layout::{Section, page, reads_org};
+use crate::{ConsoleState, html, redirect, refused, visit};
+
+/// The periods the dashboard offers, in days.
+const PERIODS: [u32; 3] = [7, 30, 90];
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DashboardQuery {
+    days: Option<u32>,
+}
+
+/// The dashboard for `days` days up to today.
+async fn render(state: &ConsoleState, headers: &HeaderMap, uri: &Uri, source: crate::Source, days: u32) -> Response {
+    let visit = match visit(state, headers, uri, source).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let person = &visit.person;
+    // Members read no organisation figures: their start page is their keys.
+    if !reads_org(person) {
+        return redirect("/ui/keys");
+    }
+    let days = if PERIODS.contains(&days) { days } else { 30 };
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let first = today.checked_sub(jiff::Span::new().days(i64::from(days) - 1)).unwrap_or(today);
+    let from = first.to_string();
+    let api = &state.api;
+    let by_day = api.get(person, &format!("/admin/v1/reports/usage?by=day&from={from}")).await;
+    if !by_day.status.is_success() {
+        return refused(person, &by_day);
+    }
+    let top = |by: &'static str| {
+        let uri = format!("/admin/v1/reports/usage?by={by}&from={from}&limit=5");
+        async move { api.get(person, &uri).await }
+    };
+    let (teams, models, users) = (top("team").await, top("model").await, top("user").await);
+    let budgets = api.get(person, "/admin/v1/budgets").await;
+    let deployments = api.get(person, "/admin/v1/deployments").await;
+    let names = user_names(state, person).await;
+
+    let series = daily_series(&by_day.body, first, today);
+    let total = &by_day.body["total"];
+    let body = html! {
+        p.periods {
+            "Period: "
+            @for period in PERIODS {
+                a href=(format!("/ui?days={period}")) aria-current=[(period == days).then_some("true")] { "last " (period) " days" }
+            }
+        }
+        (cards(total, &by_day.body["reference"]))
+        h2 { "Spend by day" }
+        figure {
+            (paired_bars(&series, "Spend by day, against the frontier reference"))
+            figcaption.legend {
+                span { span.swatch.bar-spend style="background:var(--spend)" {} "spend" }
+                span { span.swatch style="background:var(--reference)" {} "at the reference's prices" }
+            }
+        }
+        div.grid2 {
+            (top_table("Top teams", "team", &teams.body, &HashMap::new()))
+            (top_table("Top models", "model", &models.body, &HashMap::new()))
+            (top_table("Top users", "user", &users.body, &names))
+            (budget_table(&budgets.body))
+        }
+        (pools(&by_day.body["pools"]))
+        (deployment_table(&deployments.body))
+    };
+    html(StatusCode::OK, &page(person, Section::Dashboard, "Dashboard", &body))
+}
+
+/// `GET /ui?days=`.
+pub(crate) async fn show(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    source: crate::Source,
+    Query(query): Query<DashboardQuery>,
+) -> Response {
+    render(&state, &headers, &uri, source, query.days.unwrap_or(30)).await
+}
+
+/// E-mail addresses by user id, for the top-users table (empty when users cannot be listed).
+async fn user_names(state: &ConsoleState, person: &moat_identity::web::SignedIn) -> HashMap<String, String> {
+    let users = state.api.get(person, "/admin/v1/users?limit=1000").await;
+    users.body["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| Some((u["id"].as_str()?.to_owned(), u["email"].as_str()?.to_owned())))
+        .collect()
+}
+
+/// One bar pair per day from `first` to `last`, days without traffic included.
+fn daily_series(report: &Value, first: jiff::civil::Date, last: jiff::civil::Date) -> Vec<Pair> {
+    let mut by_day: HashMap<String, (u64, u64)> = HashMap::new();
+    for row in report["data"].as_array().into_iter().flatten() {
+        let day = row["day"].as_str().and_then(|d| d.get(..10)).unwrap_or_default().to_owned();
+        let figures =
+            (row["cost_micro_usd"].as_u64().unwrap_or(0), row["reference_cost_micro_usd"].as_u64().unwrap_or(0));
+        by_day.insert(day, figures);
+    }
+    let mut series = Vec::new();
+    let mut day = first;
+    while day <= last {
+        let (spend, reference) = by_day.get(&day.to_string()).copied().unwrap_or((0, 0));
+        series.push(Pair { label: day.strftime("%b %-d").to_string(), first: spend, second: reference });
+        match day.tomorrow() {
+            Ok(next) => day = next,
+            Err(_) => break,
+        }
+    }
+    series
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "–".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn cards(total: &Value, reference: &Value) -> Markup {
+    let requests = total["requests"].as_u64().unwrap_or(0);
+    let errors = total["errors"].as_u64().unwrap_or(0);
+    #[allow(clippy::cast_precision_loss, reason = "a displayed percentage")]
+    let error_rate = if requests == 0 { 0.0 } else { errors as f64 * 100.0 / requests as f64 };
+    let savings = text(&total["savings_usd"]);
+    let saved = !savings.starts_with('-');
+    let tokens = total["input_tokens"].as_u64().unwrap_or(0) + total["output_tokens"].as_u64().unwrap_or(0);
+    html! {
+        div.cards {
+            div.card #card-spend { div.label { "Spend" } div.value { (text(&total["cost_usd"])) }
+                @if total.get("measured_cost_usd").is_some() { div.note { "measured: " (text(&total["measured_cost_usd"])) } } }
+            div.card #card-savings { div.label { "Saved against the reference" }
+                div.value.good[saved].bad[!saved] { (savings) }
+                div.note { @if let Some(p) = total["savings_percent"].as_f64() { (p) " % · " }
+                    @if reference.is_null() { "no reference set" } @else { "vs " (text(&reference["model"])) } } }
+            div.card #card-requests { div.label { "Requests" } div.value { (requests) }
+                div.note { (format!("{error_rate:.1}")) " % errors" } }
+            div.card #card-tokens { div.label { "Tokens" } div.value { (tokens) }
+                div.note { (total["input_tokens"].as_u64().unwrap_or(0)) " in · " (total["output_tokens"].as_u64().unwrap_or(0)) " out" } }
+            div.card #card-latency { div.label { "Latency p50 / p95" }
+                div.value { (text(&total["latency_p50_ms"])) " / " (text(&total["latency_p95_ms"])) " ms" }
+                div.note { "upper bounds of histogram buckets" } }
+        }
+    }
+}
+
+fn top_table(title: &str, dimension: &str, report: &Value, names: &HashMap<String, String>) -> Markup {
+    let rows: Vec<&Value> = report["data"].as_array().map(|rows| rows.iter().collect()).unwrap_or_default();
+    html! {
+        section {
+            h2 { (title) }
+            @if rows.is_empty() { p { "No usage in this period." } } @else {
+                div.table-wrap { table {
+                    thead { tr { th scope="col" { (dimension) } th.num scope="col" { "requests" } th.num scope="col" { "spend" } th.num scope="col" { "saved" } } }
+                    tbody { @for row in rows {
+                        @let id = row[dimension].as_str().unwrap_or("");
+                        @let shown = row[format!("{dimension}_name")].as_str().map(str::to_owned)
+                            .or_else(|| names.get(id).cloned())
+                            .unwrap_or_else(|| if id.is_empty() { "(none)".to_owned() } else { id.to_owned() });
+                        tr { td { (shown) } td.num { (text(&row["requests"])) } td.num { (text(&row["cost_usd"])) } td.num { (text(&row["savings_usd"])) } }
+                    } }
+                } }
+            }
+        }
+    }
+}
+
+fn budget_table(budgets: &Value) -> Markup {
+    let rows: Vec<&Value> = budgets["data"].as_array().map(|rows| rows.iter().collect()).unwrap_or_default();
+    html! {
+        section {
+            h2 { "Budgets" }
+            @if rows.is_empty() { p { "No budgets set." } } @else {
+                div.table-wrap { table {
+                    thead { tr { th scope="col" { "scope" } th scope="col" { "period" } th.num scope="col" { "spent" } th.num scope="col" { "of" } th scope="col" { "used" } } }
+                    tbody { @for budget in rows {
+                        @let used = budget["current"]["percent_used"].as_f64().unwrap_or(0.0);
+                        @let scope = format!("{} {}", text(&budget["scope"]), budget["scope_id"].as_str().unwrap_or(""));
+                        tr { td { (scope) } td { (text(&budget["period"])) }
+                             td.num { (text(&budget["current"]["spent_usd"])) } td.num { (text(&budget["amount_usd"])) }
+                             td { (meter(used, &format!("{scope}: {used:.0} % used"))) } }
+                    } }
+                } }
+            }
+        }
+    }
+}
+
+fn pools(pools: &Value) -> Markup {
+    let rows: Vec<&Value> = pools.as_array().map(|rows| rows.iter().collect()).unwrap_or_default();
+    html! {
+        @if !rows.is_empty() {
+            h2 { "Self-hosted GPU pools" }
+            div.table-wrap { table {
+                thead { tr { th scope="col" { "deployment" } th.num scope="col" { "GPU-hours" } th.num scope="col" { "cost" } th.num scope="col" { "tokens" } th scope="col" { "utilisation" } th.num scope="col" { "measured $/Mtok" } } }
+                tbody { @for pool in rows {
+                    @let utilisation = pool["utilisation_percent"].as_f64().unwrap_or(0.0);
+                    tr { td { (text(&pool["deployment"])) } td.num { (text(&pool["gpu_hours"])) } td.num { (text(&pool["period_cost_usd"])) }
+                         td.num { (text(&pool["tokens"])) } td { (meter(utilisation, &format!("{utilisation} % of rated throughput"))) }
+                         td.num { (text(&pool["measured_cost_per_mtok_usd"])) } }
+                } }
+            } }
+        }
+    }
+}
+
+fn deployment_table(deployments: &Value) -> Markup {
+    let rows: Vec<&Value> = deployments["data"].as_array().map(|rows| rows.iter().collect()).unwrap_or_default();
+    html! {
+        h2 { "Deployments" }
+        @if rows.is_empty() { p { "No deployments." } } @else {
+            div.table-wrap { table {
+                thead { tr { th scope="col" { "deployment" } th scope="col" { "models" } th scope="col" { "health" } th.num scope="col" { "in flight" } th.num scope="col" { "TTFT ms" } } }
+                tbody { @for d in rows {
+                    @let health = text(&d["health"]);
+                    tr { td { (text(&d["name"])) }
+                         td { (d["models"].as_array().map(|m| m.iter().map(text).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                         td.good[health == "up"].bad[health == "down"] { (health) }
+                         td.num { (text(&d["in_flight"])) } td.num { (text(&d["ttft_ms"])) } }
+                } }
+            } }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! "My keys": the signed-in person's own keys; create one (its secret shown once, with a copy
+//! button and the settings to paste), or revoke one.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::connect::{base_url, snippets};
+use crate::layout::{Section, page};
+use crate::{ConsoleState, Visit, checked_form, html, redirect, refused, visit};
+
+/// What the create form may ask for a key's lifetime.
+const LIFETIMES: [(&str, &str); 4] = [("30d", "30 days"), ("90d", "90 days"), ("365d", "a year"), ("", "no expiry")];
+
+/// What the create form sent back, and what went wrong with it.
+#[derive(Debug, Default)]
+struct Draft {
+    name: String,
+    expires_in: String,
+    error: Option<(Option<String>, String)>,
+}
+
+/// `GET /ui/keys`.
+pub(crate) async fn list(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    source: crate::Source,
+) -> Response {
+    match visit(&state, &headers, &uri, source).await {
+        Ok(visit) => keys_page(&state, &visit, &Draft { expires_in: "90d".to_owned(), ..Draft::default() }).await,
+        Err(response) => response,
+    }
+}
+
+async fn keys_page(state: &ConsoleState, visit: &Visit, draft: &Draft) -> Response {
+    let person = &visit.person;
+    let answer = state.api.get(person, "/admin/v1/keys").await;
+    if !answer.status.is_success() {
+        return refused(person, &answer);
+    }
+    // The API shows admins every key; this page is the person's own.
+    let mine: Vec<&Value> = answer.body["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|k| k["user_id"].as_str() == Some(person.user.id.as_str()))
+        .collect();
+    let status = if draft.error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let body = html! {
+        p { "Keys you use with coding agents and apps. A key is shown once, when it is made; moat keeps only its hash." }
+        @if mine.is_empty() { p #no-keys { "You have no keys yet." } } @else {
+            div.table-wrap { table #keys {
+                thead { tr { th scope="col" { "name" } th scope="col" { "starts with" } th scope="col" { "created" } th scope="col" { "expires" } th scope="col" { span.skip { "actions" } } } }
+                tbody { @for key in &mine {
+                    @let id = key["id"].as_str().unwrap_or("");
+                    tr { td { (key["name"].as_str().unwrap_or("")) } td { code { (key["prefix"].as_str().unwrap_or("")) "…" } }
+                         td { (day(&key["created_at"])) } td { (key["expires_at"].as_str().map_or("never", |_| "")) (day(&key["expires_at"])) }
+                         td { form.inline method="post" action=(format!("/ui/keys/{id}/revoke")) {
+                             input type="hidden" name="csrf" value=(person.session.csrf);
+                             button.danger type="submit" aria-label=(format!("Revoke {}", key["name"].as_str().unwrap_or(""))) { "Revoke" }
+                         } } }
+                } }
+            } }
+        }
+        h2 #create { "Create a key" }
+        (create_form(&person.session.csrf, draft))
+    };
+    html(status, &page(person, Section::Keys, "My keys", &body))
+}
+
+fn day(value: &Value) -> String {
+    value.as_str().and_then(|d| d.get(..10)).unwrap_or("").to_owned()
+}
+
+fn create_form(csrf: &str, draft: &Draft) -> Markup {
+    let (field, message) = match &draft.error {
+        Some((field, message)) => (field.as_deref(), Some(message.as_str())),
+        None => (None, None),
+    };
+    // An error about no field in particular shows beside the name.
+    let name_error = message.filter(|_| field.is_none_or(|f| f == "name"));
+    let lifetime_error = message.filter(|_| field.is_some_and(|f| f.starts_with("expires")));
+    html! {
+        form method="post" action="/ui/keys" novalidate {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="name" { "Name" }
+            input #name name="name" value=(draft.name) required maxlength="200" autocomplete="off"
+                aria-invalid=[name_error.map(|_| "true")] aria-describedby=[name_error.map(|_| "name-error")];
+            @if let Some(message) = name_error { p.field-error #name-error role="alert" { (message) } }
+            label for="expires_in" { "Expires after" }
+            select #expires_in name="expires_in" aria-invalid=[lifetime_error.map(|_| "true")] {
+                @for (value, label) in LIFETIMES {
+                    option value=(value) selected[draft.expires_in == value] { (label) }
+                }
+            }
+            @if let Some(message) = lifetime_error { p.field-error role="alert" { (message) } }
+            p { button type="submit" #create-key { "Create key" } }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreateForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    expires_in: String,
+}
+
+/// `POST /ui/keys`: creates a key for the person and shows its secret, once.
+pub(crate) async fn create(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    source: crate::Source,
+    body: Bytes,
+) -> Response {
+    let visit = match visit(&state, &headers, &uri, source).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let form: CreateForm = match checked_form(&visit.person, &body) {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let mut request = json!({ "name": form.name.trim(), "user_id": visit.person.user.id });
+    if !form.expires_in.is_empty() {
+        request["expires_in"] = json!(form.expires_in);
+    }
+    let answer =
+        state.api.call(&visit.person, visit.source.clone(), Method::POST, "/admin/v1/keys", Some(&request)).await;
+    if answer.status == StatusCode::BAD_REQUEST {
+        let draft = Draft {
+            name: form.name,
+            expires_in: form.expires_in,
+            error: Some((answer.field().map(str::to_owned), answer.message())),
+        };
+        return keys_page(&state, &visit, &draft).await;
+    }
+    if answer.status != StatusCode::CREATED {
+        return refused(&visit.person, &answer);
+    }
+    let secret = answer.body["key"].as_str().unwrap_or("");
+    let server = base_url(&headers);
+    let body = html! {
+        div.notice role="status" {
+            p { strong { "Copy this key now." } " moat shows it only once; if you lose it, revoke it and make another." }
+        }
+        p { label for="secret" { "Key “" (answer.body["name"].as_str().unwrap_or("")) "”" } }
+        p { code.secret #secret { (secret) } " " button.quiet type="button" data-copy="secret" { "Copy" } }
+        h2 { "Use it" }
+        (snippets(&server, Some(secret)))
+        p { a href="/ui/keys" { "Back to my keys" } }
+    };
+    html(StatusCode::CREATED, &page(&visit.person, Section::Keys, "Your new key", &body))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RevokeForm {}
+
+/// `POST /ui/keys/{id}/revoke`.
+pub(crate) async fn revoke(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    source: crate::Source,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let visit = match visit(&state, &headers, &uri, source).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    if let Err(response) = checked_form::<RevokeForm>(&visit.person, &body) {
+        return response;
+    }
+    let path = format!("/admin/v1/keys/{}", percent_encode(&id));
+    let answer = state.api.call(&visit.person, visit.source.clone(), Method::DELETE, &path, None).await;
+    if answer.status.is_success() { redirect("/ui/keys") } else { refused(&visit.person, &answer) }
+}
+
+/// A path segment with everything but unreserved characters percent-encoded.
+fn percent_encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_cannot_escape_their_route() {
+        assert_eq!(percent_encode("key_01ab"), "key_01ab");
+        assert_eq!(percent_encode("../users?x=1"), "..%2Fusers%3Fx%3D1");
+    }
+
+    #[test]
+    fn a_refused_name_is_shown_beside_the_field_and_kept() {
+        let draft = Draft {
+            name: "<b>".into(),
+            expires_in: "30d".into(),
+            error: Some((Some("name".into()), "too long".into())),
+        };
+        let form = create_form("t", &draft).into_string();
+        assert!(form.contains("aria-invalid=\"true\"") && form.contains("too long"), "{form}");
+        assert!(form.contains("value=\"&lt;b&gt;\""), "{form}");
+        assert!(form.contains("<option value=\"30d\" selected>"), "{form}");
+    }
+}

@@ -1,0 +1,171 @@
+//! moat's web console at `/ui`: a dashboard, "my keys" and "connect your coding agent" pages,
+//! server-rendered and embedded in the binary.
+//!
+//! Pages are HTML from [`maud`] templates compiled into the binary, with one stylesheet and
+//! one small script served by moat itself (the script only adds copy buttons: every page works
+//! without it). People sign in through `moat-identity`'s session cookies. Every figure and
+//! every change goes through the admin API in process, as the signed-in person
+//! ([`api`]), so the console shares the API's authorization and audit rather than having its
+//! own. Every form carries the session's CSRF token and is refused without it.
+
+mod api;
+mod assets;
+mod chart;
+mod connect;
+mod dashboard;
+mod keys;
+mod layout;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ConnectInfo;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use maud::Markup;
+use moat_identity::web::{SignedIn, WebState};
+use serde::de::DeserializeOwned;
+
+/// What the console's pages need: sessions, and the admin API to call.
+#[derive(Clone)]
+pub struct ConsoleState {
+    web: WebState,
+    api: api::AdminApi,
+}
+
+impl std::fmt::Debug for ConsoleState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleState").finish_non_exhaustive()
+    }
+}
+
+impl ConsoleState {
+    /// The console over sign-in's sessions and the admin routes (with their state applied).
+    pub fn new(web: WebState, admin_routes: Router) -> Self {
+        ConsoleState { web, api: api::AdminApi { routes: admin_routes } }
+    }
+}
+
+/// The console's routes, all under `/ui`.
+pub fn router(state: ConsoleState) -> Router {
+    Router::new()
+        .route("/ui", get(dashboard::show))
+        .route("/ui/", get(dashboard::show))
+        .route("/ui/keys", get(keys::list).post(keys::create))
+        .route("/ui/keys/{id}/revoke", post(keys::revoke))
+        .route("/ui/connect", get(connect::show))
+        .route("/ui/assets/{file}", get(assets::serve))
+        .with_state(Arc::new(state))
+}
+
+/// Where a request came from (the peer's address), for the audit log.
+pub(crate) struct Source(Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Source(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())))
+    }
+}
+
+/// A signed-in person's visit: who, and from where (for the audit log).
+pub(crate) struct Visit {
+    pub(crate) person: SignedIn,
+    pub(crate) source: Option<String>,
+}
+
+/// The visit of the person whose session cookie came with the request; anyone else is sent to
+/// sign in and brought back to `uri` afterwards.
+pub(crate) async fn visit(
+    state: &ConsoleState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    source: Source,
+) -> Result<Visit, Response> {
+    match moat_identity::web::signed_in(&state.web, headers).await {
+        Ok(Some(person)) => Ok(Visit { person, source: source.0 }),
+        Ok(None) => {
+            let next = uri.path_and_query().map_or("/ui", |p| p.as_str());
+            let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+            Err(redirect(&format!("/login?{query}")))
+        }
+        Err(error) => {
+            tracing::error!(%error, "console cannot read the session");
+            Err(html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &layout::message(None, "Something went wrong", "Try again in a moment."),
+            ))
+        }
+    }
+}
+
+/// A form body from `person`, refused unless it carries their session's CSRF token.
+#[allow(clippy::result_large_err, reason = "the error is the page to answer with, returned at once")]
+pub(crate) fn checked_form<T: DeserializeOwned>(person: &SignedIn, body: &Bytes) -> Result<T, Response> {
+    #[derive(serde::Deserialize)]
+    struct Csrf {
+        #[serde(default)]
+        csrf: String,
+    }
+    let token = serde_urlencoded::from_bytes::<Csrf>(body).map(|c| c.csrf).unwrap_or_default();
+    if !person.csrf_matches(&token) {
+        return Err(html(
+            StatusCode::FORBIDDEN,
+            &layout::message(
+                Some(person),
+                "Not done",
+                "The form expired or did not come from this console; reload the page and try again.",
+            ),
+        ));
+    }
+    serde_urlencoded::from_bytes(body).map_err(|_| {
+        html(
+            StatusCode::BAD_REQUEST,
+            &layout::message(Some(person), "Not done", "The form was incomplete; reload the page and try again."),
+        )
+    })
+}
+
+/// An HTML page with the console's headers: no caching (pages can hold a new key), no
+/// framing, and scripts and styles only from moat itself.
+pub(crate) fn html(status: StatusCode, markup: &Markup) -> Response {
+    let mut response = (status, markup.clone().into_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    response
+}
+
+/// What a page shows when the admin API refused or failed the call it needed.
+pub(crate) fn refused(person: &SignedIn, answer: &api::Answer) -> Response {
+    let (status, title) = match answer.status {
+        StatusCode::FORBIDDEN => (StatusCode::FORBIDDEN, "Not allowed"),
+        StatusCode::NOT_FOUND => (StatusCode::NOT_FOUND, "Not found"),
+        status if status.is_server_error() => (StatusCode::BAD_GATEWAY, "Something went wrong"),
+        status => (status, "Not done"),
+    };
+    html(status, &layout::message(Some(person), title, &answer.message()))
+}
+
+pub(crate) fn redirect(to: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}

@@ -1,0 +1,160 @@
+//! The web console at `/ui`: sign-in, role-aware pages, keys made and revoked through it, and
+//! CSRF on every change.
+
+use moat_testkit::{FakeUpstream, FakeUsage, Reply};
+use serde_json::{Value, json};
+
+use crate::sign_in::{PASSWORD, browser, config, hidden, person_with_role, sign_in};
+use crate::support::{TestGateway, chat};
+
+async fn get(gateway: &TestGateway, session: &str, path: &str) -> (u16, String) {
+    let response =
+        browser().get(format!("{}{path}", gateway.url)).header("cookie", session).send().await.expect("send");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("html"))
+}
+
+async fn post(gateway: &TestGateway, session: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    browser().post(format!("{}{path}", gateway.url)).header("cookie", session).form(form).send().await.expect("send")
+}
+
+#[tokio::test]
+async fn signed_out_visitors_are_sent_to_sign_in_and_back() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&config(&upstream, "")).await;
+    let response = browser().get(format!("{}/ui/keys?x=1", gateway.url)).send().await.expect("send");
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/login?next=%2Fui%2Fkeys%3Fx%3D1");
+    let css = browser().get(format!("{}/ui/assets/console.css", gateway.url)).send().await.expect("send");
+    assert_eq!(css.status(), 200);
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+}
+
+#[tokio::test]
+async fn an_admin_sees_the_dashboard_with_real_figures() {
+    let upstream = FakeUpstream::start().await;
+    let config =
+        config(&upstream, "\n[savings]\nreferences = [{ model = \"claude-sonnet-4-6\", provider = \"anthropic\" }]\n")
+            .replace(
+                "upstream_model = \"upstream-m\"",
+                "upstream_model = \"upstream-m\"\n        cost = { per_mtok = 1.0 }",
+            );
+    let gateway = TestGateway::start_with(&config).await;
+    person_with_role(&gateway, "ada@example.com", "admin").await;
+    let session = sign_in(&gateway, "ada@example.com", PASSWORD).await.expect("signed in");
+    let (_, key) = gateway.create_key(json!({ "name": "traffic" })).await;
+    for _ in 0..3 {
+        upstream.push(Reply::chat("hi", Some(FakeUsage { prompt: 1_000, completion: 100, cached: 0 })));
+        assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
+    }
+    gateway.usage(3).await;
+
+    let (status, html) = get(&gateway, &session, "/ui").await;
+    assert_eq!(status, 200, "{html}");
+    // 3 × 1,100 tokens at $1/M; at the reference 3 × (1,000 × $3 + 100 × $15)/M = $0.0135.
+    assert!(html.contains("<div class=\"value\">$0.0033</div>"), "{html}");
+    assert!(html.contains("$0.0102"), "savings: {html}");
+    assert!(html.contains("vs claude-sonnet-4-6"), "{html}");
+    assert!(html.contains("<svg class=\"chart\""), "{html}");
+    assert!(html.contains("aria-current=\"page\">Dashboard"), "{html}");
+    assert!(html.contains("Top models") && html.contains("<td>m</td>"), "{html}");
+    assert!(html.contains(">fake<") && html.contains(">up<"), "deployment health: {html}");
+    let (status, _) = get(&gateway, &session, "/ui?days=7").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_member_makes_a_key_sees_it_once_uses_it_and_revokes_it() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&config(&upstream, "")).await;
+    let user_id = person_with_role(&gateway, "mo@example.com", "member").await;
+    let session = sign_in(&gateway, "mo@example.com", PASSWORD).await.expect("signed in");
+
+    // A member's start page is their keys; the dashboard's figures are not theirs to read.
+    let start = browser().get(format!("{}/ui", gateway.url)).header("cookie", &session).send().await.expect("send");
+    assert_eq!(start.status(), 303);
+    assert_eq!(start.headers()["location"], "/ui/keys");
+    let (status, html) = get(&gateway, &session, "/ui/keys").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"no-keys\"") && !html.contains(">Dashboard<"), "{html}");
+    let csrf = hidden(&html, "csrf");
+
+    // The server validates: an empty name comes back beside the field, nothing made.
+    let refused = post(&gateway, &session, "/ui/keys", &[("csrf", &csrf), ("name", " "), ("expires_in", "30d")]).await;
+    assert_eq!(refused.status(), 400);
+    let html = refused.text().await.expect("html");
+    assert!(html.contains("id=\"name-error\"") && html.contains("aria-invalid=\"true\""), "{html}");
+
+    let made =
+        post(&gateway, &session, "/ui/keys", &[("csrf", &csrf), ("name", "laptop"), ("expires_in", "30d")]).await;
+    assert_eq!(made.status(), 201);
+    assert_eq!(made.headers()["cache-control"], "no-store");
+    let html = made.text().await.expect("html");
+    let secret = html.split("id=\"secret\">").nth(1).and_then(|s| s.split('<').next()).expect("secret").to_owned();
+    assert!(secret.starts_with("moat_sk_"), "{secret}");
+    assert!(html.contains("data-copy=\"secret\""), "a copy button: {html}");
+    assert!(html.contains(&format!("ANTHROPIC_AUTH_TOKEN={secret}")), "settings to paste: {html}");
+    // The key works, and belongs to the member.
+    upstream.push(Reply::chat("hi", None));
+    assert_eq!(gateway.post("/v1/chat/completions", &secret, &chat("m")).await.status(), 200);
+    let keys: Value = gateway.admin_get("keys").await.json().await.expect("json");
+    let key = keys["data"].as_array().expect("keys").iter().find(|k| k["name"] == "laptop").expect("laptop").clone();
+    assert_eq!(key["user_id"], user_id.as_str());
+    assert!(key["expires_at"].is_string());
+
+    // The list never shows the secret again.
+    let (_, html) = get(&gateway, &session, "/ui/keys").await;
+    assert!(html.contains("laptop") && !html.contains(&secret), "{html}");
+    let id = key["id"].as_str().expect("id");
+
+    // A forged revoke (no CSRF token, or another one) is refused and changes nothing.
+    for form in [vec![], vec![("csrf", "forged")]] {
+        let forged = post(&gateway, &session, &format!("/ui/keys/{id}/revoke"), &form).await;
+        assert_eq!(forged.status(), 403);
+    }
+    upstream.push(Reply::chat("hi", None));
+    assert_eq!(gateway.post("/v1/chat/completions", &secret, &chat("m")).await.status(), 200);
+
+    let revoked = post(&gateway, &session, &format!("/ui/keys/{id}/revoke"), &[("csrf", &csrf)]).await;
+    assert_eq!(revoked.status(), 303);
+    assert_eq!(gateway.post("/v1/chat/completions", &secret, &chat("m")).await.status(), 401);
+    // The audit log names the member, not a key, as who did it.
+    let audit: Value = gateway.admin_get("audit?action=key.revoke").await.json().await.expect("json");
+    assert_eq!(audit["data"][0]["actor_user_id"], user_id.as_str(), "{audit}");
+}
+
+#[tokio::test]
+async fn a_member_cannot_reach_admin_figures_or_another_persons_key() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&config(&upstream, "")).await;
+    person_with_role(&gateway, "mo@example.com", "member").await;
+    let other = person_with_role(&gateway, "eve@example.com", "member").await;
+    let (other_key_id, _) = gateway.create_key(json!({ "name": "eve's", "user_id": other })).await;
+    let session = sign_in(&gateway, "mo@example.com", PASSWORD).await.expect("signed in");
+    let (status, html) = get(&gateway, &session, "/ui?days=30").await;
+    assert_eq!(status, 303, "{html}");
+    let (_, html) = get(&gateway, &session, "/ui/keys").await;
+    assert!(!html.contains("eve&#39;s") && !html.contains("eve's"), "{html}");
+    let csrf = hidden(&html, "csrf");
+    let response = post(&gateway, &session, &format!("/ui/keys/{other_key_id}/revoke"), &[("csrf", &csrf)]).await;
+    assert_eq!(response.status(), 404, "another person's key is not there for a member");
+    let key: Value = gateway.admin_get(&format!("keys/{other_key_id}")).await.json().await.expect("json");
+    assert!(key["revoked_at"].is_null(), "{key}");
+}
+
+#[tokio::test]
+async fn pages_are_not_cached_framed_or_scripted_from_elsewhere() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&config(&upstream, "")).await;
+    person_with_role(&gateway, "mo@example.com", "member").await;
+    let session = sign_in(&gateway, "mo@example.com", PASSWORD).await.expect("signed in");
+    let response =
+        browser().get(format!("{}/ui/connect", gateway.url)).header("cookie", &session).send().await.expect("send");
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(headers["content-security-policy"].to_str().expect("csp").contains("script-src 'self'"));
+    let html = response.text().await.expect("html");
+    assert!(html.contains(&format!("moat login --server {}", gateway.url)), "{html}");
+    assert!(!html.contains("<script>"), "no inline script: {html}");
+}
