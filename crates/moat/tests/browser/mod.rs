@@ -133,4 +133,35 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+
+    /// Sets the window's size, for screenshots of a laptop or a phone.
+    #[allow(dead_code, reason = "not every test that drives the browser takes screenshots")]
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.call(reqwest::Method::POST, "/window/rect", Some(json!({ "width": width, "height": height }))).await;
+    }
+
+    /// Saves a PNG of the viewport to `path`.
+    #[allow(dead_code, reason = "not every test that drives the browser takes screenshots")]
+    pub async fn screenshot(&self, path: &std::path::Path) {
+        use base64::Engine as _;
+        let encoded = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap_or_default())
+            .expect("a base64 PNG");
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("screenshot folder");
+        }
+        std::fs::write(path, png).expect("write screenshot");
+    }
+
+    /// The text of the element `css` selects.
+    #[allow(dead_code, reason = "not every test that drives the browser reads text")]
+    pub async fn text(&self, css: &str) -> String {
+        let id = self.find(css).await;
+        self.call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
 }
