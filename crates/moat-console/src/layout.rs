@@ -8,6 +8,7 @@ use moat_identity::web::SignedIn;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Section {
     Dashboard,
+    Usage,
     Keys,
     Connect,
     None,
@@ -23,6 +24,7 @@ pub(crate) fn reads_org(person: &SignedIn) -> bool {
 pub(crate) fn page(person: &SignedIn, section: Section, title: &str, body: &Markup) -> Markup {
     let entries: Vec<(Section, &str, &str)> = [
         reads_org(person).then_some((Section::Dashboard, "/ui", "Dashboard")),
+        reads_org(person).then_some((Section::Usage, "/ui/usage", "Usage")),
         Some((Section::Keys, "/ui/keys", "My keys")),
         Some((Section::Connect, "/ui/connect", "Connect an agent")),
     ]

@@ -1,4 +1,5 @@
-//! moat's web console at `/ui`: a dashboard, "my keys" and "connect your coding agent" pages,
+//! moat's web console at `/ui`: a dashboard, a usage explorer, "my keys" and "connect your
+//! coding agent" pages,
 //! server-rendered and embedded in the binary.
 //!
 //! Pages are HTML from [`maud`] templates compiled into the binary, with one stylesheet and
@@ -15,6 +16,7 @@ mod connect;
 mod dashboard;
 mod keys;
 mod layout;
+mod usage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,6 +60,8 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/ui/keys", get(keys::list).post(keys::create))
         .route("/ui/keys/{id}/revoke", post(keys::revoke))
         .route("/ui/connect", get(connect::show))
+        .route("/ui/usage", get(usage::explore))
+        .route("/ui/usage.csv", get(usage::export))
         .route("/ui/assets/{file}", get(assets::serve))
         .with_state(Arc::new(state))
 }

@@ -3,6 +3,8 @@
 /// Which usage records to return. Every field narrows the result; none set means all.
 #[derive(Debug, Clone, Default)]
 pub struct UsageFilter {
+    /// Only the record of this request id.
+    pub id: Option<String>,
     /// Only this key's records.
     pub key_id: Option<String>,
     /// Only this public model.

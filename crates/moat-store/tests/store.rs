@@ -161,6 +161,7 @@ async fn usage_filters_and_pages_newest_first(db: TestDb) {
     assert_eq!(query(UsageFilter { key_id: Some("a".into()), ..Default::default() }).await, ["0003", "0001"]);
     assert_eq!(query(UsageFilter { model: Some("m1".into()), ..Default::default() }).await, ["0002", "0001"]);
     assert_eq!(query(UsageFilter { status: Some(502), ..Default::default() }).await, ["0002"]);
+    assert_eq!(query(UsageFilter { id: Some("0002".into()), ..Default::default() }).await, ["0002"]);
     assert_eq!(query(UsageFilter { before_id: Some("0003".into()), ..Default::default() }).await, ["0002", "0001"]);
     assert_eq!(query(UsageFilter { from_ms: Some(5_001), ..Default::default() }).await, Vec::<String>::new());
     let limited = store.query_usage(&UsageFilter { limit: 1, ..Default::default() }).await.expect("query");

@@ -1,5 +1,6 @@
 //! The web console in a real browser: headless Chromium signs in with a password, reads the
-//! dashboard over traffic that went through moat to llama.cpp's `llama-server`, makes a key
+//! dashboard over traffic that went through moat to llama.cpp's `llama-server`, finds a request
+//! in the usage explorer, makes a key
 //! and sees it once, uses it, and opens the agent setup page. A screenshot of each page is
 //! written under `target/tmp/console-screenshots/` (and to `$MOAT_SCREENSHOTS` when set).
 
@@ -101,6 +102,7 @@ deployments = ["gemma-l40s"]
     let team_key =
         admin(&http, &url, reqwest::Method::POST, "keys", json!({ "name": "ci", "team_id": team["id"] })).await;
     let team_key = team_key["key"].as_str().expect("key");
+    let mut request_ids = Vec::new();
     for question in ["Say hi.", "Name a colour.", "Count to three."] {
         let answer = http
             .post(format!("{url}/v1/chat/completions"))
@@ -110,6 +112,7 @@ deployments = ["gemma-l40s"]
             .await
             .expect("chat");
         assert_eq!(answer.status(), 200);
+        request_ids.push(answer.headers()["x-request-id"].to_str().expect("request id").to_owned());
     }
     wait_for_record(&http, &url, "", |r| r["status"] == 200).await;
     // The rollups the dashboard reads are written with the records.
@@ -131,6 +134,17 @@ deployments = ["gemma-l40s"]
     let requests = browser.text("#card-requests .value").await;
     assert!(requests.parse::<u64>().is_ok_and(|n| n >= 3), "{requests}");
     screenshot(&browser, "dashboard.png").await;
+
+    // The usage explorer finds one request by the id moat answered with.
+    browser.open(&format!("{url}/ui/usage")).await;
+    browser.type_into("#id", &request_ids[1]).await;
+    browser.click("#filter").await;
+    browser.wait_for_url(&format!("{url}/ui/usage?id=")).await;
+    let found = browser.text("#records tbody").await;
+    assert!(found.contains(&request_ids[1]) && found.contains("gemma-l40s"), "{found}");
+    assert!(!found.contains(&request_ids[0]), "{found}");
+    browser.open(&format!("{url}/ui/usage")).await;
+    screenshot(&browser, "usage.png").await;
 
     // A key made in the console, shown once, works through moat.
     browser.open(&format!("{url}/ui/keys")).await;

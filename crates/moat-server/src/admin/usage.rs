@@ -27,6 +27,8 @@ const DEFAULT_USAGE_PAGE: u32 = 100;
 #[serde(deny_unknown_fields)]
 pub(crate) struct UsageQuery {
     limit: Option<u32>,
+    /// One request's record, by its id (the `x-request-id` moat answered with).
+    id: Option<String>,
     key_id: Option<String>,
     model: Option<String>,
     deployment: Option<String>,
@@ -83,6 +85,7 @@ pub(crate) async fn list_usage(
             .transpose()
     };
     let filter = UsageFilter {
+        id: query.id,
         key_id: query.key_id,
         model: query.model,
         deployment: query.deployment,

@@ -158,3 +158,54 @@ async fn pages_are_not_cached_framed_or_scripted_from_elsewhere() {
     assert!(html.contains(&format!("moat login --server {}", gateway.url)), "{html}");
     assert!(!html.contains("<script>"), "no inline script: {html}");
 }
+
+#[tokio::test]
+async fn the_usage_explorer_finds_a_request_pages_and_exports() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&config(&upstream, "")).await;
+    person_with_role(&gateway, "ada@example.com", "admin").await;
+    person_with_role(&gateway, "mo@example.com", "member").await;
+    let (_, key) = gateway.create_key(json!({ "name": "traffic" })).await;
+    let mut ids = Vec::new();
+    for _ in 0..55 {
+        upstream.push(Reply::chat("hi", Some(FakeUsage { prompt: 10, completion: 2, cached: 0 })));
+        let response = gateway.post("/v1/chat/completions", &key, &chat("m")).await;
+        assert_eq!(response.status(), 200);
+        ids.push(response.headers()["x-request-id"].to_str().expect("id").to_owned());
+    }
+    gateway.usage(55).await;
+    let session = sign_in(&gateway, "ada@example.com", PASSWORD).await.expect("signed in");
+
+    // Newest first, 50 a page, and a cursor to the rest.
+    let (status, html) = get(&gateway, &session, "/ui/usage").await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(html.matches("<tr><td>").count(), 50, "{html}");
+    assert!(html.contains(&ids[54]) && !html.contains(&format!(">{}<", ids[0])), "{html}");
+    let older = html.split("href=\"").find(|s| s.contains("rel=\"next\"")).expect("older link");
+    let older = older.split('"').next().expect("href").replace("&amp;", "&");
+    let (_, html) = get(&gateway, &session, &older).await;
+    assert_eq!(html.matches("<tr><td>").count(), 5, "{html}");
+    assert!(html.contains(&ids[0]), "{html}");
+
+    // One request, by the id moat answered with.
+    let (_, html) = get(&gateway, &session, &format!("/ui/usage?id={}", ids[7])).await;
+    assert_eq!(html.matches("<tr><td>").count(), 1, "{html}");
+    assert!(html.contains(&ids[7]));
+    // A bad filter is shown beside its field.
+    let (status, html) = get(&gateway, &session, "/ui/usage?status=teapot").await;
+    assert_eq!(status, 400);
+    assert!(html.contains("id=\"status-error\""), "{html}");
+
+    let csv = browser().get(format!("{}/ui/usage.csv?model=m", gateway.url)).header("cookie", &session).send().await;
+    let csv = csv.expect("send");
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.expect("csv");
+    assert_eq!(csv.lines().count(), 56, "a header and every record");
+    assert!(csv.lines().nth(1).is_some_and(|l| l.contains(&ids[54])), "{csv}");
+
+    // A member reads no one's usage here.
+    let member = sign_in(&gateway, "mo@example.com", PASSWORD).await.expect("signed in");
+    let (status, html) = get(&gateway, &member, "/ui/usage").await;
+    assert_eq!(status, 403, "{html}");
+    assert!(!html.contains(&ids[7]));
+}

@@ -224,6 +224,9 @@ where
 
     pub(crate) async fn query_usage(&self, filter: &UsageFilter) -> Result<Vec<UsageRecord>, StoreError> {
         let mut query = Statement::new(format!("SELECT {USAGE_COLUMNS} FROM usage_records WHERE 1 = 1"));
+        if let Some(id) = &filter.id {
+            query.push(" AND id = ").bind(id.clone());
+        }
         if let Some(key_id) = &filter.key_id {
             query.push(" AND key_id = ").bind(key_id.clone());
         }
