@@ -7,7 +7,9 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use moat_identity::web::{OnBehalfOf, SignedIn};
+use moat_identity::web::OnBehalfOf;
+
+use crate::Visit;
 use serde_json::Value;
 use tower::ServiceExt as _;
 
@@ -43,22 +45,19 @@ pub(crate) struct AdminApi {
 }
 
 impl AdminApi {
-    /// Calls `method uri` (with `body` as JSON) as `person`, who came from `source`.
-    pub(crate) async fn call(
-        &self,
-        person: &SignedIn,
-        source: Option<String>,
-        method: Method,
-        uri: &str,
-        body: Option<&Value>,
-    ) -> Answer {
+    /// Calls `method uri` (with `body` as JSON) as the visiting person. The host the browser
+    /// used is passed on, so links the API makes (invitations) point where the person is.
+    pub(crate) async fn call(&self, visit: &Visit, method: Method, uri: &str, body: Option<&Value>) -> Answer {
         let payload = body.map(Value::to_string).unwrap_or_default();
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(uri)
             .header(header::CONTENT_TYPE, "application/json")
-            .extension(OnBehalfOf { user_id: person.user.id.clone(), source })
-            .body(Body::from(payload));
+            .extension(OnBehalfOf { user_id: visit.person.user.id.clone(), source: visit.source.clone() });
+        for (name, value) in &visit.forwarded {
+            request = request.header(name, value);
+        }
+        let request = request.body(Body::from(payload));
         let request = match request {
             Ok(request) => request,
             Err(error) => return failure(&format!("cannot build the request for {uri}: {error}")),
@@ -75,9 +74,9 @@ impl AdminApi {
         }
     }
 
-    /// `GET uri` as `person`.
-    pub(crate) async fn get(&self, person: &SignedIn, uri: &str) -> Answer {
-        self.call(person, None, Method::GET, uri, None).await
+    /// `GET uri` as the visiting person.
+    pub(crate) async fn get(&self, visit: &Visit, uri: &str) -> Answer {
+        self.call(visit, Method::GET, uri, None).await
     }
 }
 

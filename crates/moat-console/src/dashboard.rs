@@ -39,18 +39,19 @@ async fn render(state: &ConsoleState, headers: &HeaderMap, uri: &Uri, source: cr
     let first = today.checked_sub(jiff::Span::new().days(i64::from(days) - 1)).unwrap_or(today);
     let from = first.to_string();
     let api = &state.api;
-    let by_day = api.get(person, &format!("/admin/v1/reports/usage?by=day&from={from}")).await;
+    let by_day = api.get(&visit, &format!("/admin/v1/reports/usage?by=day&from={from}")).await;
     if !by_day.status.is_success() {
         return refused(person, &by_day);
     }
+    let visiting = &visit;
     let top = |by: &'static str| {
         let uri = format!("/admin/v1/reports/usage?by={by}&from={from}&limit=5");
-        async move { api.get(person, &uri).await }
+        async move { api.get(visiting, &uri).await }
     };
     let (teams, models, users) = (top("team").await, top("model").await, top("user").await);
-    let budgets = api.get(person, "/admin/v1/budgets").await;
-    let deployments = api.get(person, "/admin/v1/deployments").await;
-    let names = user_names(state, person).await;
+    let budgets = api.get(&visit, "/admin/v1/budgets").await;
+    let deployments = api.get(&visit, "/admin/v1/deployments").await;
+    let names = user_names(state, &visit).await;
 
     let series = daily_series(&by_day.body, first, today);
     let total = &by_day.body["total"];
@@ -94,8 +95,8 @@ pub(crate) async fn show(
 }
 
 /// E-mail addresses by user id, for the top-users table (empty when users cannot be listed).
-async fn user_names(state: &ConsoleState, person: &moat_identity::web::SignedIn) -> HashMap<String, String> {
-    let users = state.api.get(person, "/admin/v1/users?limit=1000").await;
+async fn user_names(state: &ConsoleState, visit: &crate::Visit) -> HashMap<String, String> {
+    let users = state.api.get(visit, "/admin/v1/users?limit=1000").await;
     users.body["data"]
         .as_array()
         .into_iter()

@@ -41,7 +41,7 @@ pub(crate) async fn list(
 
 async fn keys_page(state: &ConsoleState, visit: &Visit, draft: &Draft) -> Response {
     let person = &visit.person;
-    let answer = state.api.get(person, "/admin/v1/keys").await;
+    let answer = state.api.get(visit, "/admin/v1/keys").await;
     if !answer.status.is_success() {
         return refused(person, &answer);
     }
@@ -134,8 +134,7 @@ pub(crate) async fn create(
     if !form.expires_in.is_empty() {
         request["expires_in"] = json!(form.expires_in);
     }
-    let answer =
-        state.api.call(&visit.person, visit.source.clone(), Method::POST, "/admin/v1/keys", Some(&request)).await;
+    let answer = state.api.call(&visit, Method::POST, "/admin/v1/keys", Some(&request)).await;
     if answer.status == StatusCode::BAD_REQUEST {
         let draft = Draft {
             name: form.name,
@@ -182,12 +181,12 @@ pub(crate) async fn revoke(
         return response;
     }
     let path = format!("/admin/v1/keys/{}", percent_encode(&id));
-    let answer = state.api.call(&visit.person, visit.source.clone(), Method::DELETE, &path, None).await;
+    let answer = state.api.call(&visit, Method::DELETE, &path, None).await;
     if answer.status.is_success() { redirect("/ui/keys") } else { refused(&visit.person, &answer) }
 }
 
 /// A path segment with everything but unreserved characters percent-encoded.
-fn percent_encode(segment: &str) -> String {
+pub(crate) fn percent_encode(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| match b {

@@ -9,6 +9,8 @@ use moat_identity::web::SignedIn;
 pub(crate) enum Section {
     Dashboard,
     Usage,
+    Teams,
+    Budgets,
     Keys,
     Connect,
     None,
@@ -25,6 +27,8 @@ pub(crate) fn page(person: &SignedIn, section: Section, title: &str, body: &Mark
     let entries: Vec<(Section, &str, &str)> = [
         reads_org(person).then_some((Section::Dashboard, "/ui", "Dashboard")),
         reads_org(person).then_some((Section::Usage, "/ui/usage", "Usage")),
+        Some((Section::Teams, "/ui/teams", "Teams")),
+        reads_org(person).then_some((Section::Budgets, "/ui/budgets", "Budgets")),
         Some((Section::Keys, "/ui/keys", "My keys")),
         Some((Section::Connect, "/ui/connect", "Connect an agent")),
     ]

@@ -11,11 +11,13 @@
 
 mod api;
 mod assets;
+mod budgets;
 mod chart;
 mod connect;
 mod dashboard;
 mod keys;
 mod layout;
+mod teams;
 mod usage;
 
 use std::net::SocketAddr;
@@ -60,6 +62,11 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/ui/keys", get(keys::list).post(keys::create))
         .route("/ui/keys/{id}/revoke", post(keys::revoke))
         .route("/ui/connect", get(connect::show))
+        .route("/ui/teams", get(teams::list).post(teams::create))
+        .route("/ui/teams/{id}", get(teams::show))
+        .route("/ui/teams/{id}/invite", post(teams::invite))
+        .route("/ui/budgets", get(budgets::list).post(budgets::create))
+        .route("/ui/budgets/{id}/delete", post(budgets::delete))
         .route("/ui/usage", get(usage::explore))
         .route("/ui/usage.csv", get(usage::export))
         .route("/ui/assets/{file}", get(assets::serve))
@@ -81,6 +88,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Source {
 pub(crate) struct Visit {
     pub(crate) person: SignedIn,
     pub(crate) source: Option<String>,
+    /// `Host` and `X-Forwarded-*` as the browser's request had them.
+    pub(crate) forwarded: Vec<(axum::http::HeaderName, HeaderValue)>,
 }
 
 /// The visit of the person whose session cookie came with the request; anyone else is sent to
@@ -92,7 +101,14 @@ pub(crate) async fn visit(
     source: Source,
 ) -> Result<Visit, Response> {
     match moat_identity::web::signed_in(&state.web, headers).await {
-        Ok(Some(person)) => Ok(Visit { person, source: source.0 }),
+        Ok(Some(person)) => {
+            let forwarded = headers
+                .iter()
+                .filter(|(name, _)| *name == axum::http::header::HOST || name.as_str().starts_with("x-forwarded-"))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            Ok(Visit { person, source: source.0, forwarded })
+        }
         Ok(None) => {
             let next = uri.path_and_query().map_or("/ui", |p| p.as_str());
             let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();

@@ -118,7 +118,7 @@ pub(crate) async fn explore(
     let (records, next, error) = match filters.api_query(PAGE) {
         Err(wrong) => (Vec::new(), None, Some(wrong)),
         Ok(query) => {
-            let answer = state.api.get(person, &api_uri(&query)).await;
+            let answer = state.api.get(&visit, &api_uri(&query)).await;
             match answer.status {
                 StatusCode::OK => (
                     answer.body["data"].as_array().cloned().unwrap_or_default(),
@@ -233,7 +233,7 @@ pub(crate) async fn export(
                 return (StatusCode::BAD_REQUEST, format!("`{field}`: {message}")).into_response();
             }
         };
-        let answer = state.api.get(&visit.person, &api_uri(&query)).await;
+        let answer = state.api.get(&visit, &api_uri(&query)).await;
         if answer.status != StatusCode::OK {
             return refused(&visit.person, &answer);
         }

@@ -1,6 +1,6 @@
 //! The web console in a real browser: headless Chromium signs in with a password, reads the
 //! dashboard over traffic that went through moat to llama.cpp's `llama-server`, finds a request
-//! in the usage explorer, makes a key
+//! in the usage explorer, creates a team and invites someone into it, sets a budget, makes a key
 //! and sees it once, uses it, and opens the agent setup page. A screenshot of each page is
 //! written under `target/tmp/console-screenshots/` (and to `$MOAT_SCREENSHOTS` when set).
 
@@ -145,6 +145,27 @@ deployments = ["gemma-l40s"]
     assert!(!found.contains(&request_ids[0]), "{found}");
     browser.open(&format!("{url}/ui/usage")).await;
     screenshot(&browser, "usage.png").await;
+
+    // A team made in the console, and someone invited into it.
+    browser.open(&format!("{url}/ui/teams")).await;
+    browser.type_into("#team-name", "Research").await;
+    browser.click("#create-team").await;
+    browser.wait_for_url(&format!("{url}/ui/teams/team_")).await;
+    browser.type_into("#email", "bo@acme.test").await;
+    browser.click("#send-invite").await;
+    let link = browser.text("#invite-link").await;
+    assert!(link.starts_with(&format!("{url}/invite/")), "{link}");
+    screenshot(&browser, "team.png").await;
+
+    // A budget for the team that made the traffic.
+    browser.open(&format!("{url}/ui/budgets")).await;
+    browser.type_into("#scope_id", team["id"].as_str().expect("team id")).await;
+    browser.type_into("#amount_usd", "250").await;
+    browser.click("#set-budget").await;
+    browser.wait_for_url(&format!("{url}/ui/budgets")).await;
+    let budgets = browser.text("#budgets").await;
+    assert!(budgets.contains("$250"), "{budgets}");
+    screenshot(&browser, "budgets.png").await;
 
     // A key made in the console, shown once, works through moat.
     browser.open(&format!("{url}/ui/keys")).await;

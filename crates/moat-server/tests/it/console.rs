@@ -209,3 +209,109 @@ async fn the_usage_explorer_finds_a_request_pages_and_exports() {
     assert_eq!(status, 403, "{html}");
     assert!(!html.contains(&ids[7]));
 }
+
+#[tokio::test]
+async fn an_admin_creates_a_team_and_invites_someone_into_it() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&config(&upstream, "")).await;
+    person_with_role(&gateway, "ada@example.com", "admin").await;
+    person_with_role(&gateway, "mo@example.com", "member").await;
+    let session = sign_in(&gateway, "ada@example.com", PASSWORD).await.expect("signed in");
+    let (_, html) = get(&gateway, &session, "/ui/teams").await;
+    let csrf = hidden(&html, "csrf");
+
+    let empty = post(&gateway, &session, "/ui/teams", &[("csrf", &csrf), ("name", "")]).await;
+    assert_eq!(empty.status(), 400);
+    assert!(empty.text().await.expect("html").contains("id=\"team-name-error\""));
+    let made = post(&gateway, &session, "/ui/teams", &[("csrf", &csrf), ("name", "Platform")]).await;
+    assert_eq!(made.status(), 303);
+    let team_page = made.headers()["location"].to_str().expect("location").to_owned();
+    let team_id = team_page.trim_start_matches("/ui/teams/").to_owned();
+    let (status, html) = get(&gateway, &session, &team_page).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<h1>Platform</h1>") && html.contains("id=\"no-members\""), "{html}");
+
+    // No mailer here: the invitation link is shown to pass on, and it works.
+    let invited = post(
+        &gateway,
+        &session,
+        &format!("{team_page}/invite"),
+        &[("csrf", &csrf), ("email", "new@example.com"), ("team_role", "member")],
+    )
+    .await;
+    assert_eq!(invited.status(), 201);
+    let html = invited.text().await.expect("html");
+    let link = html.split("id=\"invite-link\">").nth(1).and_then(|s| s.split('<').next()).expect("link").to_owned();
+    assert!(link.starts_with(&format!("{}/invite/", gateway.url)), "the link points where the admin is: {link}");
+    let invitations: Value = gateway.admin_get("invitations").await.json().await.expect("json");
+    let invitation = &invitations["data"][0];
+    assert_eq!(
+        (invitation["email"].as_str(), invitation["team_id"].as_str()),
+        (Some("new@example.com"), Some(team_id.as_str()))
+    );
+    let page = browser().get(&link).send().await.expect("send");
+    assert_eq!(page.status(), 200, "the link opens the invitation");
+
+    // A member sees no create form, and a forged post is refused by the API's rules.
+    let member = sign_in(&gateway, "mo@example.com", PASSWORD).await.expect("signed in");
+    let (_, html) = get(&gateway, &member, "/ui/teams").await;
+    assert!(!html.contains("create-team") && !html.contains("Platform"), "{html}");
+    let csrf = hidden(&html, "csrf");
+    let refused = post(&gateway, &member, "/ui/teams", &[("csrf", &csrf), ("name", "Shadow")]).await;
+    assert_eq!(refused.status(), 403);
+    let (status, _) = get(&gateway, &member, &team_page).await;
+    assert_eq!(status, 404, "another team is not there for a member");
+}
+
+#[tokio::test]
+async fn an_admin_sets_a_team_budget_that_then_refuses_spend() {
+    let upstream = FakeUpstream::start().await;
+    let config = config(&upstream, "").replace(
+        "upstream_model = \"upstream-m\"",
+        "upstream_model = \"upstream-m\"\n        cost = { per_mtok = 1.0 }",
+    );
+    let gateway = TestGateway::start_with(&config).await;
+    person_with_role(&gateway, "ada@example.com", "admin").await;
+    let team: Value = gateway.admin_post("teams", json!({ "name": "Platform" })).await.json().await.expect("json");
+    let team_id = team["id"].as_str().expect("id");
+    let (_, key) = gateway.create_key(json!({ "name": "ci", "team_id": team_id })).await;
+    let session = sign_in(&gateway, "ada@example.com", PASSWORD).await.expect("signed in");
+    let (_, html) = get(&gateway, &session, "/ui/budgets").await;
+    assert!(html.contains("id=\"no-budgets\""), "{html}");
+    let csrf = hidden(&html, "csrf");
+    let form = |amount: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("scope", "team".into()),
+            ("scope_id", team_id.to_owned()),
+            ("amount_usd", amount.into()),
+            ("period", "month".into()),
+            ("time_zone", "Europe/Paris".into()),
+        ]
+    };
+    let bad = browser()
+        .post(format!("{}/ui/budgets", gateway.url))
+        .header("cookie", &session)
+        .form(&form("lots"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.expect("html").contains("id=\"amount_usd-error\""));
+    // $0.000001: the first request's estimate already passes it.
+    let set = browser()
+        .post(format!("{}/ui/budgets", gateway.url))
+        .header("cookie", &session)
+        .form(&form("0.000001"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(set.status(), 303);
+    let (_, html) = get(&gateway, &session, "/ui/budgets").await;
+    assert!(
+        html.contains(&format!("team {team_id}")) && html.contains("Europe/Paris") && html.contains("role=\"meter\""),
+        "{html}"
+    );
+    let refused = gateway.post("/v1/chat/completions", &key, &chat("m")).await;
+    assert_eq!(refused.status(), 402, "the budget set in the console holds");
+}

@@ -1,0 +1,184 @@
+//! Budgets: each with its current period's spend against the amount, setting one (admins),
+//! and deleting one.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use maud::html;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::chart::meter;
+use crate::layout::{Section, page};
+use crate::{ConsoleState, Source, Visit, checked_form, html, redirect, refused, visit};
+
+const SCOPES: [&str; 4] = ["team", "user", "key", "org"];
+const PERIODS: [&str; 4] = ["month", "week", "day", "none"];
+
+/// The set-a-budget form's values.
+#[derive(Debug, Deserialize)]
+pub(crate) struct BudgetForm {
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    scope_id: String,
+    #[serde(default)]
+    amount_usd: String,
+    #[serde(default)]
+    period: String,
+    #[serde(default)]
+    time_zone: String,
+}
+
+impl Default for BudgetForm {
+    fn default() -> Self {
+        BudgetForm {
+            scope: "team".to_owned(),
+            scope_id: String::new(),
+            amount_usd: String::new(),
+            period: "month".to_owned(),
+            time_zone: "UTC".to_owned(),
+        }
+    }
+}
+
+/// `GET /ui/budgets`.
+pub(crate) async fn list(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    source: Source,
+) -> Response {
+    match visit(&state, &headers, &uri, source).await {
+        Ok(visit) => budgets_page(&state, &visit, &BudgetForm::default(), None).await,
+        Err(response) => response,
+    }
+}
+
+async fn budgets_page(
+    state: &ConsoleState,
+    visit: &Visit,
+    form: &BudgetForm,
+    error: Option<(String, String)>,
+) -> Response {
+    let answer = state.api.get(visit, "/admin/v1/budgets").await;
+    if !answer.status.is_success() {
+        return refused(&visit.person, &answer);
+    }
+    let budgets: Vec<&Value> = answer.body["data"].as_array().map(|b| b.iter().collect()).unwrap_or_default();
+    let manages = matches!(visit.person.user.org_role, moat_core::OrgRole::Admin | moat_core::OrgRole::Owner);
+    let csrf = &visit.person.session.csrf;
+    let wrong = |field: &str| {
+        error.as_ref().filter(|(f, _)| f == field || (field == "amount_usd" && f.is_empty())).map(|(_, m)| m.clone())
+    };
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let body = html! {
+        @if budgets.is_empty() { p #no-budgets { "No budgets set." } } @else {
+            div.table-wrap { table #budgets {
+                thead { tr { th scope="col" { "scope" } th scope="col" { "period" } th.num scope="col" { "spent" } th.num scope="col" { "amount" }
+                             th scope="col" { "used" } th scope="col" { "alerts at" } @if manages { th scope="col" { span.skip { "actions" } } } } }
+                tbody { @for b in &budgets {
+                    @let used = b["current"]["percent_used"].as_f64().unwrap_or(0.0);
+                    @let scope = format!("{} {}", b["scope"].as_str().unwrap_or(""), b["scope_id"].as_str().unwrap_or(""));
+                    tr {
+                        td { (scope) } td { (b["period"].as_str().unwrap_or("")) " (" (b["time_zone"].as_str().unwrap_or("UTC")) ")" }
+                        td.num { (b["current"]["spent_usd"].as_str().unwrap_or("–")) } td.num { (b["amount_usd"].as_str().unwrap_or("")) }
+                        td { (meter(used, &format!("{scope}: {used:.0} % used"))) " " (format!("{used:.0} %")) }
+                        td { (b["thresholds"].as_array().map(|t| t.iter().map(|v| format!("{v} %")).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                        @if manages { td { form.inline method="post" action=(format!("/ui/budgets/{}/delete", b["id"].as_str().unwrap_or(""))) {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button.danger type="submit" aria-label=(format!("Delete the budget of {scope}")) { "Delete" }
+                        } } }
+                    }
+                } }
+            } }
+        }
+        @if manages {
+            h2 #set { "Set a budget" }
+            p { "Requests that would pass a budget are refused (402) before they reach a model; alerts go to the configured webhooks at 50, 80 and 100 %." }
+            form method="post" action="/ui/budgets" novalidate {
+                input type="hidden" name="csrf" value=(csrf);
+                div.grid-filters {
+                    div { label for="scope" { "For" }
+                        select #scope name="scope" { @for s in SCOPES { option value=(s) selected[form.scope == s] { (s) } } } }
+                    div { label for="scope_id" { "Id (team, user or key id; empty for the org)" }
+                        input #scope_id name="scope_id" value=(form.scope_id) aria-invalid=[wrong("scope_id").map(|_| "true")];
+                        @if let Some(m) = wrong("scope_id") { p.field-error role="alert" #scope_id-error { (m) } } }
+                    div { label for="amount_usd" { "Amount (US$)" }
+                        input #amount_usd name="amount_usd" inputmode="decimal" value=(form.amount_usd) aria-invalid=[wrong("amount_usd").map(|_| "true")];
+                        @if let Some(m) = wrong("amount_usd") { p.field-error role="alert" #amount_usd-error { (m) } } }
+                    div { label for="period" { "Period" }
+                        select #period name="period" { @for p in PERIODS { option value=(p) selected[form.period == p] { (p) } } } }
+                    div { label for="time_zone" { "Time zone" }
+                        input #time_zone name="time_zone" value=(form.time_zone) aria-invalid=[wrong("time_zone").map(|_| "true")];
+                        @if let Some(m) = wrong("time_zone") { p.field-error role="alert" #time_zone-error { (m) } } }
+                }
+                p { button type="submit" #set-budget { "Set budget" } }
+            }
+        }
+    };
+    html(status, &page(&visit.person, Section::Budgets, "Budgets", &body))
+}
+
+/// `POST /ui/budgets`.
+pub(crate) async fn create(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    source: Source,
+    body: Bytes,
+) -> Response {
+    let visit = match visit(&state, &headers, &uri, source).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let form: BudgetForm = match checked_form(&visit.person, &body) {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let mut request = json!({
+        "scope": form.scope,
+        "amount_usd": form.amount_usd.trim(),
+        "period": form.period,
+        "time_zone": if form.time_zone.trim().is_empty() { "UTC" } else { form.time_zone.trim() },
+    });
+    if !form.scope_id.trim().is_empty() {
+        request["scope_id"] = json!(form.scope_id.trim());
+    }
+    let answer = state.api.call(&visit, Method::POST, "/admin/v1/budgets", Some(&request)).await;
+    match answer.status {
+        StatusCode::CREATED | StatusCode::OK => redirect("/ui/budgets"),
+        StatusCode::BAD_REQUEST | StatusCode::CONFLICT => {
+            let error = (answer.field().unwrap_or("").to_owned(), answer.message());
+            budgets_page(&state, &visit, &form, Some(error)).await
+        }
+        _ => refused(&visit.person, &answer),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeleteForm {}
+
+/// `POST /ui/budgets/{id}/delete`.
+pub(crate) async fn delete(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    source: Source,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let visit = match visit(&state, &headers, &uri, source).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    if let Err(response) = checked_form::<DeleteForm>(&visit.person, &body) {
+        return response;
+    }
+    let path = format!("/admin/v1/budgets/{}", crate::keys::percent_encode(&id));
+    let answer = state.api.call(&visit, Method::DELETE, &path, None).await;
+    if answer.status.is_success() { redirect("/ui/budgets") } else { refused(&visit.person, &answer) }
+}
