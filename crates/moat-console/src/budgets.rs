@@ -69,7 +69,7 @@ async fn budgets_page(
         return refused(&visit.person, &answer);
     }
     let budgets: Vec<&Value> = answer.body["data"].as_array().map(|b| b.iter().collect()).unwrap_or_default();
-    let manages = matches!(visit.person.user.org_role, moat_core::OrgRole::Admin | moat_core::OrgRole::Owner);
+    let manages = crate::layout::manages(&visit.person);
     let csrf = &visit.person.session.csrf;
     let wrong = |field: &str| {
         error.as_ref().filter(|(f, _)| f == field || (field == "amount_usd" && f.is_empty())).map(|(_, m)| m.clone())

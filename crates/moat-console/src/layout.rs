@@ -11,6 +11,7 @@ pub(crate) enum Section {
     Usage,
     Teams,
     Budgets,
+    Audit,
     Keys,
     Connect,
     None,
@@ -22,6 +23,12 @@ pub(crate) fn reads_org(person: &SignedIn) -> bool {
     !matches!(person.user.org_role, moat_core::OrgRole::Member)
 }
 
+/// Whether this person's role changes the organisation (admins and owners): what offers
+/// management forms and the audit log. The admin API decides again on every call.
+pub(crate) fn manages(person: &SignedIn) -> bool {
+    matches!(person.user.org_role, moat_core::OrgRole::Admin | moat_core::OrgRole::Owner)
+}
+
 /// A whole page for a signed-in person.
 pub(crate) fn page(person: &SignedIn, section: Section, title: &str, body: &Markup) -> Markup {
     let entries: Vec<(Section, &str, &str)> = [
@@ -29,6 +36,7 @@ pub(crate) fn page(person: &SignedIn, section: Section, title: &str, body: &Mark
         reads_org(person).then_some((Section::Usage, "/ui/usage", "Usage")),
         Some((Section::Teams, "/ui/teams", "Teams")),
         reads_org(person).then_some((Section::Budgets, "/ui/budgets", "Budgets")),
+        manages(person).then_some((Section::Audit, "/ui/audit", "Audit log")),
         Some((Section::Keys, "/ui/keys", "My keys")),
         Some((Section::Connect, "/ui/connect", "Connect an agent")),
     ]

@@ -11,6 +11,7 @@
 
 mod api;
 mod assets;
+mod audit;
 mod budgets;
 mod chart;
 mod connect;
@@ -67,6 +68,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/ui/teams/{id}/invite", post(teams::invite))
         .route("/ui/budgets", get(budgets::list).post(budgets::create))
         .route("/ui/budgets/{id}/delete", post(budgets::delete))
+        .route("/ui/audit", get(audit::show))
         .route("/ui/usage", get(usage::explore))
         .route("/ui/usage.csv", get(usage::export))
         .route("/ui/assets/{file}", get(assets::serve))

@@ -34,7 +34,7 @@ async fn teams_page(state: &ConsoleState, visit: &Visit, name: &str, error: Opti
         return refused(&visit.person, &answer);
     }
     let teams: Vec<&Value> = answer.body["data"].as_array().map(|t| t.iter().collect()).unwrap_or_default();
-    let manages = matches!(visit.person.user.org_role, moat_core::OrgRole::Admin | moat_core::OrgRole::Owner);
+    let manages = crate::layout::manages(&visit.person);
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let body = html! {
         @if teams.is_empty() { p #no-teams { "No teams yet." } } @else {

@@ -315,3 +315,32 @@ async fn an_admin_sets_a_team_budget_that_then_refuses_spend() {
     let refused = gateway.post("/v1/chat/completions", &key, &chat("m")).await;
     assert_eq!(refused.status(), 402, "the budget set in the console holds");
 }
+
+#[tokio::test]
+async fn the_audit_log_viewer_filters_pages_and_verifies_the_chain() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&config(&upstream, "")).await;
+    let ada = person_with_role(&gateway, "ada@example.com", "admin").await;
+    person_with_role(&gateway, "mo@example.com", "member").await;
+    let session = sign_in(&gateway, "ada@example.com", PASSWORD).await.expect("signed in");
+    let (_, html) = get(&gateway, &session, "/ui/keys").await;
+    let csrf = hidden(&html, "csrf");
+    for name in ["one", "two"] {
+        let made = post(&gateway, &session, "/ui/keys", &[("csrf", &csrf), ("name", name), ("expires_in", "")]).await;
+        assert_eq!(made.status(), 201);
+    }
+    let (status, html) = get(&gateway, &session, "/ui/audit?action=key.").await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(html.matches("<tr><td>").count(), 2, "{html}");
+    assert!(html.contains(&ada) && html.contains("key.create"), "made by the person: {html}");
+    let (_, html) = get(&gateway, &session, "/ui/audit?verify=1").await;
+    assert!(html.contains("The chain verifies"), "{html}");
+    let (status, html) = get(&gateway, &session, "/ui/audit?from=someday").await;
+    assert_eq!(status, 400);
+    assert!(html.contains("id=\"from-error\""), "{html}");
+    // Members read no audit log.
+    let member = sign_in(&gateway, "mo@example.com", PASSWORD).await.expect("signed in");
+    let (status, html) = get(&gateway, &member, "/ui/audit").await;
+    assert_eq!(status, 403);
+    assert!(!html.contains("key.create"));
+}
