@@ -9,8 +9,10 @@ use moat_identity::web::SignedIn;
 pub(crate) enum Section {
     Dashboard,
     Usage,
+    Users,
     Teams,
     Budgets,
+    Models,
     Audit,
     Keys,
     Connect,
@@ -34,8 +36,10 @@ pub(crate) fn page(person: &SignedIn, section: Section, title: &str, body: &Mark
     let entries: Vec<(Section, &str, &str)> = [
         reads_org(person).then_some((Section::Dashboard, "/ui", "Dashboard")),
         reads_org(person).then_some((Section::Usage, "/ui/usage", "Usage")),
+        reads_org(person).then_some((Section::Users, "/ui/users", "Users")),
         Some((Section::Teams, "/ui/teams", "Teams")),
         reads_org(person).then_some((Section::Budgets, "/ui/budgets", "Budgets")),
+        reads_org(person).then_some((Section::Models, "/ui/models", "Models")),
         manages(person).then_some((Section::Audit, "/ui/audit", "Audit log")),
         Some((Section::Keys, "/ui/keys", "My keys")),
         Some((Section::Connect, "/ui/connect", "Connect an agent")),

@@ -18,8 +18,10 @@ mod connect;
 mod dashboard;
 mod keys;
 mod layout;
+mod models;
 mod teams;
 mod usage;
+mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,6 +71,9 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/ui/budgets", get(budgets::list).post(budgets::create))
         .route("/ui/budgets/{id}/delete", post(budgets::delete))
         .route("/ui/audit", get(audit::show))
+        .route("/ui/models", get(models::show))
+        .route("/ui/users", get(users::list))
+        .route("/ui/users/{id}", post(users::update))
         .route("/ui/usage", get(usage::explore))
         .route("/ui/usage.csv", get(usage::export))
         .route("/ui/assets/{file}", get(assets::serve))

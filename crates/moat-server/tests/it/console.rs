@@ -61,6 +61,11 @@ async fn an_admin_sees_the_dashboard_with_real_figures() {
     assert!(html.contains(">fake<") && html.contains(">up<"), "deployment health: {html}");
     let (status, _) = get(&gateway, &session, "/ui?days=7").await;
     assert_eq!(status, 200);
+    // The models page: the deployment's health and cost, and the frontier list.
+    let (status, html) = get(&gateway, &session, "/ui/models").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("$1.0 per million tokens") && html.contains(">up<"), "{html}");
+    assert!(html.contains("claude-sonnet-4-6"), "{html}");
 }
 
 #[tokio::test]
@@ -343,4 +348,48 @@ async fn the_audit_log_viewer_filters_pages_and_verifies_the_chain() {
     let (status, html) = get(&gateway, &member, "/ui/audit").await;
     assert_eq!(status, 403);
     assert!(!html.contains("key.create"));
+}
+
+#[tokio::test]
+async fn an_admin_pages_through_people_changes_a_role_and_deactivates_someone() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&config(&upstream, "")).await;
+    person_with_role(&gateway, "ada@example.com", "admin").await;
+    let mo = person_with_role(&gateway, "mo@example.com", "member").await;
+    for i in 0..100 {
+        let made = gateway.admin_post("users", json!({ "email": format!("p{i:03}@example.com") })).await;
+        assert_eq!(made.status(), 201);
+    }
+    let (_, mo_key) = gateway.create_key(json!({ "name": "mo's", "user_id": mo })).await;
+    let member = sign_in(&gateway, "mo@example.com", PASSWORD).await.expect("signed in");
+    let session = sign_in(&gateway, "ada@example.com", PASSWORD).await.expect("signed in");
+
+    let (status, html) = get(&gateway, &session, "/ui/users").await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(html.matches("<tr><td>").count(), 100, "a page of 100");
+    let more = html.split("href=\"").find(|s| s.contains("rel=\"next\"")).expect("more");
+    let (_, rest) = get(&gateway, &session, more.split('"').next().expect("href")).await;
+    assert_eq!(rest.matches("<tr><td>").count(), 2, "{rest}");
+    let csrf = hidden(&html, "csrf");
+
+    let changed =
+        post(&gateway, &session, &format!("/ui/users/{mo}"), &[("csrf", &csrf), ("org_role", "viewer")]).await;
+    assert_eq!(changed.status(), 303);
+    let user: Value = gateway.admin_get(&format!("users/{mo}")).await.json().await.expect("json");
+    assert_eq!(user["org_role"], "viewer");
+    // A viewer reads the organisation, so the dashboard opens for them now.
+    let (status, _) = get(&gateway, &member, "/ui").await;
+    assert_eq!(status, 200);
+
+    let forged = post(&gateway, &session, &format!("/ui/users/{mo}"), &[("active", "false")]).await;
+    assert_eq!(forged.status(), 403);
+    let off = post(&gateway, &session, &format!("/ui/users/{mo}"), &[("csrf", &csrf), ("active", "false")]).await;
+    assert_eq!(off.status(), 303);
+    assert_eq!(
+        gateway.post("/v1/chat/completions", &mo_key, &chat("m")).await.status(),
+        401,
+        "their keys went with them"
+    );
+    let (status, _) = get(&gateway, &member, "/ui/keys").await;
+    assert_eq!(status, 303, "and their session");
 }
