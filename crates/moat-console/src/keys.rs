@@ -41,7 +41,7 @@ pub(crate) async fn list(
 
 async fn keys_page(state: &ConsoleState, visit: &Visit, draft: &Draft) -> Response {
     let person = &visit.person;
-    let answer = state.api.get(visit, "/admin/v1/keys").await;
+    let answer = state.api.get(visit, &format!("/admin/v1/keys?user_id={}", percent_encode(&person.user.id))).await;
     if !answer.status.is_success() {
         return refused(person, &answer);
     }

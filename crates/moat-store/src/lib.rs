@@ -215,6 +215,12 @@ impl Store {
         on_backend!(self, s => s.list_keys(include_revoked))
     }
 
+    /// One user's keys, newest first (by the `keys_user` index: a person's own list stays fast
+    /// however many keys the organisation has).
+    pub async fn keys_of_user(&self, user_id: &str, include_revoked: bool) -> Result<Vec<KeyRecord>, StoreError> {
+        on_backend!(self, s => s.keys_of_user(user_id, include_revoked))
+    }
+
     /// Marks a key revoked at `now_ms`; returns it, or `None` when no such key exists. Revoking
     /// twice keeps the first revocation time.
     pub async fn revoke_key(&self, id: &str, now_ms: i64) -> Result<Option<KeyRecord>, StoreError> {

@@ -289,6 +289,8 @@ async fn deactivating_a_user_revokes_their_keys_in_the_same_transaction(db: Test
             .expect("key");
     }
     store.insert_key(&new_key("key_other", 3, Role::Client)).await.expect("key");
+    let mine: Vec<String> = store.keys_of_user("usr_a", false).await.expect("mine").into_iter().map(|k| k.id).collect();
+    assert_eq!(mine, ["key_2", "key_1"], "a user's own keys, newest first");
     let key = store.key_by_hash(&[1; 32]).await.expect("lookup").expect("exists");
     assert_eq!(key.user_state, Some((true, OrgRole::Member)), "the owner's state comes with the key");
     let change = store.set_user_active("usr_a", false, 9_000).await.expect("deactivate").expect("exists");
@@ -297,6 +299,8 @@ async fn deactivating_a_user_revokes_their_keys_in_the_same_transaction(db: Test
     assert_eq!((key.revoked_at_ms, key.user_state), (Some(9_000), Some((false, OrgRole::Member))));
     let other = store.key_by_id("key_other").await.expect("lookup").expect("exists");
     assert_eq!(other.revoked_at_ms, None, "other keys are untouched");
+    assert!(store.keys_of_user("usr_a", false).await.expect("mine").is_empty());
+    assert_eq!(store.keys_of_user("usr_a", true).await.expect("mine").len(), 2);
     let back = store.set_user_active("usr_a", true, 10_000).await.expect("reactivate").expect("exists");
     assert_eq!((back.user.active, back.revoked_keys, back.user.deactivated_at_ms), (true, 0, None));
     assert!(store.set_user_active("usr_nobody", false, 1).await.expect("query").is_none());

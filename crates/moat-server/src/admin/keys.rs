@@ -172,6 +172,9 @@ pub(crate) async fn create_key(
 pub(crate) struct ListKeysQuery {
     #[serde(default)]
     include_revoked: bool,
+    /// Only this user's keys.
+    #[serde(default)]
+    user_id: Option<String>,
 }
 
 /// Every key the caller may see: their own, their teams', and all of them for admins.
@@ -181,7 +184,11 @@ pub(crate) async fn list_keys(
     query: Result<Query<ListKeysQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
-    let keys = state.store.list_keys(query.include_revoked).await.map_err(store_failed)?;
+    let keys = match &query.user_id {
+        Some(user_id) => state.store.keys_of_user(user_id, query.include_revoked).await,
+        None => state.store.list_keys(query.include_revoked).await,
+    }
+    .map_err(store_failed)?;
     let visible: Vec<Value> = keys.iter().filter(|k| caller.actor.sees_key(&owner_of(k))).map(key_json).collect();
     Ok(Json(json!({ "data": visible })).into_response())
 }

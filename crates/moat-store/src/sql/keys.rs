@@ -117,6 +117,21 @@ where
         rows.iter().map(Self::key_from_row).collect()
     }
 
+    pub(crate) async fn keys_of_user(
+        &self,
+        user_id: &str,
+        include_revoked: bool,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let filter = if include_revoked { "" } else { " AND k.revoked_at IS NULL" };
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM {KEYS_JOINED} WHERE k.user_id = $1{filter} ORDER BY k.created_at DESC, k.id DESC"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::key_from_row).collect()
+    }
+
     pub(crate) async fn revoke_key(&self, id: &str, now_ms: i64) -> Result<Option<KeyRecord>, StoreError> {
         sqlx::query("UPDATE keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
             .bind(now_ms)
