@@ -14,6 +14,7 @@ pub(crate) enum Section {
     Budgets,
     Models,
     Audit,
+    Mine,
     Keys,
     Connect,
     None,
@@ -41,6 +42,7 @@ pub(crate) fn page(person: &SignedIn, section: Section, title: &str, body: &Mark
         reads_org(person).then_some((Section::Budgets, "/ui/budgets", "Budgets")),
         reads_org(person).then_some((Section::Models, "/ui/models", "Models")),
         manages(person).then_some((Section::Audit, "/ui/audit", "Audit log")),
+        Some((Section::Mine, "/ui/me", "My usage")),
         Some((Section::Keys, "/ui/keys", "My keys")),
         Some((Section::Connect, "/ui/connect", "Connect an agent")),
     ]

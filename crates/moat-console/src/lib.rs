@@ -18,6 +18,7 @@ mod connect;
 mod dashboard;
 mod keys;
 mod layout;
+mod mine;
 mod models;
 mod teams;
 mod usage;
@@ -65,6 +66,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/ui/keys", get(keys::list).post(keys::create))
         .route("/ui/keys/{id}/revoke", post(keys::revoke))
         .route("/ui/connect", get(connect::show))
+        .route("/ui/me", get(mine::show))
         .route("/ui/teams", get(teams::list).post(teams::create))
         .route("/ui/teams/{id}", get(teams::show))
         .route("/ui/teams/{id}/invite", post(teams::invite))

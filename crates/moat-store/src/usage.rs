@@ -7,6 +7,8 @@ pub struct UsageFilter {
     pub id: Option<String>,
     /// Only this key's records.
     pub key_id: Option<String>,
+    /// Only the records charged to this user.
+    pub user_id: Option<String>,
     /// Only this public model.
     pub model: Option<String>,
     /// Only this deployment.

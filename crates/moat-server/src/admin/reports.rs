@@ -13,9 +13,9 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use moat_core::Action;
 use moat_core::price::allocate;
 use moat_core::rollup::{HOUR_MS, Totals};
+use moat_core::{Action, ErrorCode};
 use moat_store::Dimension;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -46,6 +46,9 @@ pub(crate) struct ReportQuery {
     /// Only this model's usage.
     #[serde(default)]
     model: Option<String>,
+    /// Only this user's usage (for those who do not read the organisation: always their own).
+    #[serde(default)]
+    user: Option<String>,
     /// At most this many rows, largest cost first (default: all).
     #[serde(default)]
     limit: Option<usize>,
@@ -159,7 +162,17 @@ pub(crate) async fn usage_report(
     caller: Caller,
     Query(query): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    caller.must(&Action::ReadOrg)?;
+    // Those who do not read the organisation read their own usage, and only that.
+    let own = match caller.must(&Action::ReadOrg) {
+        Ok(()) => None,
+        Err(denied) => {
+            let Some(me) = caller.actor.user_id.clone() else { return Err(denied) };
+            if query.team.is_some() || query.model.is_some() || query.user.as_deref().is_some_and(|u| u != me) {
+                return Err(ApiError::new(ErrorCode::PermissionDenied, "your role reads only your own usage"));
+            }
+            Some(me)
+        }
+    };
     let by = dimensions(query.by.as_deref())?;
     let now = now_ms();
     let tz = zone(query.tz.as_deref())?;
@@ -171,13 +184,19 @@ pub(crate) async fn usage_report(
     }
     // The hours starting in the span (so `to = now` includes this hour).
     let (from_hour, to_hour) = (hour_ceil(from), hour_ceil(to));
-    let only = match (&query.team, &query.model) {
-        (Some(_), Some(_)) => return Err(invalid("narrow by `team` or by `model`, not both", "team")),
-        (Some(team), None) => Some((Dimension::Team, team.as_str())),
-        (None, Some(model)) => Some((Dimension::Model, model.as_str())),
-        (None, None) => None,
+    let user = own.as_ref().or(query.user.as_ref());
+    let only = match (&query.team, &query.model, user) {
+        (Some(team), None, None) => Some((Dimension::Team, team.as_str())),
+        (None, Some(model), None) => Some((Dimension::Model, model.as_str())),
+        (None, None, Some(user)) => Some((Dimension::User, user.as_str())),
+        (None, None, None) => None,
+        _ => return Err(invalid("narrow by one of `team`, `model` or `user`", "team")),
     };
-    let (grouped, pools) = measured_rows(&state, &by, from_hour, to_hour, only, now).await?;
+    let (grouped, mut pools) = measured_rows(&state, &by, from_hour, to_hour, only, now).await?;
+    if own.is_some() {
+        // A pool's hours and tokens are the organisation's figures, not one person's.
+        pools.clear();
+    }
     let mut total = Totals::default();
     grouped.iter().for_each(|(_, totals, _)| total.add(totals));
     let total_measured: u64 = grouped.iter().map(|(_, _, measured)| measured).sum();

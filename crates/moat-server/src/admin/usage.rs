@@ -30,6 +30,9 @@ pub(crate) struct UsageQuery {
     /// One request's record, by its id (the `x-request-id` moat answered with).
     id: Option<String>,
     key_id: Option<String>,
+    /// Only the records charged to this user (for those who do not read the organisation:
+    /// always their own).
+    user_id: Option<String>,
     model: Option<String>,
     deployment: Option<String>,
     status: Option<u16>,
@@ -74,8 +77,18 @@ pub(crate) async fn list_usage(
     caller: Caller,
     query: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    caller.must(&Action::ReadOrg)?;
     let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    // Those who do not read the organisation read their own records, and only those.
+    let user_id = match caller.must(&Action::ReadOrg) {
+        Ok(()) => query.user_id,
+        Err(denied) => {
+            let Some(me) = caller.actor.user_id.clone() else { return Err(denied) };
+            if query.user_id.as_deref().is_some_and(|u| u != me) {
+                return Err(ApiError::new(ErrorCode::PermissionDenied, "your role reads only your own usage"));
+            }
+            Some(me)
+        }
+    };
     let limit = query.limit.unwrap_or(DEFAULT_USAGE_PAGE);
     if limit == 0 || limit > MAX_USAGE_PAGE {
         return Err(invalid(format!("`limit` must be between 1 and {MAX_USAGE_PAGE}"), "limit"));
@@ -87,6 +100,7 @@ pub(crate) async fn list_usage(
     let filter = UsageFilter {
         id: query.id,
         key_id: query.key_id,
+        user_id,
         model: query.model,
         deployment: query.deployment,
         status: query.status,

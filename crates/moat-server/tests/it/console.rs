@@ -208,11 +208,11 @@ async fn the_usage_explorer_finds_a_request_pages_and_exports() {
     assert_eq!(csv.lines().count(), 56, "a header and every record");
     assert!(csv.lines().nth(1).is_some_and(|l| l.contains(&ids[54])), "{csv}");
 
-    // A member reads no one's usage here.
+    // A member reads only their own usage here: none of this traffic is theirs.
     let member = sign_in(&gateway, "mo@example.com", PASSWORD).await.expect("signed in");
     let (status, html) = get(&gateway, &member, "/ui/usage").await;
-    assert_eq!(status, 403, "{html}");
-    assert!(!html.contains(&ids[7]));
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("id=\"no-records\"") && !html.contains(&ids[7]), "{html}");
 }
 
 #[tokio::test]
@@ -392,4 +392,35 @@ async fn an_admin_pages_through_people_changes_a_role_and_deactivates_someone() 
     );
     let (status, _) = get(&gateway, &member, "/ui/keys").await;
     assert_eq!(status, 303, "and their session");
+}
+
+#[tokio::test]
+async fn my_usage_shows_a_person_their_own_spend_and_requests_only() {
+    let upstream = FakeUpstream::start().await;
+    let config = config(&upstream, "").replace(
+        "upstream_model = \"upstream-m\"",
+        "upstream_model = \"upstream-m\"\n        cost = { per_mtok = 1.0 }",
+    );
+    let gateway = TestGateway::start_with(&config).await;
+    let mo = person_with_role(&gateway, "mo@example.com", "member").await;
+    let (_, mine) = gateway.create_key(json!({ "name": "mo's", "user_id": mo })).await;
+    let (_, theirs) = gateway.create_key(json!({ "name": "someone else's" })).await;
+    let mut my_ids = Vec::new();
+    for _ in 0..2 {
+        upstream.push(Reply::chat("hi", Some(FakeUsage { prompt: 1_000, completion: 100, cached: 0 })));
+        let response = gateway.post("/v1/chat/completions", &mine, &chat("m")).await;
+        my_ids.push(response.headers()["x-request-id"].to_str().expect("id").to_owned());
+    }
+    upstream.push(Reply::chat("hi", Some(FakeUsage { prompt: 5_000, completion: 100, cached: 0 })));
+    let other = gateway.post("/v1/chat/completions", &theirs, &chat("m")).await;
+    let other_id = other.headers()["x-request-id"].to_str().expect("id").to_owned();
+    gateway.usage(3).await;
+
+    let session = sign_in(&gateway, "mo@example.com", PASSWORD).await.expect("signed in");
+    let (status, html) = get(&gateway, &session, "/ui/me").await;
+    assert_eq!(status, 200, "{html}");
+    // 2 × 1,100 tokens at $1/M.
+    assert!(html.contains("$0.0022") && !html.contains("$0.0073"), "{html}");
+    assert!(my_ids.iter().all(|id| html.contains(id.as_str())) && !html.contains(&other_id), "{html}");
+    assert!(html.contains("aria-current=\"page\">My usage"), "{html}");
 }

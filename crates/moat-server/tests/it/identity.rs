@@ -128,11 +128,33 @@ async fn every_admin_route_checks_role_and_scope() {
             expect: [200, 200, 403, 200, 403],
         },
         Case {
+            // Those who do not read the organisation get their own records only.
             what: "read usage",
             method: Method::GET,
             path: "usage".into(),
             body: None,
+            expect: [200, 200, 200, 200, 200],
+        },
+        Case {
+            what: "read someone else's usage",
+            method: Method::GET,
+            path: format!("usage?user_id={}", org.id("owner")),
+            body: None,
             expect: [200, 200, 403, 200, 403],
+        },
+        Case {
+            what: "read a team's report",
+            method: Method::GET,
+            path: format!("reports/usage?team={red}"),
+            body: None,
+            expect: [200, 200, 403, 200, 403],
+        },
+        Case {
+            what: "read one's own report",
+            method: Method::GET,
+            path: "reports/usage?by=model".into(),
+            body: None,
+            expect: [200, 200, 200, 200, 200],
         },
         Case {
             what: "read deployments",

@@ -245,6 +245,9 @@ where
         if let Some(key_id) = &filter.key_id {
             query.push(" AND key_id = ").bind(key_id.clone());
         }
+        if let Some(user_id) = &filter.user_id {
+            query.push(" AND user_id = ").bind(user_id.clone());
+        }
         if let Some(model) = &filter.model {
             query.push(" AND model = ").bind(model.clone());
         }
