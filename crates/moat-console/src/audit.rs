@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::layout::{Section, page};
-use crate::{ConsoleState, Source, html, refused, visit};
+use crate::{ConsoleState, Visit, html, refused};
 
 const PAGE: u32 = 50;
 
@@ -83,15 +83,9 @@ impl AuditFilters {
 /// `GET /ui/audit`.
 pub(crate) async fn show(
     State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: Source,
+    visit: Visit,
     Query(filters): Query<AuditFilters>,
 ) -> Response {
-    let visit = match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
     let (records, next, error) = match filters.api_query() {
         Err(wrong) => (Vec::new(), None, Some(wrong)),
         Ok(query) => {
@@ -159,14 +153,7 @@ fn row(r: &Value) -> Markup {
 fn filter_form(filters: &AuditFilters, error: Option<&(&'static str, String)>) -> Markup {
     let field = |name: &'static str, label: &str, value: &str, kind: &str, hint: &str| {
         let wrong = error.filter(|(f, _)| *f == name).map(|(_, message)| message.as_str());
-        html! {
-            div {
-                label for=(name) { (label) }
-                input id=(name) name=(name) type=(kind) value=(value) placeholder=(hint)
-                    aria-invalid=[wrong.map(|_| "true")] aria-describedby=[wrong.map(|_| format!("{name}-error"))];
-                @if let Some(message) = wrong { p.field-error id=(format!("{name}-error")) role="alert" { (message) } }
-            }
-        }
+        crate::layout::field(name, label, value, kind, hint, wrong)
     };
     html! {
         form method="get" action="/ui/audit" role="search" {

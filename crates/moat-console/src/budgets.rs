@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::chart::meter;
 use crate::layout::{Section, page};
-use crate::{ConsoleState, Source, Visit, checked_form, html, redirect, refused, visit};
+use crate::{ConsoleState, Visit, checked_form, html, redirect, refused};
 
 const SCOPES: [&str; 4] = ["team", "user", "key", "org"];
 const PERIODS: [&str; 4] = ["month", "week", "day", "none"];
@@ -46,16 +46,8 @@ impl Default for BudgetForm {
 }
 
 /// `GET /ui/budgets`.
-pub(crate) async fn list(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: Source,
-) -> Response {
-    match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => budgets_page(&state, &visit, &BudgetForm::default(), None).await,
-        Err(response) => response,
-    }
+pub(crate) async fn list(State(state): State<Arc<ConsoleState>>, visit: Visit) -> Response {
+    budgets_page(&state, &visit, &BudgetForm::default(), None).await
 }
 
 async fn budgets_page(
@@ -124,17 +116,7 @@ async fn budgets_page(
 }
 
 /// `POST /ui/budgets`.
-pub(crate) async fn create(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: Source,
-    body: Bytes,
-) -> Response {
-    let visit = match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
+pub(crate) async fn create(State(state): State<Arc<ConsoleState>>, visit: Visit, body: Bytes) -> Response {
     let form: BudgetForm = match checked_form(&visit.person, &body) {
         Ok(form) => form,
         Err(response) => return response,
@@ -159,26 +141,13 @@ pub(crate) async fn create(
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct DeleteForm {}
-
 /// `POST /ui/budgets/{id}/delete`.
 pub(crate) async fn delete(
     State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: Source,
+    visit: Visit,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let visit = match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    if let Err(response) = checked_form::<DeleteForm>(&visit.person, &body) {
-        return response;
-    }
     let path = format!("/admin/v1/budgets/{}", crate::keys::percent_encode(&id));
-    let answer = state.api.call(&visit, Method::DELETE, &path, None).await;
-    if answer.status.is_success() { redirect("/ui/budgets") } else { refused(&visit.person, &answer) }
+    crate::button_action(&state, &visit, &body, Method::DELETE, &path, "/ui/budgets").await
 }

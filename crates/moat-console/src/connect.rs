@@ -1,28 +1,16 @@
 //! "Connect an agent": the one-command setup (`moat login`, then `moat setup <agent>`), and
 //! what to paste for each coding agent by hand.
 
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 
 use crate::layout::{Section, page};
-use crate::{ConsoleState, html, visit};
+use crate::{Visit, html};
 
 /// `GET /ui/connect`.
-pub(crate) async fn show(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: crate::Source,
-) -> Response {
-    let visit = match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let server = base_url(&headers);
+pub(crate) async fn show(visit: Visit) -> Response {
+    let server = base_url(&visit);
     let body = html! {
         p { "The quickest way: sign in from your terminal, then let moat write your agent's settings." }
         pre #login { "moat login --server " (server) "\nmoat setup claude-code   # or: codex, opencode, aider, continue, env" }
@@ -34,11 +22,16 @@ pub(crate) async fn show(
 }
 
 /// moat's address as the browser reached it (behind a proxy, its forwarded scheme).
-pub(crate) fn base_url(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost:4000");
-    let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
-    let scheme = if scheme == "https" { "https" } else { "http" };
-    format!("{scheme}://{host}")
+pub(crate) fn base_url(visit: &Visit) -> String {
+    let header = |wanted: &str| {
+        visit.forwarded.iter().find(|(name, _)| name.as_str() == wanted).and_then(|(_, value)| value.to_str().ok())
+    };
+    address(header("host"), header("x-forwarded-proto"))
+}
+
+fn address(host: Option<&str>, proto: Option<&str>) -> String {
+    let scheme = if proto == Some("https") { "https" } else { "http" };
+    format!("{scheme}://{}", host.unwrap_or("localhost:4000"))
 }
 
 /// What each agent needs, with `key` filled in (or a placeholder).
@@ -113,10 +106,8 @@ mod tests {
 
     #[test]
     fn the_base_url_follows_the_host_and_a_forwarded_scheme() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, "gw.internal:4000".parse().expect("host"));
-        assert_eq!(base_url(&headers), "http://gw.internal:4000");
-        headers.insert("x-forwarded-proto", "https".parse().expect("proto"));
-        assert_eq!(base_url(&headers), "https://gw.internal:4000");
+        assert_eq!(address(Some("gw.internal:4000"), None), "http://gw.internal:4000");
+        assert_eq!(address(Some("gw.internal:4000"), Some("https")), "https://gw.internal:4000");
+        assert_eq!(address(None, Some("gopher")), "http://localhost:4000");
     }
 }

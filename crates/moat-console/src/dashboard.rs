@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::chart::{Pair, meter, paired_bars};
 use crate::layout::{Section, page, reads_org};
-use crate::{ConsoleState, html, redirect, refused, visit};
+use crate::{ConsoleState, Visit, html, redirect, refused, shown};
 
 /// The periods the dashboard offers, in days.
 const PERIODS: [u32; 3] = [7, 30, 90];
@@ -24,11 +24,7 @@ pub(crate) struct DashboardQuery {
 }
 
 /// The dashboard for `days` days up to today.
-async fn render(state: &ConsoleState, headers: &HeaderMap, uri: &Uri, source: crate::Source, days: u32) -> Response {
-    let visit = match visit(state, headers, uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
+async fn render(state: &ConsoleState, visit: Visit, days: u32) -> Response {
     let person = &visit.person;
     // Members read no organisation figures: their start page is their keys.
     if !reads_org(person) {
@@ -51,7 +47,7 @@ async fn render(state: &ConsoleState, headers: &HeaderMap, uri: &Uri, source: cr
     let (teams, models, users) = (top("team").await, top("model").await, top("user").await);
     let budgets = api.get(&visit, "/admin/v1/budgets").await;
     let deployments = api.get(&visit, "/admin/v1/deployments").await;
-    let names = user_names(state, &visit).await;
+    let names = state.api.user_emails(&visit).await;
 
     let series = daily_series(&by_day.body, first, today);
     let total = &by_day.body["total"];
@@ -86,23 +82,10 @@ async fn render(state: &ConsoleState, headers: &HeaderMap, uri: &Uri, source: cr
 /// `GET /ui?days=`.
 pub(crate) async fn show(
     State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: crate::Source,
+    visit: Visit,
     Query(query): Query<DashboardQuery>,
 ) -> Response {
-    render(&state, &headers, &uri, source, query.days.unwrap_or(30)).await
-}
-
-/// E-mail addresses by user id, for the top-users table (empty when users cannot be listed).
-async fn user_names(state: &ConsoleState, visit: &crate::Visit) -> HashMap<String, String> {
-    let users = state.api.get(visit, "/admin/v1/users?limit=1000").await;
-    users.body["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|u| Some((u["id"].as_str()?.to_owned(), u["email"].as_str()?.to_owned())))
-        .collect()
+    render(&state, visit, query.days.unwrap_or(30)).await
 }
 
 /// One bar pair per day from `first` to `last`, days without traffic included.
@@ -127,36 +110,28 @@ fn daily_series(report: &Value, first: jiff::civil::Date, last: jiff::civil::Dat
     series
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "–".to_owned(),
-        other => other.to_string(),
-    }
-}
-
 fn cards(total: &Value, reference: &Value) -> Markup {
     let requests = total["requests"].as_u64().unwrap_or(0);
     let errors = total["errors"].as_u64().unwrap_or(0);
     #[allow(clippy::cast_precision_loss, reason = "a displayed percentage")]
     let error_rate = if requests == 0 { 0.0 } else { errors as f64 * 100.0 / requests as f64 };
-    let savings = text(&total["savings_usd"]);
+    let savings = shown(&total["savings_usd"]);
     let saved = !savings.starts_with('-');
     let tokens = total["input_tokens"].as_u64().unwrap_or(0) + total["output_tokens"].as_u64().unwrap_or(0);
     html! {
         div.cards {
-            div.card #card-spend { div.label { "Spend" } div.value { (text(&total["cost_usd"])) }
-                @if total.get("measured_cost_usd").is_some() { div.note { "measured: " (text(&total["measured_cost_usd"])) } } }
+            div.card #card-spend { div.label { "Spend" } div.value { (shown(&total["cost_usd"])) }
+                @if total.get("measured_cost_usd").is_some() { div.note { "measured: " (shown(&total["measured_cost_usd"])) } } }
             div.card #card-savings { div.label { "Saved against the reference" }
                 div.value.good[saved].bad[!saved] { (savings) }
                 div.note { @if let Some(p) = total["savings_percent"].as_f64() { (p) " % · " }
-                    @if reference.is_null() { "no reference set" } @else { "vs " (text(&reference["model"])) } } }
+                    @if reference.is_null() { "no reference set" } @else { "vs " (shown(&reference["model"])) } } }
             div.card #card-requests { div.label { "Requests" } div.value { (requests) }
                 div.note { (format!("{error_rate:.1}")) " % errors" } }
             div.card #card-tokens { div.label { "Tokens" } div.value { (tokens) }
                 div.note { (total["input_tokens"].as_u64().unwrap_or(0)) " in · " (total["output_tokens"].as_u64().unwrap_or(0)) " out" } }
             div.card #card-latency { div.label { "Latency p50 / p95" }
-                div.value { (text(&total["latency_p50_ms"])) " / " (text(&total["latency_p95_ms"])) " ms" }
+                div.value { (shown(&total["latency_p50_ms"])) " / " (shown(&total["latency_p95_ms"])) " ms" }
                 div.note { "upper bounds of histogram buckets" } }
         }
     }
@@ -172,10 +147,10 @@ fn top_table(title: &str, dimension: &str, report: &Value, names: &HashMap<Strin
                     thead { tr { th scope="col" { (dimension) } th.num scope="col" { "requests" } th.num scope="col" { "spend" } th.num scope="col" { "saved" } } }
                     tbody { @for row in rows {
                         @let id = row[dimension].as_str().unwrap_or("");
-                        @let shown = row[format!("{dimension}_name")].as_str().map(str::to_owned)
+                        @let label = row[format!("{dimension}_name")].as_str().map(str::to_owned)
                             .or_else(|| names.get(id).cloned())
                             .unwrap_or_else(|| if id.is_empty() { "(none)".to_owned() } else { id.to_owned() });
-                        tr { td { (shown) } td.num { (text(&row["requests"])) } td.num { (text(&row["cost_usd"])) } td.num { (text(&row["savings_usd"])) } }
+                        tr { td { (label) } td.num { (shown(&row["requests"])) } td.num { (shown(&row["cost_usd"])) } td.num { (shown(&row["savings_usd"])) } }
                     } }
                 } }
             }
@@ -193,9 +168,9 @@ fn budget_table(budgets: &Value) -> Markup {
                     thead { tr { th scope="col" { "scope" } th scope="col" { "period" } th.num scope="col" { "spent" } th.num scope="col" { "of" } th scope="col" { "used" } } }
                     tbody { @for budget in rows {
                         @let used = budget["current"]["percent_used"].as_f64().unwrap_or(0.0);
-                        @let scope = format!("{} {}", text(&budget["scope"]), budget["scope_id"].as_str().unwrap_or(""));
-                        tr { td { (scope) } td { (text(&budget["period"])) }
-                             td.num { (text(&budget["current"]["spent_usd"])) } td.num { (text(&budget["amount_usd"])) }
+                        @let scope = format!("{} {}", shown(&budget["scope"]), budget["scope_id"].as_str().unwrap_or(""));
+                        tr { td { (scope) } td { (shown(&budget["period"])) }
+                             td.num { (shown(&budget["current"]["spent_usd"])) } td.num { (shown(&budget["amount_usd"])) }
                              td { (meter(used, &format!("{scope}: {used:.0} % used"))) } }
                     } }
                 } }
@@ -213,9 +188,9 @@ fn pools(pools: &Value) -> Markup {
                 thead { tr { th scope="col" { "deployment" } th.num scope="col" { "GPU-hours" } th.num scope="col" { "cost" } th.num scope="col" { "tokens" } th scope="col" { "utilisation" } th.num scope="col" { "measured $/Mtok" } } }
                 tbody { @for pool in rows {
                     @let utilisation = pool["utilisation_percent"].as_f64().unwrap_or(0.0);
-                    tr { td { (text(&pool["deployment"])) } td.num { (text(&pool["gpu_hours"])) } td.num { (text(&pool["period_cost_usd"])) }
-                         td.num { (text(&pool["tokens"])) } td { (meter(utilisation, &format!("{utilisation} % of rated throughput"))) }
-                         td.num { (text(&pool["measured_cost_per_mtok_usd"])) } }
+                    tr { td { (shown(&pool["deployment"])) } td.num { (shown(&pool["gpu_hours"])) } td.num { (shown(&pool["period_cost_usd"])) }
+                         td.num { (shown(&pool["tokens"])) } td { (meter(utilisation, &format!("{utilisation} % of rated throughput"))) }
+                         td.num { (shown(&pool["measured_cost_per_mtok_usd"])) } }
                 } }
             } }
         }
@@ -230,11 +205,11 @@ fn deployment_table(deployments: &Value) -> Markup {
             div.table-wrap { table {
                 thead { tr { th scope="col" { "deployment" } th scope="col" { "models" } th scope="col" { "health" } th.num scope="col" { "in flight" } th.num scope="col" { "TTFT ms" } } }
                 tbody { @for d in rows {
-                    @let health = text(&d["health"]);
-                    tr { td { (text(&d["name"])) }
-                         td { (d["models"].as_array().map(|m| m.iter().map(text).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                    @let health = shown(&d["health"]);
+                    tr { td { (shown(&d["name"])) }
+                         td { (d["models"].as_array().map(|m| m.iter().map(shown).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
                          td.good[health == "up"].bad[health == "down"] { (health) }
-                         td.num { (text(&d["in_flight"])) } td.num { (text(&d["ttft_ms"])) } }
+                         td.num { (shown(&d["in_flight"])) } td.num { (shown(&d["ttft_ms"])) } }
                 } }
             } }
         }

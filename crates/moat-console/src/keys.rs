@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::connect::{base_url, snippets};
 use crate::layout::{Section, page};
-use crate::{ConsoleState, Visit, checked_form, html, redirect, refused, visit};
+use crate::{ConsoleState, Visit, checked_form, html, refused};
 
 /// What the create form may ask for a key's lifetime.
 const LIFETIMES: [(&str, &str); 4] = [("30d", "30 days"), ("90d", "90 days"), ("365d", "a year"), ("", "no expiry")];
@@ -27,16 +27,8 @@ struct Draft {
 }
 
 /// `GET /ui/keys`.
-pub(crate) async fn list(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: crate::Source,
-) -> Response {
-    match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => keys_page(&state, &visit, &Draft { expires_in: "90d".to_owned(), ..Draft::default() }).await,
-        Err(response) => response,
-    }
+pub(crate) async fn list(State(state): State<Arc<ConsoleState>>, visit: Visit) -> Response {
+    keys_page(&state, &visit, &Draft { expires_in: "90d".to_owned(), ..Draft::default() }).await
 }
 
 async fn keys_page(state: &ConsoleState, visit: &Visit, draft: &Draft) -> Response {
@@ -115,17 +107,7 @@ pub(crate) struct CreateForm {
 }
 
 /// `POST /ui/keys`: creates a key for the person and shows its secret, once.
-pub(crate) async fn create(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: crate::Source,
-    body: Bytes,
-) -> Response {
-    let visit = match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
+pub(crate) async fn create(State(state): State<Arc<ConsoleState>>, visit: Visit, body: Bytes) -> Response {
     let form: CreateForm = match checked_form(&visit.person, &body) {
         Ok(form) => form,
         Err(response) => return response,
@@ -147,7 +129,7 @@ pub(crate) async fn create(
         return refused(&visit.person, &answer);
     }
     let secret = answer.body["key"].as_str().unwrap_or("");
-    let server = base_url(&headers);
+    let server = base_url(&visit);
     let body = html! {
         div.notice role="status" {
             p { strong { "Copy this key now." } " moat shows it only once; if you lose it, revoke it and make another." }
@@ -161,28 +143,15 @@ pub(crate) async fn create(
     html(StatusCode::CREATED, &page(&visit.person, Section::Keys, "Your new key", &body))
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct RevokeForm {}
-
 /// `POST /ui/keys/{id}/revoke`.
 pub(crate) async fn revoke(
     State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: crate::Source,
+    visit: Visit,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let visit = match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    if let Err(response) = checked_form::<RevokeForm>(&visit.person, &body) {
-        return response;
-    }
     let path = format!("/admin/v1/keys/{}", percent_encode(&id));
-    let answer = state.api.call(&visit, Method::DELETE, &path, None).await;
-    if answer.status.is_success() { redirect("/ui/keys") } else { refused(&visit.person, &answer) }
+    crate::button_action(&state, &visit, &body, Method::DELETE, &path, "/ui/keys").await
 }
 
 /// A path segment with everything but unreserved characters percent-encoded.

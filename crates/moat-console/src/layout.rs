@@ -12,6 +12,7 @@ pub(crate) enum Section {
     Users,
     Teams,
     Budgets,
+    Limits,
     Models,
     Audit,
     Mine,
@@ -40,6 +41,7 @@ pub(crate) fn page(person: &SignedIn, section: Section, title: &str, body: &Mark
         reads_org(person).then_some((Section::Users, "/ui/users", "Users")),
         Some((Section::Teams, "/ui/teams", "Teams")),
         reads_org(person).then_some((Section::Budgets, "/ui/budgets", "Budgets")),
+        reads_org(person).then_some((Section::Limits, "/ui/limits", "Limits")),
         reads_org(person).then_some((Section::Models, "/ui/models", "Models")),
         manages(person).then_some((Section::Audit, "/ui/audit", "Audit log")),
         Some((Section::Mine, "/ui/me", "My usage")),
@@ -87,6 +89,18 @@ pub(crate) fn page(person: &SignedIn, section: Section, title: &str, body: &Mark
                     (body)
                 }
             }
+        }
+    }
+}
+
+/// A labelled text input, with `error` beside it (and tied to it for assistive technology).
+pub(crate) fn field(name: &str, label: &str, value: &str, kind: &str, hint: &str, error: Option<&str>) -> Markup {
+    html! {
+        div {
+            label for=(name) { (label) }
+            input id=(name) name=(name) type=(kind) value=(value) placeholder=(hint)
+                aria-invalid=[error.map(|_| "true")] aria-describedby=[error.map(|_| format!("{name}-error"))];
+            @if let Some(message) = error { p.field-error id=(format!("{name}-error")) role="alert" { (message) } }
         }
     }
 }

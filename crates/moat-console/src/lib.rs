@@ -18,6 +18,7 @@ mod connect;
 mod dashboard;
 mod keys;
 mod layout;
+mod limits;
 mod mine;
 mod models;
 mod teams;
@@ -31,7 +32,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use maud::Markup;
@@ -76,24 +77,17 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/ui/models", get(models::show))
         .route("/ui/users", get(users::list))
         .route("/ui/users/{id}", post(users::update))
+        .route("/ui/limits", get(limits::list).post(limits::create))
+        .route("/ui/limits/{id}/delete", post(limits::delete))
         .route("/ui/usage", get(usage::explore))
         .route("/ui/usage.csv", get(usage::export))
         .route("/ui/assets/{file}", get(assets::serve))
         .with_state(Arc::new(state))
 }
 
-/// Where a request came from (the peer's address), for the audit log.
-pub(crate) struct Source(Option<String>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Source {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Source(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())))
-    }
-}
-
-/// A signed-in person's visit: who, and from where (for the audit log).
+/// A signed-in person's visit: who, from where (for the audit log), and the host they used.
+/// As an extractor it is every page's gate: anyone not signed in is sent to sign in and
+/// brought back to the page afterwards.
 pub(crate) struct Visit {
     pub(crate) person: SignedIn,
     pub(crate) source: Option<String>,
@@ -101,36 +95,66 @@ pub(crate) struct Visit {
     pub(crate) forwarded: Vec<(axum::http::HeaderName, HeaderValue)>,
 }
 
-/// The visit of the person whose session cookie came with the request; anyone else is sent to
-/// sign in and brought back to `uri` afterwards.
-pub(crate) async fn visit(
-    state: &ConsoleState,
-    headers: &HeaderMap,
-    uri: &Uri,
-    source: Source,
-) -> Result<Visit, Response> {
-    match moat_identity::web::signed_in(&state.web, headers).await {
-        Ok(Some(person)) => {
-            let forwarded = headers
-                .iter()
-                .filter(|(name, _)| *name == axum::http::header::HOST || name.as_str().starts_with("x-forwarded-"))
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect();
-            Ok(Visit { person, source: source.0, forwarded })
-        }
-        Ok(None) => {
-            let next = uri.path_and_query().map_or("/ui", |p| p.as_str());
-            let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
-            Err(redirect(&format!("/login?{query}")))
-        }
-        Err(error) => {
-            tracing::error!(%error, "console cannot read the session");
-            Err(html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &layout::message(None, "Something went wrong", "Try again in a moment."),
-            ))
+impl axum::extract::FromRequestParts<Arc<ConsoleState>> for Visit {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<ConsoleState>,
+    ) -> Result<Self, Response> {
+        match moat_identity::web::signed_in(&state.web, &parts.headers).await {
+            Ok(Some(person)) => {
+                let forwarded = parts
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| *name == axum::http::header::HOST || name.as_str().starts_with("x-forwarded-"))
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect();
+                let source = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+                Ok(Visit { person, source, forwarded })
+            }
+            Ok(None) => {
+                let next = parts.uri.path_and_query().map_or("/ui", |p| p.as_str());
+                let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+                Err(redirect(&format!("/login?{query}")))
+            }
+            Err(error) => {
+                tracing::error!(%error, "console cannot read the session");
+                Err(html(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &layout::message(None, "Something went wrong", "Try again in a moment."),
+                ))
+            }
         }
     }
+}
+
+/// A JSON value as a page shows it: text as is, numbers as written, nothing as a dash.
+pub(crate) fn shown(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "–".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// A change made by a one-button form (revoke, delete): the CSRF token checked, `method path`
+/// called as the person, then back to `back`.
+pub(crate) async fn button_action(
+    state: &ConsoleState,
+    visit: &Visit,
+    body: &Bytes,
+    method: axum::http::Method,
+    path: &str,
+    back: &str,
+) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Button {}
+    if let Err(response) = checked_form::<Button>(&visit.person, body) {
+        return response;
+    }
+    let answer = state.api.call(visit, method, path, None).await;
+    if answer.status.is_success() { redirect(back) } else { refused(&visit.person, &answer) }
 }
 
 /// A form body from `person`, refused unless it carries their session's CSRF token.

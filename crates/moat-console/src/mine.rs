@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::keys::percent_encode;
 use crate::layout::{Section, page};
-use crate::{ConsoleState, Source, html, refused, visit};
+use crate::{ConsoleState, Visit, html, refused, shown};
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct MineQuery {
@@ -20,26 +20,12 @@ pub(crate) struct MineQuery {
     before: String,
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "–".to_owned(),
-        other => other.to_string(),
-    }
-}
-
 /// `GET /ui/me`.
 pub(crate) async fn show(
     State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: Source,
+    visit: Visit,
     Query(query): Query<MineQuery>,
 ) -> Response {
-    let visit = match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
     let me = percent_encode(&visit.person.user.id);
     let month = state.api.get(&visit, &format!("/admin/v1/reports/usage?by=model&user={me}")).await;
     if !month.status.is_success() {
@@ -58,17 +44,17 @@ pub(crate) async fn show(
     let rows: Vec<&Value> = records.body["data"].as_array().map(|r| r.iter().collect()).unwrap_or_default();
     let body = html! {
         div.cards {
-            div.card #my-spend { div.label { "Spent this month" } div.value { (text(&total["cost_usd"])) } }
-            div.card #my-savings { div.label { "Saved against the reference" } div.value.good { (text(&total["savings_usd"])) } }
-            div.card #my-requests { div.label { "Requests" } div.value { (text(&total["requests"])) } }
+            div.card #my-spend { div.label { "Spent this month" } div.value { (shown(&total["cost_usd"])) } }
+            div.card #my-savings { div.label { "Saved against the reference" } div.value.good { (shown(&total["savings_usd"])) } }
+            div.card #my-requests { div.label { "Requests" } div.value { (shown(&total["requests"])) } }
         }
         h2 { "By model, this month" }
         @if models.is_empty() { p { "No usage this month." } } @else {
             div.table-wrap { table #my-models {
                 thead { tr { th scope="col" { "model" } th.num scope="col" { "requests" } th.num scope="col" { "tokens in" } th.num scope="col" { "tokens out" } th.num scope="col" { "spend" } } }
                 tbody { @for m in &models {
-                    tr { td { (text(&m["model"])) } td.num { (text(&m["requests"])) } td.num { (text(&m["input_tokens"])) }
-                         td.num { (text(&m["output_tokens"])) } td.num { (text(&m["cost_usd"])) } }
+                    tr { td { (shown(&m["model"])) } td.num { (shown(&m["requests"])) } td.num { (shown(&m["input_tokens"])) }
+                         td.num { (shown(&m["output_tokens"])) } td.num { (shown(&m["cost_usd"])) } }
                 } }
             } }
         }
@@ -78,9 +64,9 @@ pub(crate) async fn show(
                 thead { tr { th scope="col" { "time (UTC)" } th scope="col" { "request" } th scope="col" { "model" } th.num scope="col" { "status" }
                              th.num scope="col" { "in" } th.num scope="col" { "out" } th.num scope="col" { "ms" } th.num scope="col" { "cost µ$" } } }
                 tbody { @for r in &rows {
-                    tr { td { (text(&r["created_at"]).replace('T', " ").trim_end_matches('Z')) } td { code { (text(&r["id"])) } }
-                         td { (text(&r["model"])) } td.num { (text(&r["status"])) } td.num { (text(&r["input_tokens"])) }
-                         td.num { (text(&r["output_tokens"])) } td.num { (text(&r["latency_ms"])) } td.num { (text(&r["cost_micro_usd"])) } }
+                    tr { td { (shown(&r["created_at"]).replace('T', " ").trim_end_matches('Z')) } td { code { (shown(&r["id"])) } }
+                         td { (shown(&r["model"])) } td.num { (shown(&r["status"])) } td.num { (shown(&r["input_tokens"])) }
+                         td.num { (shown(&r["output_tokens"])) } td.num { (shown(&r["latency_ms"])) } td.num { (shown(&r["cost_micro_usd"])) } }
                 } }
             } }
         }

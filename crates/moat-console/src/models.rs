@@ -4,33 +4,16 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
 use serde_json::Value;
 
 use crate::layout::{Section, page};
-use crate::{ConsoleState, Source, html, refused, visit};
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "–".to_owned(),
-        other => other.to_string(),
-    }
-}
+use crate::{ConsoleState, Visit, html, refused, shown};
 
 /// `GET /ui/models`.
-pub(crate) async fn show(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: Source,
-) -> Response {
-    let visit = match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
+pub(crate) async fn show(State(state): State<Arc<ConsoleState>>, visit: Visit) -> Response {
     let deployments = state.api.get(&visit, "/admin/v1/deployments").await;
     if !deployments.status.is_success() {
         return refused(&visit.person, &deployments);
@@ -44,17 +27,17 @@ pub(crate) async fn show(
             thead { tr { th scope="col" { "deployment" } th scope="col" { "serves" } th scope="col" { "health" } th.num scope="col" { "in flight" }
                          th.num scope="col" { "TTFT ms" } th.num scope="col" { "times down" } th scope="col" { "cost" } } }
             tbody { @for d in &rows {
-                @let health = text(&d["health"]);
+                @let health = shown(&d["health"]);
                 tr {
-                    td { (text(&d["name"])) br; small { (text(&d["upstream_model"])) } }
-                    td { (d["models"].as_array().map(|m| m.iter().map(text).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                    td { (shown(&d["name"])) br; small { (shown(&d["upstream_model"])) } }
+                    td { (d["models"].as_array().map(|m| m.iter().map(shown).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
                     td.good[health == "up"].bad[health == "down"] { (health) }
-                    td.num { (text(&d["in_flight"])) } td.num { (text(&d["ttft_ms"])) } td.num { (text(&d["times_down"])) }
+                    td.num { (shown(&d["in_flight"])) } td.num { (shown(&d["ttft_ms"])) } td.num { (shown(&d["times_down"])) }
                     td { @match d["cost_model"]["kind"].as_str() {
-                        Some("gpu") => { (text(&d["cost_model"]["gpus"])) " GPU × $" (text(&d["cost_model"]["gpu_hour_usd"])) "/h at "
-                                         (text(&d["cost_model"]["tokens_per_hour"])) " tokens/h" }
-                        Some("per_mtok") => { "$" (text(&d["cost_model"]["per_mtok_usd"])) " per million tokens" }
-                        _ => { "$" (text(&d["price_per_mtok"]["input"])) " in / $" (text(&d["price_per_mtok"]["output"])) " out per million" }
+                        Some("gpu") => { (shown(&d["cost_model"]["gpus"])) " GPU × $" (shown(&d["cost_model"]["gpu_hour_usd"])) "/h at "
+                                         (shown(&d["cost_model"]["tokens_per_hour"])) " tokens/h" }
+                        Some("per_mtok") => { "$" (shown(&d["cost_model"]["per_mtok_usd"])) " per million tokens" }
+                        _ => { "$" (shown(&d["price_per_mtok"]["input"])) " in / $" (shown(&d["price_per_mtok"]["output"])) " out per million" }
                     } }
                 }
             } }
@@ -66,8 +49,8 @@ pub(crate) async fn show(
                 thead { tr { th scope="col" { "model" } th scope="col" { "provider" } th scope="col" { "tier" } th.num scope="col" { "input $/M" } th.num scope="col" { "output $/M" }
                              th.num scope="col" { "cache read $/M" } th scope="col" { "as of" } } }
                 tbody { @for p in &prices {
-                    tr { td { (text(&p["model"])) } td { (text(&p["provider"])) } td { (text(&p["tier"])) } td.num { (text(&p["per_mtok"]["input"])) }
-                         td.num { (text(&p["per_mtok"]["output"])) } td.num { (text(&p["per_mtok"]["cache_read"])) } td { (text(&p["as_of"])) } }
+                    tr { td { (shown(&p["model"])) } td { (shown(&p["provider"])) } td { (shown(&p["tier"])) } td.num { (shown(&p["per_mtok"]["input"])) }
+                         td.num { (shown(&p["per_mtok"]["output"])) } td.num { (shown(&p["per_mtok"]["cache_read"])) } td { (shown(&p["as_of"])) } }
                 } }
             } }
         }

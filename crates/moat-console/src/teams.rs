@@ -1,31 +1,22 @@
 //! Teams: the ones the person may see, creating one (admins), and a team's page with its
 //! members and an invitation form that adds a new person straight into the team.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::layout::{Section, page};
-use crate::{ConsoleState, Source, Visit, checked_form, html, redirect, refused, visit};
+use crate::{ConsoleState, Visit, checked_form, html, redirect, refused};
 
 /// `GET /ui/teams`.
-pub(crate) async fn list(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: Source,
-) -> Response {
-    match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => teams_page(&state, &visit, "", None).await,
-        Err(response) => response,
-    }
+pub(crate) async fn list(State(state): State<Arc<ConsoleState>>, visit: Visit) -> Response {
+    teams_page(&state, &visit, "", None).await
 }
 
 async fn teams_page(state: &ConsoleState, visit: &Visit, name: &str, error: Option<String>) -> Response {
@@ -69,17 +60,7 @@ pub(crate) struct TeamForm {
 }
 
 /// `POST /ui/teams`.
-pub(crate) async fn create(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: Source,
-    body: Bytes,
-) -> Response {
-    let visit = match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
+pub(crate) async fn create(State(state): State<Arc<ConsoleState>>, visit: Visit, body: Bytes) -> Response {
     let form: TeamForm = match checked_form(&visit.person, &body) {
         Ok(form) => form,
         Err(response) => return response,
@@ -95,17 +76,8 @@ pub(crate) async fn create(
 }
 
 /// `GET /ui/teams/{id}`.
-pub(crate) async fn show(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: Source,
-    Path(id): Path<String>,
-) -> Response {
-    match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => team_page(&state, &visit, &id, &Invite::default(), StatusCode::OK).await,
-        Err(response) => response,
-    }
+pub(crate) async fn show(State(state): State<Arc<ConsoleState>>, visit: Visit, Path(id): Path<String>) -> Response {
+    team_page(&state, &visit, &id, &Invite::default(), StatusCode::OK).await
 }
 
 /// The invitation form's values and outcome.
@@ -125,15 +97,7 @@ async fn team_page(state: &ConsoleState, visit: &Visit, id: &str, invite: &Invit
         return refused(&visit.person, &answer);
     }
     let team = &answer.body;
-    let emails: HashMap<String, String> = {
-        let users = state.api.get(visit, "/admin/v1/users?limit=1000").await;
-        users.body["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|u| Some((u["id"].as_str()?.to_owned(), u["email"].as_str()?.to_owned())))
-            .collect()
-    };
+    let emails = state.api.user_emails(visit).await;
     let members: Vec<&Value> = team["members"].as_array().map(|m| m.iter().collect()).unwrap_or_default();
     let name = team["name"].as_str().unwrap_or("");
     let body = html! {
@@ -190,16 +154,10 @@ pub(crate) struct InviteForm {
 /// `POST /ui/teams/{id}/invite`.
 pub(crate) async fn invite(
     State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: Source,
+    visit: Visit,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let visit = match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
     let form: InviteForm = match checked_form(&visit.person, &body) {
         Ok(form) => form,
         Err(response) => return response,

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::layout::{Section, page};
-use crate::{ConsoleState, Source, html, refused, visit};
+use crate::{ConsoleState, Visit, html, refused};
 
 /// Records per page.
 const PAGE: u32 = 50;
@@ -105,15 +105,9 @@ fn api_uri(query: &[(&str, String)]) -> String {
 /// `GET /ui/usage`.
 pub(crate) async fn explore(
     State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: Source,
+    visit: Visit,
     Query(filters): Query<UsageFilters>,
 ) -> Response {
-    let visit = match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
     let person = &visit.person;
     let (records, next, error) = match filters.api_query(PAGE) {
         Err(wrong) => (Vec::new(), None, Some(wrong)),
@@ -184,14 +178,7 @@ fn record_row(r: &Value) -> Markup {
 fn filter_form(filters: &UsageFilters, error: Option<&(&'static str, String)>) -> Markup {
     let field = |name: &'static str, label: &str, value: &str, kind: &str, hint: &str| {
         let wrong = error.filter(|(f, _)| *f == name).map(|(_, message)| message.as_str());
-        html! {
-            div {
-                label for=(name) { (label) }
-                input id=(name) name=(name) type=(kind) value=(value) placeholder=(hint)
-                    aria-invalid=[wrong.map(|_| "true")] aria-describedby=[wrong.map(|_| format!("{name}-error"))];
-                @if let Some(message) = wrong { p.field-error id=(format!("{name}-error")) role="alert" { (message) } }
-            }
-        }
+        crate::layout::field(name, label, value, kind, hint, wrong)
     };
     html! {
         form.filters method="get" action="/ui/usage" role="search" {
@@ -212,15 +199,9 @@ fn filter_form(filters: &UsageFilters, error: Option<&(&'static str, String)>) -
 /// `GET /ui/usage.csv`: the filtered records, newest first, up to [`CSV_ROWS`].
 pub(crate) async fn export(
     State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: Source,
+    visit: Visit,
     Query(mut filters): Query<UsageFilters>,
 ) -> Response {
-    let visit = match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
     let mut csv = String::from(
         "created_at,id,key_id,user_id,team_id,model,deployment,endpoint,status,error_code,input_tokens,\
          cached_tokens,output_tokens,reasoning_tokens,latency_ms,ttft_ms,cost_micro_usd,reference_cost_micro_usd\n",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::keys::percent_encode;
 use crate::layout::{Section, manages, page};
-use crate::{ConsoleState, Source, checked_form, html, redirect, refused, visit};
+use crate::{ConsoleState, Visit, checked_form, html, redirect, refused};
 
 const PAGE: u32 = 100;
 const ROLES: [&str; 4] = ["viewer", "member", "admin", "owner"];
@@ -28,15 +28,9 @@ pub(crate) struct UsersQuery {
 /// `GET /ui/users`.
 pub(crate) async fn list(
     State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: Source,
+    visit: Visit,
     Query(query): Query<UsersQuery>,
 ) -> Response {
-    let visit = match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
     let mut api = format!("/admin/v1/users?limit={PAGE}");
     if !query.after.is_empty() {
         api.push_str(&format!("&after={}", percent_encode(&query.after)));
@@ -99,16 +93,10 @@ pub(crate) struct UserForm {
 /// `POST /ui/users/{id}`: a role change, or (de)activation.
 pub(crate) async fn update(
     State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    source: Source,
+    visit: Visit,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let visit = match visit(&state, &headers, &uri, source).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
     let form: UserForm = match checked_form(&visit.person, &body) {
         Ok(form) => form,
         Err(response) => return response,

@@ -424,3 +424,41 @@ async fn my_usage_shows_a_person_their_own_spend_and_requests_only() {
     assert!(my_ids.iter().all(|id| html.contains(id.as_str())) && !html.contains(&other_id), "{html}");
     assert!(html.contains("aria-current=\"page\">My usage"), "{html}");
 }
+
+#[tokio::test]
+async fn an_admin_sets_a_rate_limit_that_then_holds() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&config(&upstream, "")).await;
+    person_with_role(&gateway, "ada@example.com", "admin").await;
+    let (key_id, key) = gateway.create_key(json!({ "name": "ci" })).await;
+    let session = sign_in(&gateway, "ada@example.com", PASSWORD).await.expect("signed in");
+    let (_, html) = get(&gateway, &session, "/ui/limits").await;
+    assert!(html.contains("id=\"no-limits\""), "{html}");
+    let csrf = hidden(&html, "csrf");
+    let bad = post(
+        &gateway,
+        &session,
+        "/ui/limits",
+        &[("csrf", &csrf), ("scope", "key"), ("scope_id", &key_id), ("requests_per_minute", "many")],
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.expect("html").contains("id=\"requests_per_minute-error\""));
+    let set = post(
+        &gateway,
+        &session,
+        "/ui/limits",
+        &[("csrf", &csrf), ("scope", "key"), ("scope_id", &key_id), ("requests_per_minute", "1")],
+    )
+    .await;
+    assert_eq!(set.status(), 303);
+    upstream.push(Reply::chat("hi", None));
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
+    assert_eq!(
+        gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(),
+        429,
+        "the limit set in the console holds"
+    );
+    let (_, html) = get(&gateway, &session, "/ui/limits").await;
+    assert!(html.contains(&format!("key {key_id}")), "{html}");
+}
