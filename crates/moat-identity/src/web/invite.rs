@@ -86,7 +86,7 @@ pub(super) async fn accept(
     if let Err(error) = state.store.set_password_hash(&user.id, Some(&hash)).await {
         return failed(error);
     }
-    start_session(&state, &user, "invitation", "/device").await
+    start_session(&state, &user, "invitation", super::LANDING).await
 }
 
 /// Applies an open invitation: the account (made if new, with the invited role), the team, and

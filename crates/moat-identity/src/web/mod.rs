@@ -199,11 +199,14 @@ pub async fn signed_in(state: &WebState, headers: &HeaderMap) -> Result<Option<S
     }
 }
 
+/// Where a person lands after signing in or joining, unless a page sent them: the console.
+pub(crate) const LANDING: &str = "/ui";
+
 /// Only local paths are followed after sign-in, so the form cannot send a person elsewhere.
 fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_owned(),
-        _ => "/device".to_owned(),
+        _ => LANDING.to_owned(),
     }
 }
 
@@ -401,5 +404,18 @@ pub(crate) fn audit_event(
         target_id: target.1.to_owned(),
         before: before.map(|v| v.to_string()),
         after: after.map(|v| v.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_follows_only_local_paths_and_lands_on_the_console() {
+        assert_eq!(safe_next(Some("/device?user_code=AB")), "/device?user_code=AB");
+        for elsewhere in [None, Some("https://evil.example/"), Some("//evil.example"), Some("/\\evil"), Some("ui")] {
+            assert_eq!(safe_next(elsewhere), "/ui", "{elsewhere:?}");
+        }
     }
 }

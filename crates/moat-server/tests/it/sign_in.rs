@@ -258,7 +258,7 @@ async fn idle_sessions_expire_and_sign_in_forms_need_their_csrf_cookie() {
         .text()
         .await
         .expect("html");
-    assert!(offsite.contains("name=\"next\" value=\"/device\""), "only local paths are followed after sign-in");
+    assert!(offsite.contains("name=\"next\" value=\"/ui\""), "only local paths are followed after sign-in");
 
     let weak = browser()
         .put(format!("{}/admin/v1/users/{}/password", gateway.url, "usr_nobody"))
