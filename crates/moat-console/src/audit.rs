@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::layout::{Section, page};
-use crate::{ConsoleState, Visit, html, refused};
+use crate::{ConsoleState, Visit, html, plain, refused};
 
 const PAGE: u32 = 50;
 
@@ -127,23 +127,15 @@ pub(crate) async fn show(
     html(status, &page(&visit.person, Section::Audit, "Audit log", &body))
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
 fn row(r: &Value) -> Markup {
     let actor = r["actor_user_id"].as_str().or_else(|| r["actor_key_id"].as_str()).unwrap_or("break-glass key");
     html! {
         tr {
-            td { (text(&r["at"]).replace('T', " ").trim_end_matches('Z')) }
+            td { (plain(&r["at"]).replace('T', " ").trim_end_matches('Z')) }
             td { (actor) }
-            td { code { (text(&r["action"])) } }
-            td { (text(&r["target_type"])) " " code { (text(&r["target_id"])) } }
-            td { (text(&r["source"])) }
+            td { code { (plain(&r["action"])) } }
+            td { (plain(&r["target_type"])) " " code { (plain(&r["target_id"])) } }
+            td { (plain(&r["source"])) }
             td { @if !r["before"].is_null() { div { small { "before " } code { (r["before"].to_string()) } } }
                  @if !r["after"].is_null() { div { small { "after " } code { (r["after"].to_string()) } } } }
         }

@@ -54,13 +54,7 @@ pub(crate) fn page(person: &SignedIn, section: Section, title: &str, body: &Mark
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · moat" }
-                link rel="stylesheet" href=(crate::assets::CSS_PATH);
-                script src=(crate::assets::JS_PATH) defer {}
-            }
+            (head(title))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
@@ -93,6 +87,19 @@ pub(crate) fn page(person: &SignedIn, section: Section, title: &str, body: &Mark
     }
 }
 
+/// Every page's head: its title, the console's stylesheet, and its script.
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · moat" }
+            link rel="stylesheet" href=(crate::assets::CSS_PATH);
+            script src=(crate::assets::JS_PATH) defer {}
+        }
+    }
+}
+
 /// A labelled text input, with `error` beside it (and tied to it for assistive technology).
 pub(crate) fn field(name: &str, label: &str, value: &str, kind: &str, hint: &str, error: Option<&str>) -> Markup {
     html! {
@@ -113,12 +120,7 @@ pub(crate) fn message(person: Option<&SignedIn>, title: &str, text: &str) -> Mar
         None => html! {
             (DOCTYPE)
             html lang="en" {
-                head {
-                    meta charset="utf-8";
-                    meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { (title) " · moat" }
-                    link rel="stylesheet" href=(crate::assets::CSS_PATH);
-                }
+                (head(title))
                 body { main #main { h1 { (title) } (body) } }
             }
         },

@@ -131,9 +131,14 @@ impl axum::extract::FromRequestParts<Arc<ConsoleState>> for Visit {
 
 /// A JSON value as a page shows it: text as is, numbers as written, nothing as a dash.
 pub(crate) fn shown(value: &serde_json::Value) -> String {
+    if value.is_null() { "–".to_owned() } else { plain(value) }
+}
+
+/// A JSON value as plain text (a table cell, a CSV field): nothing is empty.
+pub(crate) fn plain(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "–".to_owned(),
+        serde_json::Value::Null => String::new(),
         other => other.to_string(),
     }
 }

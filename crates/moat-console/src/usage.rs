@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::layout::{Section, page};
-use crate::{ConsoleState, Visit, html, refused};
+use crate::{ConsoleState, Visit, html, plain, refused};
 
 /// Records per page.
 const PAGE: u32 = 50;
@@ -153,24 +153,16 @@ pub(crate) async fn explore(
     html(status, &page(person, Section::Usage, "Usage", &body))
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
 fn record_row(r: &Value) -> Markup {
-    let time = text(&r["created_at"]).replace('T', " ").trim_end_matches('Z').to_owned();
+    let time = plain(&r["created_at"]).replace('T', " ").trim_end_matches('Z').to_owned();
     let status = r["status"].as_u64().unwrap_or(0);
     html! {
         tr {
-            td { (time) } td { code { (text(&r["id"])) } } td { (text(&r["key_id"])) } td { (text(&r["model"])) }
-            td { (text(&r["deployment"])) }
+            td { (time) } td { code { (plain(&r["id"])) } } td { (plain(&r["key_id"])) } td { (plain(&r["model"])) }
+            td { (plain(&r["deployment"])) }
             td.num.bad[status >= 400] { (status) @if let Some(code) = r["error_code"].as_str() { " " small { (code) } } }
-            td.num { (text(&r["input_tokens"])) } td.num { (text(&r["output_tokens"])) } td.num { (text(&r["latency_ms"])) }
-            td.num { (text(&r["cost_micro_usd"])) } td.num { (text(&r["savings_micro_usd"])) }
+            td.num { (plain(&r["input_tokens"])) } td.num { (plain(&r["output_tokens"])) } td.num { (plain(&r["latency_ms"])) }
+            td.num { (plain(&r["cost_micro_usd"])) } td.num { (plain(&r["savings_micro_usd"])) }
         }
     }
 }
@@ -240,7 +232,7 @@ pub(crate) async fn export(
                 "reference_cost_micro_usd",
             ]
             .iter()
-            .map(|field| csv_field(&text(&r[*field])))
+            .map(|field| csv_field(&plain(&r[*field])))
             .collect();
             csv.push_str(&cells.join(","));
             csv.push('\n');
