@@ -80,20 +80,6 @@ impl AdminApi {
     }
 }
 
-impl AdminApi {
-    /// E-mail addresses by user id, for showing people (empty when the person may not list
-    /// users).
-    pub(crate) async fn user_emails(&self, visit: &Visit) -> std::collections::HashMap<String, String> {
-        let users = self.get(visit, "/admin/v1/users?limit=1000").await;
-        users.body["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|u| Some((u["id"].as_str()?.to_owned(), u["email"].as_str()?.to_owned())))
-            .collect()
-    }
-}
-
 fn failure(what: &str) -> Answer {
     tracing::error!(what, "console call to the admin API failed");
     Answer { status: StatusCode::INTERNAL_SERVER_ERROR, body: Value::Null }

@@ -1,5 +1,5 @@
-//! Budgets: each with its current period's spend against the amount, setting one (admins),
-//! and deleting one.
+//! Budgets: each with its current period's spend against the amount; setting, changing,
+//! resetting and deleting one (admins).
 
 use std::sync::Arc;
 
@@ -74,16 +74,20 @@ async fn budgets_page(
                              th scope="col" { "used" } th scope="col" { "alerts at" } @if manages { th scope="col" { span.skip { "actions" } } } } }
                 tbody { @for b in &budgets {
                     @let used = b["current"]["percent_used"].as_f64().unwrap_or(0.0);
-                    @let scope = format!("{} {}", b["scope"].as_str().unwrap_or(""), b["scope_id"].as_str().unwrap_or(""));
+                    @let scope = crate::limits::scope_label(b);
                     tr {
                         td { (scope) } td { (b["period"].as_str().unwrap_or("")) " (" (b["time_zone"].as_str().unwrap_or("UTC")) ")" }
                         td.num { (b["current"]["spent_usd"].as_str().unwrap_or("–")) } td.num { (b["amount_usd"].as_str().unwrap_or("")) }
                         td { (meter(used, &format!("{scope}: {used:.0} % used"))) " " (format!("{used:.0} %")) }
                         td { (b["thresholds"].as_array().map(|t| t.iter().map(|v| format!("{v} %")).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
-                        @if manages { td { form.inline method="post" action=(format!("/ui/budgets/{}/delete", b["id"].as_str().unwrap_or(""))) {
-                            input type="hidden" name="csrf" value=(csrf);
-                            button.danger type="submit" aria-label=(format!("Delete the budget of {scope}")) { "Delete" }
-                        } } }
+                        @if manages { td {
+                            a.button.quiet href=(format!("/ui/budgets/{}", b["id"].as_str().unwrap_or(""))) aria-label=(format!("Edit the budget of {scope}")) { "Edit" }
+                            " "
+                            form.inline method="post" action=(format!("/ui/budgets/{}/delete", b["id"].as_str().unwrap_or(""))) {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button.danger type="submit" aria-label=(format!("Delete the budget of {scope}")) { "Delete" }
+                            }
+                        } }
                     }
                 } }
             } }
@@ -150,4 +154,125 @@ pub(crate) async fn delete(
 ) -> Response {
     let path = format!("/admin/v1/budgets/{}", crate::keys::percent_encode(&id));
     crate::button_action(&state, &visit, &body, Method::DELETE, &path, "/ui/budgets").await
+}
+
+/// The change-a-budget form's values.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ChangeForm {
+    #[serde(default)]
+    amount_usd: String,
+    #[serde(default)]
+    time_zone: String,
+    /// Percentages, separated by commas or spaces.
+    #[serde(default)]
+    thresholds: String,
+}
+
+impl ChangeForm {
+    /// The admin API's change, or the field that is wrong and why.
+    fn request(&self) -> Result<Value, (String, String)> {
+        let thresholds = self
+            .thresholds
+            .split([',', ' '])
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| t.trim().trim_end_matches('%').parse::<u32>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ("thresholds".to_owned(), "percentages separated by commas, like 50, 80, 100".to_owned()))?;
+        Ok(
+            json!({ "amount_usd": self.amount_usd.trim(), "time_zone": self.time_zone.trim(), "thresholds": thresholds }),
+        )
+    }
+}
+
+/// `GET /ui/budgets/{id}`: one budget's figures and a form to change it.
+pub(crate) async fn edit(State(state): State<Arc<ConsoleState>>, visit: Visit, Path(id): Path<String>) -> Response {
+    edit_page(&state, &visit, &id, None, None).await
+}
+
+async fn edit_page(
+    state: &ConsoleState,
+    visit: &Visit,
+    id: &str,
+    form: Option<&ChangeForm>,
+    error: Option<(String, String)>,
+) -> Response {
+    let answer = state.api.get(visit, &format!("/admin/v1/budgets/{}", crate::keys::percent_encode(id))).await;
+    if !answer.status.is_success() {
+        return refused(&visit.person, &answer);
+    }
+    let b = &answer.body;
+    let saved = ChangeForm {
+        amount_usd: b["amount_usd"].as_str().unwrap_or("").trim_start_matches('$').to_owned(),
+        time_zone: b["time_zone"].as_str().unwrap_or("UTC").to_owned(),
+        thresholds: b["thresholds"]
+            .as_array()
+            .map(|t| t.iter().map(crate::plain).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default(),
+    };
+    let form = form.unwrap_or(&saved);
+    let scope = crate::limits::scope_label(b);
+    let used = b["current"]["percent_used"].as_f64().unwrap_or(0.0);
+    let csrf = &visit.person.session.csrf;
+    let wrong = |field: &str| {
+        error.as_ref().filter(|(f, _)| f == field || (field == "amount_usd" && f.is_empty())).map(|(_, m)| m.as_str())
+    };
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let body = html! {
+        p { "Budget for " strong { (scope) } ", per " (crate::shown(&b["period"])) "." }
+        p { "This period: " (crate::shown(&b["current"]["spent_usd"])) " spent of " (crate::shown(&b["amount_usd"]))
+            " " (meter(used, &format!("{used:.0} % used"))) " " (format!("{used:.0} %")) }
+        form method="post" action=(format!("/ui/budgets/{id}")) novalidate {
+            input type="hidden" name="csrf" value=(csrf);
+            (crate::layout::field("amount_usd", "Amount (US$)", &form.amount_usd, "text", "", wrong("amount_usd")))
+            (crate::layout::field("time_zone", "Time zone", &form.time_zone, "text", "UTC", wrong("time_zone")))
+            (crate::layout::field("thresholds", "Alert at (percent used)", &form.thresholds, "text", "50, 80, 100", wrong("thresholds")))
+            p { button type="submit" #save-budget { "Save" } " " a href="/ui/budgets" { "Back to budgets" } }
+        }
+        h2 { "Start this period again" }
+        p { "Forgets what this period has spent so far (requests in flight still settle). The audit log records who did it." }
+        form method="post" action=(format!("/ui/budgets/{id}/reset")) {
+            input type="hidden" name="csrf" value=(csrf);
+            button.danger type="submit" #reset-budget { "Reset spend" }
+        }
+    };
+    html(status, &page(&visit.person, Section::Budgets, "Change a budget", &body))
+}
+
+/// `POST /ui/budgets/{id}`.
+pub(crate) async fn update(
+    State(state): State<Arc<ConsoleState>>,
+    visit: Visit,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form: ChangeForm = match checked_form(&visit.person, &body) {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let request = match form.request() {
+        Ok(request) => request,
+        Err(error) => return edit_page(&state, &visit, &id, Some(&form), Some(error)).await,
+    };
+    let path = format!("/admin/v1/budgets/{}", crate::keys::percent_encode(&id));
+    let answer = state.api.call(&visit, Method::PATCH, &path, Some(&request)).await;
+    match answer.status {
+        status if status.is_success() => redirect("/ui/budgets"),
+        StatusCode::BAD_REQUEST => {
+            let error = (answer.field().unwrap_or("").to_owned(), answer.message());
+            edit_page(&state, &visit, &id, Some(&form), Some(error)).await
+        }
+        _ => refused(&visit.person, &answer),
+    }
+}
+
+/// `POST /ui/budgets/{id}/reset`.
+pub(crate) async fn reset(
+    State(state): State<Arc<ConsoleState>>,
+    visit: Visit,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let path = format!("/admin/v1/budgets/{}/reset", crate::keys::percent_encode(&id));
+    let back = format!("/ui/budgets/{}", crate::keys::percent_encode(&id));
+    crate::button_action(&state, &visit, &body, Method::POST, &path, &back).await
 }

@@ -47,7 +47,6 @@ async fn render(state: &ConsoleState, visit: Visit, days: u32) -> Response {
     let (teams, models, users) = (top("team").await, top("model").await, top("user").await);
     let budgets = api.get(&visit, "/admin/v1/budgets").await;
     let deployments = api.get(&visit, "/admin/v1/deployments").await;
-    let names = state.api.user_emails(&visit).await;
 
     let series = daily_series(&by_day.body, first, today);
     let total = &by_day.body["total"];
@@ -68,9 +67,9 @@ async fn render(state: &ConsoleState, visit: Visit, days: u32) -> Response {
             }
         }
         div.grid2 {
-            (top_table("Top teams", "team", &teams.body, &HashMap::new()))
-            (top_table("Top models", "model", &models.body, &HashMap::new()))
-            (top_table("Top users", "user", &users.body, &names))
+            (top_table("Top teams", "team", &teams.body))
+            (top_table("Top models", "model", &models.body))
+            (top_table("Top users", "user", &users.body))
             (budget_table(&budgets.body))
         }
         (pools(&by_day.body["pools"]))
@@ -137,7 +136,7 @@ fn cards(total: &Value, reference: &Value) -> Markup {
     }
 }
 
-fn top_table(title: &str, dimension: &str, report: &Value, names: &HashMap<String, String>) -> Markup {
+fn top_table(title: &str, dimension: &str, report: &Value) -> Markup {
     let rows: Vec<&Value> = report["data"].as_array().map(|rows| rows.iter().collect()).unwrap_or_default();
     html! {
         section {
@@ -147,9 +146,8 @@ fn top_table(title: &str, dimension: &str, report: &Value, names: &HashMap<Strin
                     thead { tr { th scope="col" { (dimension) } th.num scope="col" { "requests" } th.num scope="col" { "spend" } th.num scope="col" { "saved" } } }
                     tbody { @for row in rows {
                         @let id = row[dimension].as_str().unwrap_or("");
-                        @let label = row[format!("{dimension}_name")].as_str().map(str::to_owned)
-                            .or_else(|| names.get(id).cloned())
-                            .unwrap_or_else(|| if id.is_empty() { "(none)".to_owned() } else { id.to_owned() });
+                        @let label = row[format!("{dimension}_name")].as_str()
+                            .unwrap_or(if id.is_empty() { "(none)" } else { id });
                         tr { td { (label) } td.num { (shown(&row["requests"])) } td.num { (shown(&row["cost_usd"])) } td.num { (shown(&row["savings_usd"])) } }
                     } }
                 } }
@@ -168,7 +166,7 @@ fn budget_table(budgets: &Value) -> Markup {
                     thead { tr { th scope="col" { "scope" } th scope="col" { "period" } th.num scope="col" { "spent" } th.num scope="col" { "of" } th scope="col" { "used" } } }
                     tbody { @for budget in rows {
                         @let used = budget["current"]["percent_used"].as_f64().unwrap_or(0.0);
-                        @let scope = format!("{} {}", shown(&budget["scope"]), budget["scope_id"].as_str().unwrap_or(""));
+                        @let scope = crate::limits::scope_label(budget);
                         tr { td { (scope) } td { (shown(&budget["period"])) }
                              td.num { (shown(&budget["current"]["spent_usd"])) } td.num { (shown(&budget["amount_usd"])) }
                              td { (meter(used, &format!("{scope}: {used:.0} % used"))) } }

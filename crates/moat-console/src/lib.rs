@@ -16,6 +16,7 @@ mod budgets;
 mod chart;
 mod connect;
 mod dashboard;
+mod invitations;
 mod keys;
 mod layout;
 mod limits;
@@ -71,13 +72,21 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/ui/teams", get(teams::list).post(teams::create))
         .route("/ui/teams/{id}", get(teams::show))
         .route("/ui/teams/{id}/invite", post(teams::invite))
+        .route("/ui/teams/{id}/members", post(teams::add_member))
+        .route("/ui/teams/{id}/members/{user}", post(teams::change_member))
+        .route("/ui/teams/{id}/members/{user}/remove", post(teams::remove_member))
         .route("/ui/budgets", get(budgets::list).post(budgets::create))
+        .route("/ui/budgets/{id}", get(budgets::edit).post(budgets::update))
+        .route("/ui/budgets/{id}/reset", post(budgets::reset))
         .route("/ui/budgets/{id}/delete", post(budgets::delete))
         .route("/ui/audit", get(audit::show))
         .route("/ui/models", get(models::show))
         .route("/ui/users", get(users::list))
         .route("/ui/users/{id}", post(users::update))
+        .route("/ui/invitations", get(invitations::list).post(invitations::create))
+        .route("/ui/invitations/{id}/revoke", post(invitations::revoke))
         .route("/ui/limits", get(limits::list).post(limits::create))
+        .route("/ui/limits/{id}", get(limits::edit).post(limits::update))
         .route("/ui/limits/{id}/delete", post(limits::delete))
         .route("/ui/usage", get(usage::explore))
         .route("/ui/usage.csv", get(usage::export))

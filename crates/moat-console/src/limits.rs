@@ -1,5 +1,5 @@
 //! Rate limits: requests and tokens per minute and concurrent requests per key, user, team or
-//! model, with the last minute's counts; setting one (admins) and deleting one.
+//! model, with the last minute's counts; setting, changing and deleting one (admins).
 
 use std::sync::Arc;
 
@@ -59,6 +59,16 @@ impl LimitForm {
     }
 }
 
+/// A budget's or limit's scope as people read it: `team Platform`, `user ana@example.com`,
+/// `model gemma`, or the id when it has no name.
+pub(crate) fn scope_label(policy: &Value) -> String {
+    let scope = policy["scope"].as_str().unwrap_or("");
+    match policy["scope_name"].as_str().or(policy["scope_id"].as_str()) {
+        Some(name) if !name.is_empty() => format!("{scope} {name}"),
+        _ => scope.to_owned(),
+    }
+}
+
 /// `GET /ui/limits`.
 pub(crate) async fn list(State(state): State<Arc<ConsoleState>>, visit: Visit) -> Response {
     limits_page(&state, &visit, &LimitForm { scope: "team".into(), ..LimitForm::default() }, None).await
@@ -91,15 +101,19 @@ async fn limits_page(
                 thead { tr { th scope="col" { "scope" } th.num scope="col" { "requests/min" } th.num scope="col" { "tokens/min" }
                              th.num scope="col" { "concurrent" } th scope="col" { "last minute" } @if can_change { th scope="col" { span.skip { "actions" } } } } }
                 tbody { @for l in &limits {
-                    @let scope = format!("{} {}", l["scope"].as_str().unwrap_or(""), l["scope_id"].as_str().unwrap_or(""));
+                    @let scope = scope_label(l);
                     tr {
                         td { (scope) } td.num { (shown(&l["requests_per_minute"])) } td.num { (shown(&l["tokens_per_minute"])) }
                         td.num { (shown(&l["concurrent_requests"])) }
                         td { (l["current"].as_object().map(|c| c.iter().map(|(k, v)| format!("{}: {v}", k.replace('_', " "))).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
-                        @if can_change { td { form.inline method="post" action=(format!("/ui/limits/{}/delete", l["id"].as_str().unwrap_or(""))) {
-                            input type="hidden" name="csrf" value=(csrf);
-                            button.danger type="submit" aria-label=(format!("Delete the limit of {scope}")) { "Delete" }
-                        } } }
+                        @if can_change { td {
+                            a.button.quiet href=(format!("/ui/limits/{}", l["id"].as_str().unwrap_or(""))) aria-label=(format!("Edit the limit of {scope}")) { "Edit" }
+                            " "
+                            form.inline method="post" action=(format!("/ui/limits/{}/delete", l["id"].as_str().unwrap_or(""))) {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button.danger type="submit" aria-label=(format!("Delete the limit of {scope}")) { "Delete" }
+                            }
+                        } }
                     }
                 } }
             } }
@@ -157,4 +171,108 @@ pub(crate) async fn delete(
 ) -> Response {
     let path = format!("/admin/v1/limits/{}", crate::keys::percent_encode(&id));
     crate::button_action(&state, &visit, &body, Method::DELETE, &path, "/ui/limits").await
+}
+
+/// The change-a-limit form: every cap, an empty one removed.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct CapsForm {
+    #[serde(default)]
+    requests_per_minute: String,
+    #[serde(default)]
+    tokens_per_minute: String,
+    #[serde(default)]
+    concurrent_requests: String,
+}
+
+impl CapsForm {
+    fn cap(&self, name: &str) -> &str {
+        match name {
+            "requests_per_minute" => &self.requests_per_minute,
+            "tokens_per_minute" => &self.tokens_per_minute,
+            _ => &self.concurrent_requests,
+        }
+    }
+
+    /// The admin API's change (an empty cap is `null`: removed), or the wrong field and why.
+    fn request(&self) -> Result<Value, (String, String)> {
+        let mut request = json!({});
+        for (name, _) in CAPS {
+            let text = self.cap(name).trim();
+            request[name] = if text.is_empty() {
+                Value::Null
+            } else {
+                json!(text.parse::<u64>().map_err(|_| (name.to_owned(), "a whole number, like 60".to_owned()))?)
+            };
+        }
+        Ok(request)
+    }
+}
+
+/// `GET /ui/limits/{id}`: one limit's caps and last minute, and a form to change them.
+pub(crate) async fn edit(State(state): State<Arc<ConsoleState>>, visit: Visit, Path(id): Path<String>) -> Response {
+    edit_page(&state, &visit, &id, None, None).await
+}
+
+async fn edit_page(
+    state: &ConsoleState,
+    visit: &Visit,
+    id: &str,
+    form: Option<&CapsForm>,
+    error: Option<(String, String)>,
+) -> Response {
+    let answer = state.api.get(visit, &format!("/admin/v1/limits/{}", crate::keys::percent_encode(id))).await;
+    if !answer.status.is_success() {
+        return refused(&visit.person, &answer);
+    }
+    let l = &answer.body;
+    let text = |name: &str| l[name].as_u64().map(|v| v.to_string()).unwrap_or_default();
+    let saved = CapsForm {
+        requests_per_minute: text("requests_per_minute"),
+        tokens_per_minute: text("tokens_per_minute"),
+        concurrent_requests: text("concurrent_requests"),
+    };
+    let form = form.unwrap_or(&saved);
+    let wrong = |field: &str| {
+        error
+            .as_ref()
+            .filter(|(f, _)| f == field || (field == "requests_per_minute" && !CAPS.iter().any(|(c, _)| c == f)))
+            .map(|(_, m)| m.as_str())
+    };
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let body = html! {
+        p { "Limit for " strong { (scope_label(l)) } ". Leave a cap empty to remove it; a limit keeps at least one." }
+        form method="post" action=(format!("/ui/limits/{id}")) novalidate {
+            input type="hidden" name="csrf" value=(visit.person.session.csrf);
+            @for (name, label) in CAPS { (crate::layout::field(name, label, form.cap(name), "text", "", wrong(name))) }
+            p { button type="submit" #save-limit { "Save" } " " a href="/ui/limits" { "Back to limits" } }
+        }
+    };
+    html(status, &page(&visit.person, Section::Limits, "Change a limit", &body))
+}
+
+/// `POST /ui/limits/{id}`.
+pub(crate) async fn update(
+    State(state): State<Arc<ConsoleState>>,
+    visit: Visit,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form: CapsForm = match checked_form(&visit.person, &body) {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let request = match form.request() {
+        Ok(request) => request,
+        Err(error) => return edit_page(&state, &visit, &id, Some(&form), Some(error)).await,
+    };
+    let path = format!("/admin/v1/limits/{}", crate::keys::percent_encode(&id));
+    let answer = state.api.call(&visit, Method::PATCH, &path, Some(&request)).await;
+    match answer.status {
+        status if status.is_success() => redirect("/ui/limits"),
+        StatusCode::BAD_REQUEST => {
+            let error = (answer.field().unwrap_or("").to_owned(), answer.message());
+            edit_page(&state, &visit, &id, Some(&form), Some(error)).await
+        }
+        _ => refused(&visit.person, &answer),
+    }
 }

@@ -1,5 +1,7 @@
 //! Teams: the ones the person may see, creating one (admins), and a team's page with its
-//! members and an invitation form that adds a new person straight into the team.
+//! members: adding people already in moat, changing their role in the team or removing them
+//! (admins and the team's own team admins), and an invitation form that adds a new person
+//! straight into the team.
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::keys::percent_encode;
 use crate::layout::{Section, page};
 use crate::{ConsoleState, Visit, checked_form, html, redirect, refused};
 
@@ -77,61 +80,134 @@ pub(crate) async fn create(State(state): State<Arc<ConsoleState>>, visit: Visit,
 
 /// `GET /ui/teams/{id}`.
 pub(crate) async fn show(State(state): State<Arc<ConsoleState>>, visit: Visit, Path(id): Path<String>) -> Response {
-    team_page(&state, &visit, &id, &Invite::default(), StatusCode::OK).await
+    team_page(&state, &visit, &id, &Forms::default(), StatusCode::OK).await
 }
 
 /// The invitation form's values and outcome.
 #[derive(Debug, Default)]
-struct Invite {
+pub(crate) struct Invite {
+    pub(crate) email: String,
+    pub(crate) role: String,
+    pub(crate) error: Option<String>,
+    /// The link to pass on when moat could not e-mail it.
+    pub(crate) link: Option<String>,
+    pub(crate) emailed: bool,
+}
+
+impl Invite {
+    /// The outcome of an invitation the admin API made for `email`: e-mailed, or a link to
+    /// pass on.
+    pub(crate) fn made(email: &str, answer: &Value) -> Self {
+        Invite {
+            email: email.to_owned(),
+            link: answer["url"].as_str().map(str::to_owned),
+            emailed: answer["emailed"].as_bool().unwrap_or(false),
+            ..Invite::default()
+        }
+    }
+}
+
+/// The "add someone already here" form's values and error.
+#[derive(Debug, Default)]
+struct Add {
     email: String,
     role: String,
     error: Option<String>,
-    /// The link to pass on when moat could not e-mail it.
-    link: Option<String>,
-    emailed: bool,
 }
 
-async fn team_page(state: &ConsoleState, visit: &Visit, id: &str, invite: &Invite, status: StatusCode) -> Response {
-    let answer = state.api.get(visit, &format!("/admin/v1/teams/{}", crate::keys::percent_encode(id))).await;
+/// What a team page's forms show after a post.
+#[derive(Debug, Default)]
+struct Forms {
+    invite: Invite,
+    add: Add,
+}
+
+/// The team roles, as the admin API names them and as the page shows them.
+const TEAM_ROLES: [(&str, &str); 2] = [("member", "member"), ("team-admin", "team admin")];
+
+fn role_options(chosen: &str) -> Markup {
+    html! { @for (value, label) in TEAM_ROLES { option value=(value) selected[value == chosen] { (label) } } }
+}
+
+async fn team_page(state: &ConsoleState, visit: &Visit, id: &str, forms: &Forms, status: StatusCode) -> Response {
+    let answer = state.api.get(visit, &format!("/admin/v1/teams/{}", percent_encode(id))).await;
     if !answer.status.is_success() {
         return refused(&visit.person, &answer);
     }
     let team = &answer.body;
-    let emails = state.api.user_emails(visit).await;
     let members: Vec<&Value> = team["members"].as_array().map(|m| m.iter().collect()).unwrap_or_default();
     let name = team["name"].as_str().unwrap_or("");
+    // Admins, and this team's own team admins, manage its members; the API decides again.
+    let me = &visit.person.user.id;
+    let leads = members.iter().any(|m| m["user_id"].as_str() == Some(me) && m["role"] == "team-admin");
+    let manages = crate::layout::manages(&visit.person) || leads;
+    let csrf = &visit.person.session.csrf;
+    let (invite, add) = (&forms.invite, &forms.add);
     let body = html! {
         p { "Team id " code { (id) } }
         h2 { "Members" }
         @if members.is_empty() { p #no-members { "No members yet." } } @else {
             div.table-wrap { table #members {
-                thead { tr { th scope="col" { "person" } th scope="col" { "role in the team" } } }
+                thead { tr { th scope="col" { "person" } th scope="col" { "role in the team" }
+                             @if manages { th scope="col" { span.skip { "actions" } } } } }
                 tbody { @for m in &members {
                     @let user = m["user_id"].as_str().unwrap_or("");
-                    tr { td { (emails.get(user).map_or(user, String::as_str)) } td { (m["role"].as_str().unwrap_or("")) } }
+                    @let email = m["email"].as_str().unwrap_or(user);
+                    @let role = m["role"].as_str().unwrap_or("");
+                    @let action = format!("/ui/teams/{id}/members/{user}");
+                    tr {
+                        td { (email) @if m["active"] == false { " " span.bad { "(deactivated)" } } }
+                        td { @if manages {
+                            form.inline method="post" action=(action) {
+                                input type="hidden" name="csrf" value=(csrf);
+                                label.skip for=(format!("team-role-{user}")) { "Role of " (email) " in the team" }
+                                select id=(format!("team-role-{user}")) name="role" { (role_options(role)) }
+                                " " button.quiet type="submit" { "Change" }
+                            }
+                        } @else { (role) } }
+                        @if manages { td {
+                            form.inline method="post" action=(format!("{action}/remove")) {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button.danger type="submit" aria-label=(format!("Remove {email} from the team")) { "Remove" }
+                            }
+                        } }
+                    }
                 } }
             } }
         }
+        @if manages {
+            h2 #add { "Add someone already in moat" }
+            form method="post" action=(format!("/ui/teams/{id}/members")) novalidate {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="member-email" { "E-mail" }
+                input #member-email name="email" type="email" value=(add.email) required autocomplete="off"
+                    aria-invalid=[add.error.as_ref().map(|_| "true")] aria-describedby=[add.error.as_ref().map(|_| "member-email-error")];
+                @if let Some(message) = &add.error { p.field-error #member-email-error role="alert" { (message) } }
+                label for="member-role" { "Role in the team" }
+                select #member-role name="role" { (role_options(&add.role)) }
+                p { button type="submit" #add-member { "Add to team" } }
+            }
+        }
+        // Inviting makes a new account, which only organisation admins do.
+        @if crate::layout::manages(&visit.person) {
         h2 #invite { "Invite someone to this team" }
         (invite_outcome(invite))
         form method="post" action=(format!("/ui/teams/{id}/invite")) novalidate {
-            input type="hidden" name="csrf" value=(visit.person.session.csrf);
+            input type="hidden" name="csrf" value=(csrf);
             label for="email" { "E-mail" }
             input #email name="email" type="email" value=(invite.email) required autocomplete="off"
                 aria-invalid=[invite.error.as_ref().map(|_| "true")] aria-describedby=[invite.error.as_ref().map(|_| "email-error")];
             @if let Some(message) = &invite.error { p.field-error #email-error role="alert" { (message) } }
             label for="team_role" { "Role in the team" }
-            select #team_role name="team_role" {
-                option value="member" selected[invite.role != "admin"] { "member" }
-                option value="admin" selected[invite.role == "admin"] { "team admin" }
-            }
+            select #team_role name="team_role" { (role_options(&invite.role)) }
             p { button type="submit" #send-invite { "Invite" } }
+        }
         }
     };
     html(status, &page(&visit.person, Section::Teams, name, &body))
 }
 
-fn invite_outcome(invite: &Invite) -> Markup {
+pub(crate) fn invite_outcome(invite: &Invite) -> Markup {
     html! {
         @if invite.emailed { div.notice role="status" #invited { "Invitation e-mailed to " (invite.email) "." } }
         @if let Some(link) = &invite.link {
@@ -167,20 +243,99 @@ pub(crate) async fn invite(
     let answer = state.api.call(&visit, Method::POST, "/admin/v1/invitations", Some(&request)).await;
     match answer.status {
         StatusCode::CREATED => {
-            let invite = Invite {
-                email: form.email.trim().to_owned(),
-                role: form.team_role,
-                error: None,
-                link: answer.body["url"].as_str().map(str::to_owned),
-                emailed: answer.body["emailed"].as_bool().unwrap_or(false),
-            };
-            team_page(&state, &visit, &id, &invite, StatusCode::CREATED).await
+            let invite = Invite { role: form.team_role, ..Invite::made(form.email.trim(), &answer.body) };
+            team_page(&state, &visit, &id, &Forms { invite, ..Forms::default() }, StatusCode::CREATED).await
         }
         StatusCode::BAD_REQUEST | StatusCode::CONFLICT => {
             let invite =
                 Invite { email: form.email, role: form.team_role, error: Some(answer.message()), ..Invite::default() };
-            team_page(&state, &visit, &id, &invite, StatusCode::BAD_REQUEST).await
+            team_page(&state, &visit, &id, &Forms { invite, ..Forms::default() }, StatusCode::BAD_REQUEST).await
         }
         _ => refused(&visit.person, &answer),
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AddForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// `POST /ui/teams/{id}/members`: adds a person who already has an account, found by e-mail.
+pub(crate) async fn add_member(
+    State(state): State<Arc<ConsoleState>>,
+    visit: Visit,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form: AddForm = match checked_form(&visit.person, &body) {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let email = form.email.trim();
+    let failed = |error: String| Forms {
+        add: Add { email: email.to_owned(), role: form.role.clone(), error: Some(error) },
+        ..Forms::default()
+    };
+    if email.is_empty() {
+        return team_page(&state, &visit, &id, &failed("Enter the person's e-mail.".into()), StatusCode::BAD_REQUEST)
+            .await;
+    }
+    let found = state.api.get(&visit, &format!("/admin/v1/users?email={}", percent_encode(email))).await;
+    if !found.status.is_success() {
+        return refused(&visit.person, &found);
+    }
+    let Some(user) = found.body["data"].get(0).and_then(|u| u["id"].as_str()) else {
+        let error = format!("No one with the e-mail {email} is in moat yet; invite them below instead.");
+        return team_page(&state, &visit, &id, &failed(error), StatusCode::BAD_REQUEST).await;
+    };
+    let path = format!("/admin/v1/teams/{}/members/{}", percent_encode(&id), percent_encode(user));
+    let answer = state.api.call(&visit, Method::PUT, &path, Some(&json!({ "role": form.role }))).await;
+    match answer.status {
+        status if status.is_success() => redirect(&format!("/ui/teams/{}", percent_encode(&id))),
+        StatusCode::BAD_REQUEST => {
+            team_page(&state, &visit, &id, &failed(answer.message()), StatusCode::BAD_REQUEST).await
+        }
+        _ => refused(&visit.person, &answer),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RoleForm {
+    #[serde(default)]
+    role: String,
+}
+
+/// `POST /ui/teams/{id}/members/{user}`: changes a member's role in the team.
+pub(crate) async fn change_member(
+    State(state): State<Arc<ConsoleState>>,
+    visit: Visit,
+    Path((id, user)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let form: RoleForm = match checked_form(&visit.person, &body) {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let path = format!("/admin/v1/teams/{}/members/{}", percent_encode(&id), percent_encode(&user));
+    let answer = state.api.call(&visit, Method::PUT, &path, Some(&json!({ "role": form.role }))).await;
+    if answer.status.is_success() {
+        redirect(&format!("/ui/teams/{}", percent_encode(&id)))
+    } else {
+        refused(&visit.person, &answer)
+    }
+}
+
+/// `POST /ui/teams/{id}/members/{user}/remove`.
+pub(crate) async fn remove_member(
+    State(state): State<Arc<ConsoleState>>,
+    visit: Visit,
+    Path((id, user)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let path = format!("/admin/v1/teams/{}/members/{}", percent_encode(&id), percent_encode(&user));
+    let back = format!("/ui/teams/{}", percent_encode(&id));
+    crate::button_action(&state, &visit, &body, Method::DELETE, &path, &back).await
 }

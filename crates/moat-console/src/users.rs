@@ -23,6 +23,9 @@ const ROLES: [&str; 4] = ["viewer", "member", "admin", "owner"];
 pub(crate) struct UsersQuery {
     #[serde(default)]
     after: String,
+    /// Find one person by e-mail instead of paging through everyone.
+    #[serde(default)]
+    email: String,
 }
 
 /// `GET /ui/users`.
@@ -31,8 +34,11 @@ pub(crate) async fn list(
     visit: Visit,
     Query(query): Query<UsersQuery>,
 ) -> Response {
+    let email = query.email.trim();
     let mut api = format!("/admin/v1/users?limit={PAGE}");
-    if !query.after.is_empty() {
+    if !email.is_empty() {
+        api.push_str(&format!("&email={}", percent_encode(email)));
+    } else if !query.after.is_empty() {
         api.push_str(&format!("&after={}", percent_encode(&query.after)));
     }
     let answer = state.api.get(&visit, &api).await;
@@ -44,6 +50,13 @@ pub(crate) async fn list(
     let csrf = &visit.person.session.csrf;
     let body = html! {
         p { "People are added by invitation (from a team's page), by single sign-on, or by SCIM from your identity provider." }
+        form.find method="get" action="/ui/users" role="search" {
+            label for="find-email" { "Find by e-mail" }
+            input #find-email name="email" type="email" value=(email) autocomplete="off";
+            " " button.quiet type="submit" { "Find" }
+            @if !email.is_empty() { " " a href="/ui/users" { "Everyone" } }
+        }
+        @if !email.is_empty() && users.is_empty() { p #no-users { "No one has the e-mail " (email) "." } }
         div.table-wrap { table #users {
             thead { tr { th scope="col" { "e-mail" } th scope="col" { "name" } th scope="col" { "role" } th scope="col" { "state" } th scope="col" { "since" }
                          @if can_change { th scope="col" { span.skip { "actions" } } } } }

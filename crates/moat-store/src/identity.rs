@@ -159,6 +159,12 @@ impl Store {
         on_backend!(self, s => s.set_user_active(id, active, now_ms))
     }
 
+    /// The users with these ids, in no particular order (ids without a user are skipped):
+    /// e-mails for the people a page shows, without reading every user.
+    pub async fn users_by_ids(&self, ids: &[String]) -> Result<Vec<UserRecord>, StoreError> {
+        on_backend!(self, s => s.users_by_ids(ids))
+    }
+
     /// Users matching `matching`, in id order from the `offset`-th, at most `limit`; and how
     /// many match in all.
     pub async fn find_users(

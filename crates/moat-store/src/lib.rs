@@ -215,6 +215,12 @@ impl Store {
         on_backend!(self, s => s.list_keys(include_revoked))
     }
 
+    /// The keys with these ids, in no particular order (ids without a key are skipped): names
+    /// for the keys a page of records or a report shows, without reading every key.
+    pub async fn keys_by_ids(&self, ids: &[String]) -> Result<Vec<KeyRecord>, StoreError> {
+        on_backend!(self, s => s.keys_by_ids(ids))
+    }
+
     /// One user's keys, newest first (by the `keys_user` index: a person's own list stays fast
     /// however many keys the organisation has).
     pub async fn keys_of_user(&self, user_id: &str, include_revoked: bool) -> Result<Vec<KeyRecord>, StoreError> {

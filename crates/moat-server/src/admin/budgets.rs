@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::caller::Caller;
-use super::{invalid, not_found, parse_body, store_failed};
+use super::{invalid, names, not_found, parse_body, store_failed};
 use crate::admission::dollars;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -171,6 +171,13 @@ async fn budget_json(state: &AppState, budget: &Budget) -> Value {
     })
 }
 
+/// A budget or limit with `scope_name`: its team's name, user's e-mail or key's name.
+fn named(mut view: Value, names: &std::collections::HashMap<String, String>) -> Value {
+    let name = view["scope_id"].as_str().and_then(|id| names.get(id)).cloned();
+    view["scope_name"] = json!(name);
+    view
+}
+
 fn find_budget(state: &AppState, id: &str) -> Result<Budget, ApiError> {
     state.admission.policies().budgets.iter().find(|b| b.id == id).cloned().ok_or_else(|| not_found("budget", id))
 }
@@ -228,9 +235,15 @@ pub(crate) async fn create_budget(
 pub(crate) async fn list_budgets(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, ApiError> {
     caller.must(&Action::ReadOrg)?;
     apply(&state).await?;
+    let policies = state.admission.policies();
+    let names = names::scope_names(
+        &state,
+        &policies.budgets.iter().map(|b| (b.scope.as_str(), b.scope_id.as_str())).collect::<Vec<_>>(),
+    )
+    .await?;
     let mut data = Vec::new();
-    for budget in &state.admission.policies().budgets {
-        data.push(budget_json(&state, budget).await);
+    for budget in &policies.budgets {
+        data.push(named(budget_json(&state, budget).await, &names));
     }
     Ok(Json(json!({ "data": data })).into_response())
 }
@@ -243,7 +256,8 @@ pub(crate) async fn get_budget(
     caller.must(&Action::ReadOrg)?;
     apply(&state).await?;
     let budget = find_budget(&state, &id)?;
-    Ok(Json(budget_json(&state, &budget).await).into_response())
+    let names = names::scope_names(&state, &[(budget.scope.as_str(), budget.scope_id.as_str())]).await?;
+    Ok(Json(named(budget_json(&state, &budget).await, &names)).into_response())
 }
 
 pub(crate) async fn update_budget(
@@ -424,9 +438,15 @@ pub(crate) async fn create_limit(
 pub(crate) async fn list_limits(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, ApiError> {
     caller.must(&Action::ReadOrg)?;
     apply(&state).await?;
+    let policies = state.admission.policies();
+    let names = names::scope_names(
+        &state,
+        &policies.limits.iter().map(|b| (b.scope.as_str(), b.scope_id.as_str())).collect::<Vec<_>>(),
+    )
+    .await?;
     let mut data = Vec::new();
-    for limit in &state.admission.policies().limits {
-        data.push(limit_json(&state, limit).await);
+    for limit in &policies.limits {
+        data.push(named(limit_json(&state, limit).await, &names));
     }
     Ok(Json(json!({ "data": data })).into_response())
 }
@@ -439,7 +459,8 @@ pub(crate) async fn get_limit(
     caller.must(&Action::ReadOrg)?;
     apply(&state).await?;
     let limit = find_limit(&state, &id)?;
-    Ok(Json(limit_json(&state, &limit).await).into_response())
+    let names = names::scope_names(&state, &[(limit.scope.as_str(), limit.scope_id.as_str())]).await?;
+    Ok(Json(named(limit_json(&state, &limit).await, &names)).into_response())
 }
 
 pub(crate) async fn update_limit(

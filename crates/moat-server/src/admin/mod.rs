@@ -10,6 +10,7 @@ mod budgets;
 mod caller;
 mod invitations;
 mod keys;
+mod names;
 mod people;
 mod reports;
 mod usage;

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use moat_core::{Action, ErrorCode, OrgRole, TeamRole, UserKind};
-use moat_store::{MemberRecord, NewUser, TeamRecord, UserRecord};
+use moat_store::{Match, MemberRecord, NewUser, TeamRecord, UserRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -37,13 +37,28 @@ pub(super) fn user_json(user: &UserRecord) -> Value {
     })
 }
 
-fn team_json(team: &TeamRecord, members: Option<&[MemberRecord]>) -> Value {
-    let mut value = json!({ "id": team.id, "name": team.name, "created_at": format_ms(team.created_at_ms) });
-    if let Some(members) = members {
-        value["members"] =
-            members.iter().map(|m| json!({ "user_id": m.user_id, "role": m.role.as_str() })).collect::<Value>();
-    }
-    value
+fn team_json(team: &TeamRecord) -> Value {
+    json!({ "id": team.id, "name": team.name, "created_at": format_ms(team.created_at_ms) })
+}
+
+/// A team's members with who they are, so a team page needs no second lookup per person.
+async fn members_json(state: &AppState, members: &[MemberRecord]) -> Result<Value, ApiError> {
+    let ids: Vec<String> = members.iter().map(|m| m.user_id.clone()).collect();
+    let users = state.store.users_by_ids(&ids).await.map_err(store_failed)?;
+    let by_id: std::collections::HashMap<&str, &UserRecord> = users.iter().map(|u| (u.id.as_str(), u)).collect();
+    Ok(members
+        .iter()
+        .map(|m| {
+            let user = by_id.get(m.user_id.as_str());
+            json!({
+                "user_id": m.user_id,
+                "role": m.role.as_str(),
+                "email": user.map(|u| u.email.as_str()),
+                "name": user.map(|u| u.name.as_str()),
+                "active": user.map(|u| u.active),
+            })
+        })
+        .collect())
 }
 
 fn text(value: &str, param: &'static str) -> Result<String, ApiError> {
@@ -114,6 +129,9 @@ pub(crate) struct PageQuery {
     after: Option<String>,
     #[serde(default)]
     limit: Option<u32>,
+    /// Only the user with this e-mail (any case): finding one person among many.
+    #[serde(default)]
+    email: Option<String>,
 }
 
 pub(crate) async fn list_users(
@@ -121,11 +139,22 @@ pub(crate) async fn list_users(
     caller: Caller,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    caller.must(&Action::ReadOrg)?;
     let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    // Team admins find one person by exact e-mail, to add them to their team; listing
+    // everyone needs the organisation-reading roles.
+    let leads_a_team = caller.actor.teams.iter().any(|(_, role)| *role == TeamRole::TeamAdmin);
+    if !(query.email.is_some() && leads_a_team) {
+        caller.must(&Action::ReadOrg)?;
+    }
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(invalid(format!("`limit` must be between 1 and {MAX_PAGE}"), "limit"));
+    }
+    if let Some(email) = query.email {
+        let matching = Match { name: Some(email.trim().to_owned()), ..Match::default() };
+        let (users, _) = state.store.find_users(&matching, 0, 1).await.map_err(store_failed)?;
+        return Ok(Json(json!({ "data": users.iter().map(user_json).collect::<Vec<_>>(), "next_after": null }))
+            .into_response());
     }
     let users = state.store.list_users(query.after.as_deref(), limit).await.map_err(store_failed)?;
     let next = (users.len() == limit as usize).then(|| users.last().map(|u| u.id.clone())).flatten();
@@ -266,7 +295,7 @@ pub(crate) async fn create_team(
         external_id: None,
     };
     let team = state.store.insert_team(&team).await.map_err(store_failed)?;
-    let view = team_json(&team, None);
+    let view = team_json(&team);
     caller.audit(&state, "team.create", ("team", &team.id), None, Some(&view)).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
@@ -274,11 +303,8 @@ pub(crate) async fn create_team(
 /// Every team for those who read the organisation; the caller's own teams otherwise.
 pub(crate) async fn list_teams(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, ApiError> {
     let teams = state.store.list_teams().await.map_err(store_failed)?;
-    let visible: Vec<Value> = teams
-        .iter()
-        .filter(|t| caller.actor.may(&Action::ReadTeam(&t.id)).is_ok())
-        .map(|t| team_json(t, None))
-        .collect();
+    let visible: Vec<Value> =
+        teams.iter().filter(|t| caller.actor.may(&Action::ReadTeam(&t.id)).is_ok()).map(team_json).collect();
     Ok(Json(json!({ "data": visible })).into_response())
 }
 
@@ -296,7 +322,9 @@ pub(crate) async fn get_team(
 ) -> Result<Response, ApiError> {
     let team = visible_team(&state, &caller, &id).await?;
     let members = state.store.members_of_team(&id).await.map_err(store_failed)?;
-    Ok(Json(team_json(&team, Some(&members))).into_response())
+    let mut view = team_json(&team);
+    view["members"] = members_json(&state, &members).await?;
+    Ok(Json(view).into_response())
 }
 
 #[derive(Debug, Deserialize)]

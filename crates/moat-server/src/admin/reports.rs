@@ -140,18 +140,23 @@ fn signed_dollars(micro: i64) -> String {
     if micro < 0 { format!("-{text}") } else { text }
 }
 
-/// Names for the ids a report shows: team names, user e-mails, key names.
-async fn names(state: &AppState, by: &[Dimension]) -> Result<HashMap<String, String>, ApiError> {
+/// Names for the ids a report's `rows` show (grouped `by`): team names, user e-mails, key
+/// names. Keys and people are looked up for those rows only.
+async fn names(state: &AppState, by: &[Dimension], rows: &[&Vec<String>]) -> Result<HashMap<String, String>, ApiError> {
     let mut names = HashMap::new();
+    let shown = |wanted: Dimension| {
+        by.iter().position(|d| *d == wanted).map(|i| rows.iter().filter_map(move |groups| groups.get(i)))
+    };
     if by.contains(&Dimension::Team) {
         for team in state.store.list_teams().await.map_err(store_failed)? {
             names.insert(team.id, team.name);
         }
     }
-    if by.contains(&Dimension::Key) {
-        for key in state.store.list_keys(true).await.map_err(store_failed)? {
-            names.insert(key.id, key.name);
-        }
+    if let Some(ids) = shown(Dimension::Key) {
+        names.extend(super::names::key_names(state, ids.map(String::as_str)).await?);
+    }
+    if let Some(ids) = shown(Dimension::User) {
+        names.extend(super::names::user_emails(state, ids.map(String::as_str)).await?);
     }
     Ok(names)
 }
@@ -202,8 +207,9 @@ pub(crate) async fn usage_report(
     let total_measured: u64 = grouped.iter().map(|(_, _, measured)| measured).sum();
     let rows: Vec<(Vec<String>, Totals)> = grouped.iter().map(|(k, t, _)| (k.clone(), *t)).collect();
     let measured_of: Vec<u64> = grouped.iter().map(|(_, _, measured)| *measured).collect();
-    let names = names(&state, &by).await?;
     let limit = query.limit.unwrap_or(usize::MAX);
+    let shown: Vec<&Vec<String>> = rows.iter().take(limit).map(|(groups, _)| groups).collect();
+    let names = names(&state, &by, &shown).await?;
     let data: Vec<Value> = rows
         .iter()
         .zip(&measured_of)
@@ -461,7 +467,7 @@ pub(crate) async fn chargeback(
     // Hours starting in the month: consecutive months tile, whatever the zone's offset.
     let (from_hour, end_hour) = (hour_ceil(window.start_ms), hour_ceil(end));
     let (rows, _) = measured_rows(&state, &[Dimension::Team], from_hour, end_hour.max(from_hour), None, now).await?;
-    let names = names(&state, &[Dimension::Team]).await?;
+    let names = names(&state, &[Dimension::Team], &[]).await?;
     let month = jiff::Timestamp::from_millisecond(window.start_ms)
         .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m").to_string())
         .unwrap_or_default();

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::caller::Caller;
-use super::{invalid, store_failed};
+use super::{invalid, names, store_failed};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::time::{format_ms, parse_rfc3339_ms};
@@ -111,7 +111,18 @@ pub(crate) async fn list_usage(
     };
     let records = state.store.query_usage(&filter).await.map_err(store_failed)?;
     let next = (records.len() == limit as usize).then(|| records.last().map(|r| r.id.clone())).flatten();
-    Ok(Json(json!({ "data": records.iter().map(usage_json).collect::<Vec<_>>(), "next_before": next })).into_response())
+    let key_names = names::key_names(&state, records.iter().filter_map(|r| r.key_id.as_deref())).await?;
+    let emails = names::user_emails(&state, records.iter().filter_map(|r| r.user_id.as_deref())).await?;
+    let data: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let mut view = usage_json(r);
+            view["key_name"] = json!(r.key_id.as_ref().and_then(|id| key_names.get(id)));
+            view["user_email"] = json!(r.user_id.as_ref().and_then(|id| emails.get(id)));
+            view
+        })
+        .collect();
+    Ok(Json(json!({ "data": data, "next_before": next })).into_response())
 }
 
 /// `GET /admin/v1/deployments`: every deployment with its live health, load and latency.

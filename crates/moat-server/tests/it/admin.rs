@@ -125,6 +125,8 @@ async fn usage_records_carry_the_contract_fields_and_filter_and_page() {
 
     let only_a: Value = gateway.admin_get(&format!("usage?key_id={a_id}")).await.json().await.expect("json");
     assert_eq!(only_a["data"].as_array().map(Vec::len), Some(2));
+    // Each record names its key, read for the page's keys only.
+    assert!(only_a["data"].as_array().expect("data").iter().all(|r| r["key_name"] == "a"), "{only_a}");
     let page: Value = gateway.admin_get("usage?limit=2").await.json().await.expect("json");
     assert_eq!(page["data"].as_array().map(Vec::len), Some(2));
     let next = page["next_before"].as_str().expect("a next page");

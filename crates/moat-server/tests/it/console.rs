@@ -314,11 +314,46 @@ async fn an_admin_sets_a_team_budget_that_then_refuses_spend() {
     assert_eq!(set.status(), 303);
     let (_, html) = get(&gateway, &session, "/ui/budgets").await;
     assert!(
-        html.contains(&format!("team {team_id}")) && html.contains("Europe/Paris") && html.contains("role=\"meter\""),
-        "{html}"
+        html.contains("team Platform") && html.contains("Europe/Paris") && html.contains("role=\"meter\""),
+        "the budget is shown by its team's name: {html}"
     );
     let refused = gateway.post("/v1/chat/completions", &key, &chat("m")).await;
     assert_eq!(refused.status(), 402, "the budget set in the console holds");
+
+    // Changed in place: wrong thresholds come back beside the field, a new amount holds.
+    let budgets: Value = gateway.admin_get("budgets").await.json().await.expect("json");
+    let edit = format!("/ui/budgets/{}", budgets["data"][0]["id"].as_str().expect("id"));
+    let (status, html) = get(&gateway, &session, &edit).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("value=\"0.000001\"") && html.contains("value=\"50, 80, 100\""), "{html}");
+    let change = |amount: &str, thresholds: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("amount_usd", amount.to_owned()),
+            ("time_zone", "Europe/Paris".to_owned()),
+            ("thresholds", thresholds.to_owned()),
+        ]
+    };
+    let bad =
+        browser().post(format!("{}{edit}", gateway.url)).header("cookie", &session).form(&change("5", "half")).send();
+    let bad = bad.await.expect("send");
+    assert_eq!(bad.status(), 400);
+    let html = bad.text().await.expect("html");
+    assert!(html.contains("id=\"thresholds-error\"") && html.contains("value=\"half\""), "{html}");
+    let bad = browser().post(format!("{}{edit}", gateway.url)).header("cookie", &session).form(&change("-1", "90"));
+    let bad = bad.send().await.expect("send");
+    assert_eq!(bad.status(), 400, "the API's own check comes back beside the field");
+    assert!(bad.text().await.expect("html").contains("id=\"amount_usd-error\""));
+    let saved = browser().post(format!("{}{edit}", gateway.url)).header("cookie", &session).form(&change("5", "90"));
+    assert_eq!(saved.send().await.expect("send").status(), 303);
+    let budget: Value = gateway.admin_get(&edit.replace("/ui/", "")).await.json().await.expect("json");
+    assert_eq!((budget["amount_usd"].as_str(), budget["thresholds"].clone()), (Some("$5.00"), json!([90])), "{budget}");
+    upstream.push(Reply::chat("hi", None));
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200, "room again");
+    let reset = post(&gateway, &session, &format!("{edit}/reset"), &[("csrf", &csrf)]).await;
+    assert_eq!(reset.status(), 303);
+    let audit: Value = gateway.admin_get("audit?action=budget.reset").await.json().await.expect("json");
+    assert_eq!(audit["data"].as_array().map(Vec::len), Some(1), "{audit}");
 }
 
 #[tokio::test]
@@ -460,5 +495,166 @@ async fn an_admin_sets_a_rate_limit_that_then_holds() {
         "the limit set in the console holds"
     );
     let (_, html) = get(&gateway, &session, "/ui/limits").await;
-    assert!(html.contains(&format!("key {key_id}")), "{html}");
+    assert!(html.contains("key ci"), "the limit is shown by its key's name: {html}");
+
+    // Changed in place: the request cap removed, a concurrency cap set instead.
+    let limits: Value = gateway.admin_get("limits").await.json().await.expect("json");
+    let edit = format!("/ui/limits/{}", limits["data"][0]["id"].as_str().expect("id"));
+    let (status, html) = get(&gateway, &session, &edit).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("id=\"requests_per_minute\" name=\"requests_per_minute\" type=\"text\" value=\"1\""), "{html}");
+    let none = post(&gateway, &session, &edit, &[("csrf", &csrf), ("requests_per_minute", "")]).await;
+    assert_eq!(none.status(), 400, "a limit keeps at least one cap");
+    assert!(none.text().await.expect("html").contains("id=\"requests_per_minute-error\""));
+    let saved = post(&gateway, &session, &edit, &[("csrf", &csrf), ("concurrent_requests", "4")]).await;
+    assert_eq!(saved.status(), 303);
+    let limit: Value = gateway.admin_get(&edit.replace("/ui/", "")).await.json().await.expect("json");
+    assert_eq!(
+        (limit["requests_per_minute"].clone(), limit["concurrent_requests"].clone()),
+        (Value::Null, json!(4)),
+        "{limit}"
+    );
+    upstream.push(Reply::chat("hi", None));
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200, "no request cap now");
+}
+
+#[tokio::test]
+async fn admins_and_team_admins_manage_a_teams_members() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&config(&upstream, "")).await;
+    person_with_role(&gateway, "ada@example.com", "admin").await;
+    let lead = person_with_role(&gateway, "lee@example.com", "member").await;
+    let mo = person_with_role(&gateway, "mo@example.com", "member").await;
+    person_with_role(&gateway, "kim@example.com", "member").await;
+    let team: Value = gateway.admin_post("teams", json!({ "name": "Platform" })).await.json().await.expect("json");
+    let team_page = format!("/ui/teams/{}", team["id"].as_str().expect("id"));
+    let admin = sign_in(&gateway, "ada@example.com", PASSWORD).await.expect("signed in");
+    let (_, html) = get(&gateway, &admin, &team_page).await;
+    let csrf = hidden(&html, "csrf");
+    let add = |email: &'static str, role: &'static str, csrf: String| {
+        vec![("csrf", csrf), ("email", email.to_owned()), ("role", role.to_owned())]
+    };
+
+    // Someone not in moat is pointed at the invitation form instead.
+    let unknown = browser()
+        .post(format!("{}{team_page}/members", gateway.url))
+        .header("cookie", &admin)
+        .form(&add("nobody@example.com", "member", csrf.clone()))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(unknown.status(), 400);
+    let html = unknown.text().await.expect("html");
+    assert!(html.contains("id=\"member-email-error\"") && html.contains("invite them"), "{html}");
+    for (email, role) in [("LEE@example.com", "team-admin"), ("mo@example.com", "member")] {
+        let added = browser()
+            .post(format!("{}{team_page}/members", gateway.url))
+            .header("cookie", &admin)
+            .form(&add(email, role, csrf.clone()))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(added.status(), 303, "{email}");
+    }
+    let (_, html) = get(&gateway, &admin, &team_page).await;
+    assert!(html.contains("<td>lee@example.com</td>") && html.contains("<td>mo@example.com</td>"), "by e-mail: {html}");
+
+    // The team admin (a member of the organisation) manages this team's members too.
+    let lee = sign_in(&gateway, "lee@example.com", PASSWORD).await.expect("signed in");
+    let (status, html) = get(&gateway, &lee, &team_page).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"add-member\"") && !html.contains("id=\"send-invite\""), "no invitations: {html}");
+    let lee_csrf = hidden(&html, "csrf");
+    let added = browser()
+        .post(format!("{}{team_page}/members", gateway.url))
+        .header("cookie", &lee)
+        .form(&add("kim@example.com", "member", lee_csrf.clone()))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(added.status(), 303);
+    let promoted =
+        post(&gateway, &lee, &format!("{team_page}/members/{mo}"), &[("csrf", &lee_csrf), ("role", "team-admin")]).await;
+    assert_eq!(promoted.status(), 303);
+    let own = post(&gateway, &lee, &format!("{team_page}/members/{lead}/remove"), &[("csrf", &lee_csrf)]).await;
+    assert_eq!(own.status(), 403, "nobody changes their own membership");
+    let team: Value = gateway.admin_get(&team_page.replace("/ui/", "")).await.json().await.expect("json");
+    let role_of = |email: &str| {
+        team["members"].as_array().expect("members").iter().find(|m| m["email"] == email).map(|m| m["role"].clone())
+    };
+    assert_eq!(role_of("mo@example.com"), Some(json!("team-admin")), "{team}");
+    assert_eq!(role_of("kim@example.com"), Some(json!("member")), "{team}");
+
+    // The admin removes someone; a plain member can change nothing, even forging the form.
+    let removed = post(&gateway, &admin, &format!("{team_page}/members/{mo}/remove"), &[("csrf", &csrf)]).await;
+    assert_eq!(removed.status(), 303);
+    let kim = sign_in(&gateway, "kim@example.com", PASSWORD).await.expect("signed in");
+    let (_, html) = get(&gateway, &kim, &team_page).await;
+    assert!(!html.contains("id=\"add-member\"") && !html.contains("/remove"), "{html}");
+    let kim_csrf = hidden(&html, "csrf");
+    let forged = post(&gateway, &kim, &format!("{team_page}/members/{lead}/remove"), &[("csrf", &kim_csrf)]).await;
+    assert_eq!(forged.status(), 403);
+    let looked_up = browser()
+        .post(format!("{}{team_page}/members", gateway.url))
+        .header("cookie", &kim)
+        .form(&add("ada@example.com", "member", kim_csrf))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(looked_up.status(), 403, "a member cannot even look people up");
+    let team: Value = gateway.admin_get(&team_page.replace("/ui/", "")).await.json().await.expect("json");
+    assert_eq!(team["members"].as_array().map(Vec::len), Some(2), "lee and kim: {team}");
+}
+
+#[tokio::test]
+async fn the_invitations_page_invites_lists_and_revokes() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&config(&upstream, "")).await;
+    person_with_role(&gateway, "ada@example.com", "admin").await;
+    let team: Value = gateway.admin_post("teams", json!({ "name": "Platform" })).await.json().await.expect("json");
+    let team_id = team["id"].as_str().expect("id");
+    let admin = sign_in(&gateway, "ada@example.com", PASSWORD).await.expect("signed in");
+    let (status, html) = get(&gateway, &admin, "/ui/invitations").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"no-invitations\"") && html.contains(">Platform</option>"), "{html}");
+    let csrf = hidden(&html, "csrf");
+    let bad = post(&gateway, &admin, "/ui/invitations", &[("csrf", &csrf), ("email", "not-an-address")]).await;
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.expect("html").contains("id=\"email-error\""));
+    let invited = post(
+        &gateway,
+        &admin,
+        "/ui/invitations",
+        &[
+            ("csrf", &csrf),
+            ("email", "lead@example.com"),
+            ("org_role", "member"),
+            ("team_id", team_id),
+            ("team_role", "team-admin"),
+        ],
+    )
+    .await;
+    assert_eq!(invited.status(), 201);
+    let html = invited.text().await.expect("html");
+    assert!(html.contains("id=\"invite-link\"") && html.contains("Platform (team-admin)"), "{html}");
+    // A team admin invited from the team's page too (the team role the API names).
+    let from_team = post(
+        &gateway,
+        &admin,
+        &format!("/ui/teams/{team_id}/invite"),
+        &[("csrf", &csrf), ("email", "second@example.com"), ("team_role", "team-admin")],
+    )
+    .await;
+    assert_eq!(from_team.status(), 201);
+    let invitations: Value = gateway.admin_get("invitations").await.json().await.expect("json");
+    let open: Vec<&Value> = invitations["data"].as_array().expect("data").iter().collect();
+    assert!(open.iter().all(|i| i["team_role"] == "team-admin" && i["status"] == "open"), "{invitations}");
+    let first = open.iter().find(|i| i["email"] == "lead@example.com").and_then(|i| i["id"].as_str()).expect("id");
+
+    let revoked = post(&gateway, &admin, &format!("/ui/invitations/{first}/revoke"), &[("csrf", &csrf)]).await;
+    assert_eq!(revoked.status(), 303);
+    let (_, html) = get(&gateway, &admin, "/ui/invitations").await;
+    assert!(html.contains(">revoked<") && html.matches("/revoke\"").count() == 1, "one left to revoke: {html}");
+    let forged = post(&gateway, &admin, &format!("/ui/invitations/{first}/revoke"), &[]).await;
+    assert_eq!(forged.status(), 403);
 }

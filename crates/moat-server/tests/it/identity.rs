@@ -128,6 +128,14 @@ async fn every_admin_route_checks_role_and_scope() {
             expect: [200, 200, 403, 200, 403],
         },
         Case {
+            // Team admins find one person by e-mail, to add them to their team.
+            what: "find a user by e-mail",
+            method: Method::GET,
+            path: "users?email=OWNER%40acme.test".into(),
+            body: None,
+            expect: [200, 200, 403, 200, 200],
+        },
+        Case {
             // Those who do not read the organisation get their own records only.
             what: "read usage",
             method: Method::GET,

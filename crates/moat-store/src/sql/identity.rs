@@ -4,8 +4,8 @@ use moat_core::audit::{AuditEvent, AuditRecord, GENESIS, chain_hash};
 use moat_core::{OrgRole, TeamRole, UserKind};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
-use super::statement::Statement;
-use super::{Dialect, SqlStore, conflict_or, corrupt};
+use super::statement::{Param, Statement};
+use super::{Dialect, IDS_PER_LOOKUP, SqlStore, conflict_or, corrupt};
 use crate::StoreError;
 use crate::identity::{AuditFilter, Deactivation, Match, MemberRecord, NewUser, TeamRecord, UserProfile, UserRecord};
 
@@ -140,6 +140,18 @@ where
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(Self::team_from_row).collect()
+    }
+
+    pub(crate) async fn users_by_ids(&self, ids: &[String]) -> Result<Vec<UserRecord>, StoreError> {
+        let mut users = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_LOOKUP) {
+            let mut query = Statement::new(format!("SELECT {USER_COLUMNS} FROM users WHERE id IN "));
+            query.row(chunk.iter().map(|id| Param::Text(id.clone())));
+            for row in Self::bound(&query).fetch_all(&self.pool).await? {
+                users.push(Self::user_from_row(&row)?);
+            }
+        }
+        Ok(users)
     }
 
     pub(crate) async fn find_users(

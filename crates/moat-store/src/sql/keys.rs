@@ -117,6 +117,18 @@ where
         rows.iter().map(Self::key_from_row).collect()
     }
 
+    pub(crate) async fn keys_by_ids(&self, ids: &[String]) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut keys = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(super::IDS_PER_LOOKUP) {
+            let mut query = Statement::new(format!("SELECT {KEY_COLUMNS} FROM {KEYS_JOINED} WHERE k.id IN "));
+            query.row(chunk.iter().map(|id| Param::Text(id.clone())));
+            for row in Self::bound(&query).fetch_all(&self.pool).await? {
+                keys.push(Self::key_from_row(&row)?);
+            }
+        }
+        Ok(keys)
+    }
+
     pub(crate) async fn keys_of_user(
         &self,
         user_id: &str,

@@ -23,6 +23,9 @@ use sqlx::{Database, Pool};
 
 use crate::StoreError;
 
+/// Ids looked up in one `IN (…)` list, well under every backend's limit on bound values.
+pub(crate) const IDS_PER_LOOKUP: usize = 500;
+
 /// What one SQL backend does differently from the other, in the shared queries.
 pub(crate) trait Dialect: Database {
     /// Starts a transaction that reads, then writes. SQLite must take its write lock up
