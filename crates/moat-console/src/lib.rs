@@ -22,6 +22,8 @@ mod layout;
 mod limits;
 mod mine;
 mod models;
+mod prices;
+mod settings;
 mod teams;
 mod usage;
 mod users;
@@ -81,6 +83,8 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/ui/budgets/{id}/delete", post(budgets::delete))
         .route("/ui/audit", get(audit::show))
         .route("/ui/models", get(models::show))
+        .route("/ui/prices", get(prices::show))
+        .route("/ui/settings", get(settings::show))
         .route("/ui/users", get(users::list))
         .route("/ui/users/{id}", post(users::update))
         .route("/ui/invitations", get(invitations::list).post(invitations::create))

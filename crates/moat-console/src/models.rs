@@ -1,5 +1,6 @@
-//! Models: each deployment with its live health, load and first-token latency, what it is
-//! priced or costed at; and the frontier price list reports compare against.
+//! Models: each deployment with its live health, load and first-token latency and what it is
+//! priced or costed at; and each model's routing policy (deployments, strategy, fallbacks,
+//! response cache, aliases).
 
 use std::sync::Arc;
 
@@ -18,9 +19,9 @@ pub(crate) async fn show(State(state): State<Arc<ConsoleState>>, visit: Visit) -
     if !deployments.status.is_success() {
         return refused(&visit.person, &deployments);
     }
-    let frontier = state.api.get(&visit, "/admin/v1/prices?kind=frontier").await;
+    let settings = state.api.get(&visit, "/admin/v1/settings").await;
     let rows: Vec<&Value> = deployments.body["data"].as_array().map(|d| d.iter().collect()).unwrap_or_default();
-    let prices: Vec<&Value> = frontier.body["data"].as_array().map(|p| p.iter().collect()).unwrap_or_default();
+    let models: Vec<&Value> = settings.body["models"].as_array().map(|m| m.iter().collect()).unwrap_or_default();
     let body = html! {
         p { "Deployments come from moat's configuration; health, load and latency are this replica's live view." }
         div.table-wrap { table #deployments {
@@ -42,18 +43,34 @@ pub(crate) async fn show(State(state): State<Arc<ConsoleState>>, visit: Visit) -
                 }
             } }
         } }
-        h2 { "Frontier prices" }
-        p { "What reports compare your traffic with. Pick references with " code { "[savings] references" } " in the configuration." }
-        @if prices.is_empty() { p { "No frontier prices in the catalog." } } @else {
-            div.table-wrap { table #frontier {
-                thead { tr { th scope="col" { "model" } th scope="col" { "provider" } th scope="col" { "tier" } th.num scope="col" { "input $/M" } th.num scope="col" { "output $/M" }
-                             th.num scope="col" { "cache read $/M" } th scope="col" { "as of" } } }
-                tbody { @for p in &prices {
-                    tr { td { (shown(&p["model"])) } td { (shown(&p["provider"])) } td { (shown(&p["tier"])) } td.num { (shown(&p["per_mtok"]["input"])) }
-                         td.num { (shown(&p["per_mtok"]["output"])) } td.num { (shown(&p["per_mtok"]["cache_read"])) } td { (shown(&p["as_of"])) } }
+        h2 #policies { "Routing policy per model" }
+        p { "Which deployments serve each model, in what order, what follows when they are down, and what is cached. "
+            "Tier 0 serves first; a higher tier only when the one above has nothing available." }
+        @if models.is_empty() { p { "No models." } } @else {
+            div.table-wrap { table #models {
+                thead { tr { th scope="col" { "model" } th scope="col" { "deployments (weight, tier)" } th scope="col" { "strategy" }
+                             th scope="col" { "then" } th scope="col" { "response cache" } th scope="col" { "also answers to" } } }
+                tbody { @for m in &models {
+                    tr {
+                        td { (shown(&m["name"])) }
+                        td { (m["deployments"].as_array().into_iter().flatten()
+                                .map(|d| format!("{} ({}, {})", shown(&d["deployment"]), shown(&d["weight"]), shown(&d["tier"])))
+                                .collect::<Vec<_>>().join(", ")) }
+                        td { (shown(&m["strategy"]).replace('_', " ")) }
+                        td { (joined(&m["fallbacks"], "–")) }
+                        td { @if m["cache"].is_null() { "off" } @else { (shown(&m["cache"]["ttl"])) ", shared by " (shown(&m["cache"]["scope"])) } }
+                        td { (joined(&m["aliases"], "–")) }
+                    }
                 } }
             } }
         }
+        p { "Prices: " a href="/ui/prices" #price-catalog { "the price catalog" } " (frontier, open-weight and GPU rates). Retries and health: " a href="/ui/settings#routing" { "settings" } "." }
     };
     html(StatusCode::OK, &page(&visit.person, Section::Models, "Models", &body))
+}
+
+/// A JSON list of text as `a, b`, or `empty` when there is none.
+fn joined(list: &Value, empty: &str) -> String {
+    let items: Vec<String> = list.as_array().into_iter().flatten().map(shown).collect();
+    if items.is_empty() { empty.to_owned() } else { items.join(", ") }
 }

@@ -18,6 +18,29 @@ use crate::{ConsoleState, Visit, html, plain, refused};
 const PAGE: u32 = 50;
 /// Most records one CSV export holds (10 pages of the API's largest page).
 const CSV_ROWS: usize = 10_000;
+/// The export's columns: usage record fields, as the admin API names them.
+const CSV_COLUMNS: [&str; 20] = [
+    "created_at",
+    "id",
+    "key_id",
+    "key_name",
+    "user_id",
+    "user_email",
+    "team_id",
+    "model",
+    "deployment",
+    "endpoint",
+    "status",
+    "error_code",
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "latency_ms",
+    "ttft_ms",
+    "cost_micro_usd",
+    "reference_cost_micro_usd",
+];
 
 /// The explorer's filters, as the form sends them (empty fields are no filter).
 #[derive(Debug, Default, Deserialize)]
@@ -139,9 +162,9 @@ pub(crate) async fn explore(
         @if records.is_empty() { p #no-records { "No usage records match." } } @else {
             div.table-wrap { table #records {
                 thead { tr {
-                    th scope="col" { "time (UTC)" } th scope="col" { "request" } th scope="col" { "key" } th scope="col" { "model" }
+                    th scope="col" { "time (UTC)" } th scope="col" { "request" } th scope="col" { "key" } th scope="col" { "person" } th scope="col" { "model" }
                     th scope="col" { "deployment" } th.num scope="col" { "status" } th.num scope="col" { "in" } th.num scope="col" { "out" }
-                    th.num scope="col" { "ms" } th.num scope="col" { "cost µ$" } th.num scope="col" { "saved µ$" }
+                    th.num scope="col" { "ms" } th.num scope="col" { "TTFT ms" } th.num scope="col" { "cost µ$" } th.num scope="col" { "saved µ$" }
                 } }
                 tbody { @for r in &records { (record_row(r)) } }
             } }
@@ -158,10 +181,12 @@ fn record_row(r: &Value) -> Markup {
     let status = r["status"].as_u64().unwrap_or(0);
     html! {
         tr {
-            td { (time) } td { code { (plain(&r["id"])) } } td { (plain(&r["key_id"])) } td { (plain(&r["model"])) }
+            td { (time) } td { code { (plain(&r["id"])) } }
+            td title=(plain(&r["key_id"])) { (r["key_name"].as_str().map_or_else(|| plain(&r["key_id"]), str::to_owned)) }
+            td { (plain(&r["user_email"])) } td { (plain(&r["model"])) }
             td { (plain(&r["deployment"])) }
             td.num.bad[status >= 400] { (status) @if let Some(code) = r["error_code"].as_str() { " " small { (code) } } }
-            td.num { (plain(&r["input_tokens"])) } td.num { (plain(&r["output_tokens"])) } td.num { (plain(&r["latency_ms"])) }
+            td.num { (plain(&r["input_tokens"])) } td.num { (plain(&r["output_tokens"])) } td.num { (plain(&r["latency_ms"])) } td.num { (plain(&r["ttft_ms"])) }
             td.num { (plain(&r["cost_micro_usd"])) } td.num { (plain(&r["savings_micro_usd"])) }
         }
     }
@@ -194,10 +219,8 @@ pub(crate) async fn export(
     visit: Visit,
     Query(mut filters): Query<UsageFilters>,
 ) -> Response {
-    let mut csv = String::from(
-        "created_at,id,key_id,user_id,team_id,model,deployment,endpoint,status,error_code,input_tokens,\
-         cached_tokens,output_tokens,reasoning_tokens,latency_ms,ttft_ms,cost_micro_usd,reference_cost_micro_usd\n",
-    );
+    let mut csv = CSV_COLUMNS.join(",");
+    csv.push('\n');
     let mut rows = 0;
     while rows < CSV_ROWS {
         let query = match filters.api_query(1000) {
@@ -211,29 +234,7 @@ pub(crate) async fn export(
             return refused(&visit.person, &answer);
         }
         for r in answer.body["data"].as_array().into_iter().flatten().take(CSV_ROWS - rows) {
-            let cells: Vec<String> = [
-                "created_at",
-                "id",
-                "key_id",
-                "user_id",
-                "team_id",
-                "model",
-                "deployment",
-                "endpoint",
-                "status",
-                "error_code",
-                "input_tokens",
-                "cached_tokens",
-                "output_tokens",
-                "reasoning_tokens",
-                "latency_ms",
-                "ttft_ms",
-                "cost_micro_usd",
-                "reference_cost_micro_usd",
-            ]
-            .iter()
-            .map(|field| csv_field(&plain(&r[*field])))
-            .collect();
+            let cells: Vec<String> = CSV_COLUMNS.iter().map(|field| csv_field(&plain(&r[*field]))).collect();
             csv.push_str(&cells.join(","));
             csv.push('\n');
             rows += 1;

@@ -44,6 +44,16 @@ impl CacheScope {
         }
     }
 
+    /// The name the configuration uses for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheScope::Key => "key",
+            CacheScope::User => "user",
+            CacheScope::Team => "team",
+            CacheScope::Org => "org",
+        }
+    }
+
     /// The tenant `principal` belongs to under this scope, as part of a cache key. Each kind is
     /// prefixed so a user id can never equal a team id.
     pub fn tenant(self, principal: &Principal) -> String {

@@ -28,6 +28,18 @@ pub enum Strategy {
     LowestCost,
 }
 
+impl Strategy {
+    /// The name the configuration uses for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Weighted => "weighted",
+            Strategy::LeastInFlight => "least_in_flight",
+            Strategy::LowestLatency => "lowest_latency",
+            Strategy::LowestCost => "lowest_cost",
+        }
+    }
+}
+
 /// One deployment serving a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Member {
@@ -129,6 +141,11 @@ impl ModelCatalog {
             return Some(requested);
         }
         self.aliases.iter().find(|(pattern, _)| glob_matches(pattern, requested)).map(|(_, model)| model.as_str())
+    }
+
+    /// `(pattern, public model)` aliases, in configuration order.
+    pub fn aliases(&self) -> &[(String, String)] {
+        &self.aliases
     }
 
     /// Model names in configuration order.

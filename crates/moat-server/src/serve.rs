@@ -134,6 +134,7 @@ impl Gateway {
             admission,
             alerts: crate::alerts::Alerts::new(settings.webhooks.clone()),
             references: settings.references.clone(),
+            settings_summary: crate::config::summary::at_start(&settings),
         });
         let scim = settings.scim_token.as_ref().map(|token| {
             let keys = state.keys.clone();
@@ -334,6 +335,7 @@ fn admin_routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/usage", get(admin::list_usage))
         .route("/admin/v1/deployments", get(admin::list_deployments))
         .route("/admin/v1/prices", get(admin::list_prices))
+        .route("/admin/v1/settings", get(admin::settings))
         .route("/admin/v1/users", post(admin::create_user).get(admin::list_users))
         .route("/admin/v1/users/{id}", get(admin::get_user).patch(admin::update_user))
         .route("/admin/v1/users/{id}/password", put(admin::set_password))

@@ -41,6 +41,8 @@ pub(crate) struct AppState {
     pub(crate) admission: crate::admission::Admission,
     /// The frontier models savings are measured against (`[savings]`).
     pub(crate) references: Vec<crate::price_catalog::Reference>,
+    /// The start-time configuration without its secrets ([`crate::config::summary::at_start`]).
+    pub(crate) settings_summary: serde_json::Value,
     /// Budget alert webhooks.
     pub(crate) alerts: crate::alerts::Alerts,
     /// Request spans, when `[telemetry]` is configured.

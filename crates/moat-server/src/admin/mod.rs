@@ -27,7 +27,7 @@ pub(crate) use people::{
     update_user,
 };
 pub(crate) use reports::{chargeback, usage_report};
-pub(crate) use usage::{list_deployments, list_prices, list_usage};
+pub(crate) use usage::{list_deployments, list_prices, list_usage, settings};
 
 use axum::body::Bytes;
 use moat_core::ErrorCode;

@@ -222,3 +222,18 @@ pub(crate) async fn list_prices(
         .collect();
     Ok(Json(json!({ "data": data, "gpus": gpus })).into_response())
 }
+
+/// `GET /admin/v1/settings`: the running configuration without secrets: what is set at start
+/// (sign-in, SSO, SCIM, mail, admission, alerts, savings, retention) and what reloads (routing
+/// and each model's policy), read live.
+pub(crate) async fn settings(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, ApiError> {
+    caller.must(&Action::ReadOrg)?;
+    let routing = state.routing.load();
+    let name = |i: usize| routing.deployments.get(i).map(|d| d.spec().name.clone()).unwrap_or_default();
+    let mut view = state.settings_summary.clone();
+    let live = crate::config::summary::routing(&routing.catalog, &routing.settings, name);
+    if let (Some(view), Value::Object(live)) = (view.as_object_mut(), live) {
+        view.extend(live);
+    }
+    Ok(Json(view).into_response())
+}

@@ -8,6 +8,7 @@
 mod env;
 mod load;
 pub mod raw;
+pub mod summary;
 mod validate;
 
 pub use load::{ConfigError, ConfigIssue, load, load_from_str};

@@ -61,11 +61,72 @@ async fn an_admin_sees_the_dashboard_with_real_figures() {
     assert!(html.contains(">fake<") && html.contains(">up<"), "deployment health: {html}");
     let (status, _) = get(&gateway, &session, "/ui?days=7").await;
     assert_eq!(status, 200);
-    // The models page: the deployment's health and cost, and the frontier list.
+    // The models page: the deployment's health and cost, and each model's routing policy.
     let (status, html) = get(&gateway, &session, "/ui/models").await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("$1.0 per million tokens") && html.contains(">up<"), "{html}");
-    assert!(html.contains("claude-sonnet-4-6"), "{html}");
+    assert!(html.contains("<td>fake (1, 0)</td><td>weighted</td>"), "the policy: {html}");
+    // The price catalog marks the reference savings are measured against.
+    let (status, html) = get(&gateway, &session, "/ui/prices").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("claude-sonnet-4-6 <span class=\"badge\">reference</span>"), "{html}");
+    let (_, html) = get(&gateway, &session, "/ui/prices?kind=gpu").await;
+    assert!(html.contains("id=\"gpus\"") && html.contains("H100"), "{html}");
+}
+
+#[tokio::test]
+async fn the_settings_page_shows_sso_scim_and_enforcement_but_never_a_secret() {
+    let upstream = FakeUpstream::start().await;
+    let extra = r#"
+[sso]
+issuer = "https://login.acme.test"
+client_id = "moat-console"
+client_secret = { env = "FAKE_UPSTREAM_KEY" }
+redirect_url = "https://moat.acme.test/sso/callback"
+allowed_domains = ["acme.test"]
+group_roles = { "moat-admins" = "admin" }
+group_teams = { "eng-platform" = "Platform" }
+
+[scim]
+token = { env = "MOAT_TEST_SCIM_TOKEN" }
+
+[admission]
+budgets_fail = "open"
+
+[[alerts.webhooks]]
+url = "https://hooks.acme.test/services/T0/B0/xyzzy-hook-path"
+format = "slack"
+secret = { env = "MOAT_TEST_SCIM_TOKEN" }
+
+[usage]
+retention = "90d"
+"#;
+    let gateway = TestGateway::start_with(&config(&upstream, extra)).await;
+    person_with_role(&gateway, "ada@example.com", "admin").await;
+    person_with_role(&gateway, "mo@example.com", "member").await;
+    let session = sign_in(&gateway, "ada@example.com", PASSWORD).await.expect("signed in");
+    let (status, html) = get(&gateway, &session, "/ui/settings").await;
+    assert_eq!(status, 200, "{html}");
+    for shown in [
+        "https://login.acme.test",
+        "moat-console",
+        "acme.test",
+        "<td>moat-admins</td><td>admin</td>",
+        "<td>eng-platform</td><td>Platform</td>",
+        "On at <code>/scim/v2</code>",
+        "fail open",
+        "slack webhook, signed",
+        "<dd>90d</dd>",
+    ] {
+        assert!(html.contains(shown), "`{shown}` in {html}");
+    }
+    let api = gateway.admin_get("settings").await.text().await.expect("text");
+    for secret in [crate::support::UPSTREAM_SECRET, crate::support::SCIM_TOKEN, "xyzzy-hook-path"] {
+        assert!(!html.contains(secret) && !api.contains(secret), "a secret leaked: {api}");
+    }
+    let member = sign_in(&gateway, "mo@example.com", PASSWORD).await.expect("signed in");
+    let (status, _) = get(&gateway, &member, "/ui/settings").await;
+    assert_eq!(status, 403, "members do not read the organisation's settings");
 }
 
 #[tokio::test]
@@ -196,6 +257,7 @@ async fn the_usage_explorer_finds_a_request_pages_and_exports() {
     let (_, html) = get(&gateway, &session, &format!("/ui/usage?id={}", ids[7])).await;
     assert_eq!(html.matches("<tr><td>").count(), 1, "{html}");
     assert!(html.contains(&ids[7]));
+    assert!(html.contains(">traffic</td>"), "the key by its name: {html}");
     // A bad filter is shown beside its field.
     let (status, html) = get(&gateway, &session, "/ui/usage?status=teapot").await;
     assert_eq!(status, 400);
@@ -206,7 +268,8 @@ async fn the_usage_explorer_finds_a_request_pages_and_exports() {
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
     let csv = csv.text().await.expect("csv");
     assert_eq!(csv.lines().count(), 56, "a header and every record");
-    assert!(csv.lines().nth(1).is_some_and(|l| l.contains(&ids[54])), "{csv}");
+    assert!(csv.lines().nth(1).is_some_and(|l| l.contains(&ids[54]) && l.contains(",traffic,")), "{csv}");
+    assert!(csv.starts_with("created_at,id,key_id,key_name,user_id,user_email,"), "{csv}");
 
     // A member reads only their own usage here: none of this traffic is theirs.
     let member = sign_in(&gateway, "mo@example.com", PASSWORD).await.expect("signed in");
@@ -502,7 +565,10 @@ async fn an_admin_sets_a_rate_limit_that_then_holds() {
     let edit = format!("/ui/limits/{}", limits["data"][0]["id"].as_str().expect("id"));
     let (status, html) = get(&gateway, &session, &edit).await;
     assert_eq!(status, 200, "{html}");
-    assert!(html.contains("id=\"requests_per_minute\" name=\"requests_per_minute\" type=\"text\" value=\"1\""), "{html}");
+    assert!(
+        html.contains("id=\"requests_per_minute\" name=\"requests_per_minute\" type=\"text\" value=\"1\""),
+        "{html}"
+    );
     let none = post(&gateway, &session, &edit, &[("csrf", &csrf), ("requests_per_minute", "")]).await;
     assert_eq!(none.status(), 400, "a limit keeps at least one cap");
     assert!(none.text().await.expect("html").contains("id=\"requests_per_minute-error\""));
@@ -574,7 +640,8 @@ async fn admins_and_team_admins_manage_a_teams_members() {
         .expect("send");
     assert_eq!(added.status(), 303);
     let promoted =
-        post(&gateway, &lee, &format!("{team_page}/members/{mo}"), &[("csrf", &lee_csrf), ("role", "team-admin")]).await;
+        post(&gateway, &lee, &format!("{team_page}/members/{mo}"), &[("csrf", &lee_csrf), ("role", "team-admin")])
+            .await;
     assert_eq!(promoted.status(), 303);
     let own = post(&gateway, &lee, &format!("{team_page}/members/{lead}/remove"), &[("csrf", &lee_csrf)]).await;
     assert_eq!(own.status(), 403, "nobody changes their own membership");

@@ -172,6 +172,13 @@ async fn every_admin_route_checks_role_and_scope() {
             expect: [200, 200, 403, 200, 403],
         },
         Case {
+            what: "read the settings",
+            method: Method::GET,
+            path: "settings".into(),
+            body: None,
+            expect: [200, 200, 403, 200, 403],
+        },
+        Case {
             what: "read the audit log",
             method: Method::GET,
             path: "audit".into(),

@@ -99,10 +99,13 @@ output_per_mtok = 30.0
     assert_eq!(row["model"], "m");
     assert!(row["day"].as_str().is_some_and(|d| d.ends_with("T00:00:00Z")), "{row}");
     // People and keys are named: e-mails and key names, looked up for the rows shown.
-    let by_user_key: Value =
-        gateway.admin_get("reports/usage?by=user,key&limit=1").await.json().await.expect("json");
+    let by_user_key: Value = gateway.admin_get("reports/usage?by=user,key&limit=1").await.json().await.expect("json");
     let row = &by_user_key["data"][0];
-    assert_eq!((row["user_name"].as_str(), row["key_name"].as_str()), (Some("red@acme.test"), Some("red-key")), "{row}");
+    assert_eq!(
+        (row["user_name"].as_str(), row["key_name"].as_str()),
+        (Some("red@acme.test"), Some("red-key")),
+        "{row}"
+    );
     let narrowed: Value = gateway.admin_get(&format!("reports/usage?team={red}")).await.json().await.expect("json");
     assert_eq!(narrowed["total"]["requests"], 2);
     let bad = gateway.admin_get("reports/usage?by=planet").await;
