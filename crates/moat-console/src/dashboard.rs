@@ -132,6 +132,9 @@ fn cards(total: &Value, reference: &Value) -> Markup {
             div.card #card-latency { div.label { "Latency p50 / p95" }
                 div.value { (shown(&total["latency_p50_ms"])) " / " (shown(&total["latency_p95_ms"])) " ms" }
                 div.note { "upper bounds of histogram buckets" } }
+            div.card #card-ttft { div.label { "Time to first token p50 / p95" }
+                div.value { (shown(&total["ttft_p50_ms"])) " / " (shown(&total["ttft_p95_ms"])) " ms" }
+                div.note { "streams and calls that reached a model" } }
         }
     }
 }

@@ -45,8 +45,11 @@ impl Tier {
 
 /// Upper bounds of the latency buckets, in milliseconds; the last bucket has none.
 pub const LATENCY_BOUNDS_MS: [u64; 11] = [100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000];
-/// Number of latency buckets.
+/// Number of latency buckets (and of time-to-first-token buckets).
 pub const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
+/// Upper bounds of the time-to-first-token buckets, in milliseconds: finer at the low end,
+/// where a healthy self-hosted model answers.
+pub const TTFT_BOUNDS_MS: [u64; 11] = [25, 50, 100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000];
 
 /// What a rollup row is about. Absent ids are empty strings, so the row's key is total.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -92,6 +95,11 @@ pub struct Totals {
     pub latency_ms_sum: u64,
     /// Requests per latency bucket (see [`LATENCY_BOUNDS_MS`]).
     pub latency_buckets: [u64; LATENCY_BUCKETS],
+    /// Sum of times to first token, milliseconds, over the requests that measured one.
+    pub ttft_ms_sum: u64,
+    /// Requests per time-to-first-token bucket (see [`TTFT_BOUNDS_MS`]); requests that never
+    /// reached the upstream's first byte are in none.
+    pub ttft_buckets: [u64; LATENCY_BUCKETS],
 }
 
 impl Totals {
@@ -109,6 +117,10 @@ impl Totals {
         self.reference_cost_micro_usd = self.reference_cost_micro_usd.saturating_add(record.reference_cost_micro_usd);
         self.latency_ms_sum = self.latency_ms_sum.saturating_add(record.latency_ms);
         self.latency_buckets[latency_bucket(record.latency_ms)] += 1;
+        if let Some(ttft) = record.ttft_ms {
+            self.ttft_ms_sum = self.ttft_ms_sum.saturating_add(ttft);
+            self.ttft_buckets[bucket_of(ttft, &TTFT_BOUNDS_MS)] += 1;
+        }
     }
 
     /// Adds another row's sums.
@@ -127,6 +139,10 @@ impl Totals {
         for (mine, theirs) in self.latency_buckets.iter_mut().zip(other.latency_buckets) {
             *mine += theirs;
         }
+        self.ttft_ms_sum = self.ttft_ms_sum.saturating_add(other.ttft_ms_sum);
+        for (mine, theirs) in self.ttft_buckets.iter_mut().zip(other.ttft_buckets) {
+            *mine += theirs;
+        }
     }
 
     /// Savings against the reference: what it would have cost there minus what it cost.
@@ -138,27 +154,41 @@ impl Totals {
     /// The latency below which a share `quantile` (0 to 1) of requests fall, as the upper bound
     /// of its bucket; `None` without requests, or in the last, open bucket.
     pub fn latency_quantile_ms(&self, quantile: f64) -> Option<u64> {
-        let total: u64 = self.latency_buckets.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        // The rank of the request at `quantile`, counting from 1.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
-        let rank = ((quantile.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (bucket, count) in self.latency_buckets.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                return LATENCY_BOUNDS_MS.get(bucket).copied();
-            }
-        }
-        None
+        bucket_quantile(&self.latency_buckets, &LATENCY_BOUNDS_MS, quantile)
     }
+
+    /// The same for time to first token, over the requests that measured one.
+    pub fn ttft_quantile_ms(&self, quantile: f64) -> Option<u64> {
+        bucket_quantile(&self.ttft_buckets, &TTFT_BOUNDS_MS, quantile)
+    }
+}
+
+/// The upper bound of the bucket holding the request at `quantile` (0 to 1).
+fn bucket_quantile(buckets: &[u64; LATENCY_BUCKETS], bounds: &[u64], quantile: f64) -> Option<u64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    // The rank of the request at `quantile`, counting from 1.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let rank = ((quantile.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (bucket, count) in buckets.iter().enumerate() {
+        seen += count;
+        if seen >= rank {
+            return bounds.get(bucket).copied();
+        }
+    }
+    None
+}
+
+fn bucket_of(value_ms: u64, bounds: &[u64]) -> usize {
+    bounds.iter().position(|&bound| value_ms <= bound).unwrap_or(bounds.len())
 }
 
 /// The bucket of a latency.
 pub fn latency_bucket(latency_ms: u64) -> usize {
-    LATENCY_BOUNDS_MS.iter().position(|&bound| latency_ms <= bound).unwrap_or(LATENCY_BOUNDS_MS.len())
+    bucket_of(latency_ms, &LATENCY_BOUNDS_MS)
 }
 
 /// The key of the row `record` belongs to.
@@ -261,6 +291,24 @@ mod tests {
         let last = rows.values().last().copied().unwrap_or_default();
         assert_eq!(last.latency_quantile_ms(0.5), None, "beyond the last bound");
         assert_eq!(Totals::default().latency_quantile_ms(0.5), None);
+    }
+
+    #[test]
+    fn time_to_first_token_counts_only_requests_that_measured_one() {
+        let mut fast = record("a", 0, 900, 200);
+        fast.ttft_ms = Some(40);
+        let mut slow = record("b", 1, 5_000, 200);
+        slow.ttft_ms = Some(700);
+        let failed = record("c", 2, 10, 502);
+        let rows = deltas(&[fast, slow, failed]);
+        let row = rows.values().next().copied().unwrap_or_default();
+        assert_eq!((row.requests, row.ttft_buckets.iter().sum::<u64>(), row.ttft_ms_sum), (3, 2, 740));
+        assert_eq!(row.ttft_quantile_ms(0.5), Some(50), "40 ms falls in the 25–50 ms bucket");
+        assert_eq!(row.ttft_quantile_ms(0.95), Some(1_000));
+        let mut twice = row;
+        twice.add(&row);
+        assert_eq!((twice.ttft_ms_sum, twice.ttft_buckets[1]), (1_480, 2));
+        assert_eq!(Totals::default().ttft_quantile_ms(0.5), None);
     }
 
     #[test]

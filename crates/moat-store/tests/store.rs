@@ -624,6 +624,8 @@ async fn rollups_always_equal_the_records_they_cover(db: TestDb) {
             r.cost_micro_usd = next(10_000);
             r.reference_cost_micro_usd = next(90_000);
             r.latency_ms = next(150_000);
+            // Some requests never reach a first byte.
+            r.ttft_ms = (next(4) > 0).then(|| next(40_000));
             r
         })
         .collect();

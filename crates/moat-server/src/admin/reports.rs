@@ -132,6 +132,8 @@ fn figures(totals: &Totals) -> Value {
         "latency_p50_ms": totals.latency_quantile_ms(0.5),
         "latency_p95_ms": totals.latency_quantile_ms(0.95),
         "latency_p99_ms": totals.latency_quantile_ms(0.99),
+        "ttft_p50_ms": totals.ttft_quantile_ms(0.5),
+        "ttft_p95_ms": totals.ttft_quantile_ms(0.95),
     })
 }
 

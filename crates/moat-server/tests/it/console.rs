@@ -55,6 +55,7 @@ async fn an_admin_sees_the_dashboard_with_real_figures() {
     assert!(html.contains("<div class=\"value\">$0.0033</div>"), "{html}");
     assert!(html.contains("$0.0102"), "savings: {html}");
     assert!(html.contains("vs claude-sonnet-4-6"), "{html}");
+    assert!(html.contains("<div class=\"value\">25 / 25 ms</div>"), "time to first token: {html}");
     assert!(html.contains("<svg class=\"chart\""), "{html}");
     assert!(html.contains("aria-current=\"page\">Dashboard"), "{html}");
     assert!(html.contains("Top models") && html.contains("<td>m</td>"), "{html}");

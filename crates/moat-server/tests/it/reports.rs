@@ -93,6 +93,8 @@ output_per_mtok = 30.0
     assert_eq!(report["total"]["cost_usd"], "$0.0033");
     assert_eq!(report["reference"]["model"], "claude-sonnet-4-6");
     assert!(report["total"]["latency_p50_ms"].is_u64(), "{report}");
+    // The fake upstream answers at once: every measured first byte is in the first bucket.
+    assert_eq!(report["total"]["ttft_p50_ms"], 25, "{report}");
 
     let by_model_day: Value = gateway.admin_get("reports/usage?by=model,day").await.json().await.expect("json");
     let row = &by_model_day["data"][0];

@@ -21,9 +21,16 @@ const SUMMED: [&str; 11] = [
     "latency_ms_sum",
 ];
 
-/// Every summed column's name, latency buckets included.
+/// Every summed column's name: [`SUMMED`], the latency buckets, then the time to first
+/// token's sum and buckets.
 pub(crate) fn summed_columns() -> Vec<String> {
-    SUMMED.iter().map(|c| (*c).to_owned()).chain((0..LATENCY_BUCKETS).map(|i| format!("latency_b{i}"))).collect()
+    SUMMED
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain((0..LATENCY_BUCKETS).map(|i| format!("latency_b{i}")))
+        .chain(std::iter::once("ttft_ms_sum".to_owned()))
+        .chain((0..LATENCY_BUCKETS).map(|i| format!("ttft_b{i}")))
+        .collect()
 }
 
 fn sums(t: &Totals) -> Vec<u64> {
@@ -41,16 +48,16 @@ fn sums(t: &Totals) -> Vec<u64> {
         t.latency_ms_sum,
     ];
     values.extend(t.latency_buckets);
+    values.push(t.ttft_ms_sum);
+    values.extend(t.ttft_buckets);
     values
 }
 
 /// Totals from the summed columns, in [`summed_columns`] order.
 pub(crate) fn totals_from(values: &[i64]) -> Totals {
     let at = |i: usize| values.get(i).copied().map_or(0, super::to_u64);
-    let mut latency_buckets = [0; LATENCY_BUCKETS];
-    for (i, bucket) in latency_buckets.iter_mut().enumerate() {
-        *bucket = at(11 + i);
-    }
+    let buckets = |first: usize| std::array::from_fn::<u64, LATENCY_BUCKETS, _>(|i| at(first + i));
+    let ttft_at = SUMMED.len() + LATENCY_BUCKETS;
     Totals {
         requests: at(0),
         errors: at(1),
@@ -63,7 +70,9 @@ pub(crate) fn totals_from(values: &[i64]) -> Totals {
         cost_micro_usd: at(8),
         reference_cost_micro_usd: at(9),
         latency_ms_sum: at(10),
-        latency_buckets,
+        latency_buckets: buckets(SUMMED.len()),
+        ttft_ms_sum: at(ttft_at),
+        ttft_buckets: buckets(ttft_at + 1),
     }
 }
 

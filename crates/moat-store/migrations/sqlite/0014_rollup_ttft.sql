@@ -1,0 +1,29 @@
+-- Time to first token in the rollups, kept like latency: a sum and a 12-bucket histogram
+-- (moat_core::rollup::TTFT_BOUNDS_MS), over the requests that measured one. Rows from before
+-- this migration hold zeros, so time-to-first-token figures start at the upgrade.
+ALTER TABLE usage_rollups ADD COLUMN ttft_ms_sum INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups ADD COLUMN ttft_b0 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups ADD COLUMN ttft_b1 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups ADD COLUMN ttft_b2 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups ADD COLUMN ttft_b3 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups ADD COLUMN ttft_b4 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups ADD COLUMN ttft_b5 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups ADD COLUMN ttft_b6 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups ADD COLUMN ttft_b7 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups ADD COLUMN ttft_b8 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups ADD COLUMN ttft_b9 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups ADD COLUMN ttft_b10 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups ADD COLUMN ttft_b11 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups_daily ADD COLUMN ttft_ms_sum INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups_daily ADD COLUMN ttft_b0 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups_daily ADD COLUMN ttft_b1 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups_daily ADD COLUMN ttft_b2 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups_daily ADD COLUMN ttft_b3 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups_daily ADD COLUMN ttft_b4 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups_daily ADD COLUMN ttft_b5 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups_daily ADD COLUMN ttft_b6 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups_daily ADD COLUMN ttft_b7 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups_daily ADD COLUMN ttft_b8 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups_daily ADD COLUMN ttft_b9 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups_daily ADD COLUMN ttft_b10 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_rollups_daily ADD COLUMN ttft_b11 INTEGER NOT NULL DEFAULT 0;
