@@ -1,11 +1,11 @@
-//! Invitations: who has been invited and whether they joined, revoking an open invitation, and
+//! Invitations: the open ones (or all, with their state), a page at a time, revoking an open one, and
 //! inviting someone to the organisation (optionally straight into a team).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use maud::html;
@@ -20,19 +20,46 @@ use crate::{ConsoleState, Visit, checked_form, html, refused};
 /// The organisation roles an invitation can give, lowest first.
 const ORG_ROLES: [&str; 4] = ["member", "viewer", "admin", "owner"];
 
-/// `GET /ui/invitations`.
-pub(crate) async fn list(State(state): State<Arc<ConsoleState>>, visit: Visit) -> Response {
-    invitations_page(&state, &visit, &InviteForm::default(), &Invite::default(), StatusCode::OK).await
+/// Invitations a page shows.
+const PAGE: u32 = 50;
+
+/// Which invitations the list shows.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ListQuery {
+    /// `all`, or open ones only (the default).
+    #[serde(default)]
+    show: String,
+    /// The cursor: invitations older than this id.
+    #[serde(default)]
+    before: String,
+}
+
+/// `GET /ui/invitations?show=all&before=`.
+pub(crate) async fn list(
+    State(state): State<Arc<ConsoleState>>,
+    visit: Visit,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    invitations_page(&state, &visit, &query, &InviteForm::default(), &Invite::default(), StatusCode::OK).await
 }
 
 async fn invitations_page(
     state: &ConsoleState,
     visit: &Visit,
+    query: &ListQuery,
     form: &InviteForm,
     outcome: &Invite,
     status: StatusCode,
 ) -> Response {
-    let answer = state.api.get(visit, "/admin/v1/invitations").await;
+    let all = query.show == "all";
+    let mut uri = format!("/admin/v1/invitations?limit={PAGE}");
+    if !all {
+        uri.push_str("&status=open");
+    }
+    if !query.before.is_empty() {
+        uri.push_str(&format!("&before={}", percent_encode(&query.before)));
+    }
+    let answer = state.api.get(visit, &uri).await;
     if !answer.status.is_success() {
         return refused(&visit.person, &answer);
     }
@@ -43,15 +70,16 @@ async fn invitations_page(
         .flatten()
         .filter_map(|t| Some((t["id"].as_str()?, t["name"].as_str()?)))
         .collect();
-    // Open invitations first, each group newest first.
-    let mut invitations: Vec<&Value> = answer.body["data"].as_array().map(|i| i.iter().collect()).unwrap_or_default();
-    invitations.sort_by(|a, b| {
-        (a["status"] != "open", b["created_at"].as_str()).cmp(&(b["status"] != "open", a["created_at"].as_str()))
-    });
+    let invitations: Vec<&Value> = answer.body["data"].as_array().map(|i| i.iter().collect()).unwrap_or_default();
+    let show = if all { "all" } else { "open" };
     let csrf = &visit.person.session.csrf;
     let error = outcome.error.as_deref();
     let body = html! {
-        @if invitations.is_empty() { p #no-invitations { "No invitations yet." } } @else {
+        p.periods {
+            a href="/ui/invitations" aria-current=[(!all).then_some("true")] { "Open" }
+            a href="/ui/invitations?show=all" aria-current=[all.then_some("true")] { "All, with accepted, revoked and expired" }
+        }
+        @if invitations.is_empty() { p #no-invitations { @if all { "No invitations yet." } @else { "No open invitations." } } } @else {
             div.table-wrap { table #invitations {
                 thead { tr { th scope="col" { "e-mail" } th scope="col" { "role" } th scope="col" { "team" } th scope="col" { "state" }
                              th scope="col" { "expires" } th scope="col" { span.skip { "actions" } } } }
@@ -74,6 +102,9 @@ async fn invitations_page(
                     }
                 } }
             } }
+        }
+        @if let Some(next) = answer.body["next_before"].as_str() {
+            p { a href=(format!("/ui/invitations?show={show}&before={}", percent_encode(next))) rel="next" #older { "Older invitations →" } }
         }
         h2 #invite { "Invite someone" }
         (invite_outcome(outcome))
@@ -136,11 +167,19 @@ pub(crate) async fn create(State(state): State<Arc<ConsoleState>>, visit: Visit,
     match answer.status {
         StatusCode::CREATED => {
             let outcome = Invite::made(form.email.trim(), &answer.body);
-            invitations_page(&state, &visit, &InviteForm::default(), &outcome, StatusCode::CREATED).await
+            invitations_page(
+                &state,
+                &visit,
+                &ListQuery::default(),
+                &InviteForm::default(),
+                &outcome,
+                StatusCode::CREATED,
+            )
+            .await
         }
         StatusCode::BAD_REQUEST | StatusCode::CONFLICT => {
             let outcome = Invite { error: Some(answer.message()), ..Invite::default() };
-            invitations_page(&state, &visit, &form, &outcome, StatusCode::BAD_REQUEST).await
+            invitations_page(&state, &visit, &ListQuery::default(), &form, &outcome, StatusCode::BAD_REQUEST).await
         }
         _ => refused(&visit.person, &answer),
     }

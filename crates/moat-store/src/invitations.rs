@@ -57,9 +57,15 @@ impl Store {
         on_backend!(self, s => s.open_invitation_for(email, now_ms))
     }
 
-    /// Every invitation, newest first.
-    pub async fn list_invitations(&self) -> Result<Vec<Invitation>, StoreError> {
-        on_backend!(self, s => s.list_invitations())
+    /// Invitations, newest first, a page at a time: those older than `before_id` (ids grow
+    /// with time), at most `limit`, and with `open_at` only those still open at that instant.
+    pub async fn list_invitations(
+        &self,
+        open_at: Option<i64>,
+        before_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        on_backend!(self, s => s.list_invitations(open_at, before_id, limit))
     }
 
     /// Marks an open invitation used (or, with `revoke`, withdrawn); whether it was open.

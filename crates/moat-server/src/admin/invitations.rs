@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use moat_core::{Action, OrgRole, TeamRole};
+use moat_core::{Action, ErrorCode, OrgRole, TeamRole};
 use moat_store::Invitation;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -139,10 +139,45 @@ pub(crate) async fn create_invitation(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
-pub(crate) async fn list_invitations(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, ApiError> {
+/// Invitations per page when `limit` is not given, and the most one page returns.
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+/// `GET /admin/v1/invitations` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InvitationQuery {
+    /// `open` for the invitations whose link still works; all of them otherwise.
+    #[serde(default)]
+    status: Option<String>,
+    /// An invitation id: older invitations only (the next page).
+    #[serde(default)]
+    before: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+pub(crate) async fn list_invitations(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    query: Result<Query<InvitationQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     caller.must(&Action::ReadOrg)?;
-    let invitations = state.store.list_invitations().await.map_err(store_failed)?;
-    Ok(Json(json!({ "data": invitations.iter().map(invitation_json).collect::<Vec<_>>() })).into_response())
+    let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(invalid(format!("`limit` must be between 1 and {MAX_PAGE}"), "limit"));
+    }
+    let open_at = match query.status.as_deref() {
+        None => None,
+        Some("open") => Some(now_ms()),
+        Some(_) => return Err(invalid("`status` can only be `open`", "status")),
+    };
+    let invitations =
+        state.store.list_invitations(open_at, query.before.as_deref(), limit).await.map_err(store_failed)?;
+    let next = (invitations.len() == limit as usize).then(|| invitations.last().map(|i| i.id.clone())).flatten();
+    let data: Vec<Value> = invitations.iter().map(invitation_json).collect();
+    Ok(Json(json!({ "data": data, "next_before": next })).into_response())
 }
 
 pub(crate) async fn revoke_invitation(

@@ -722,6 +722,8 @@ async fn the_invitations_page_invites_lists_and_revokes() {
     let revoked = post(&gateway, &admin, &format!("/ui/invitations/{first}/revoke"), &[("csrf", &csrf)]).await;
     assert_eq!(revoked.status(), 303);
     let (_, html) = get(&gateway, &admin, "/ui/invitations").await;
+    assert!(!html.contains("lead@example.com") && html.contains("second@example.com"), "open ones: {html}");
+    let (_, html) = get(&gateway, &admin, "/ui/invitations?show=all").await;
     assert!(html.contains(">revoked<") && html.matches("/revoke\"").count() == 1, "one left to revoke: {html}");
     let forged = post(&gateway, &admin, &format!("/ui/invitations/{first}/revoke"), &[]).await;
     assert_eq!(forged.status(), 403);

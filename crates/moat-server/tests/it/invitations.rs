@@ -85,7 +85,11 @@ async fn an_invitation_lets_one_person_join_once_with_its_role_and_team() {
         .clone();
     assert_eq!(dana["org_role"], "viewer");
     let page: Value = gateway.admin_get(&format!("teams/{team}")).await.json().await.expect("json");
-    assert_eq!(page["members"][0], json!({ "user_id": dana["id"], "role": "team-admin" }));
+    let member = &page["members"][0];
+    assert_eq!(
+        (&member["user_id"], &member["role"], &member["email"]),
+        (&dana["id"], &json!("team-admin"), &json!("dana@acme.test"))
+    );
     let list: Value = gateway.admin_get("invitations").await.json().await.expect("json");
     assert_eq!(list["data"][0]["status"], "accepted");
 
@@ -105,6 +109,23 @@ async fn an_invitation_lets_one_person_join_once_with_its_role_and_team() {
     let actions: Vec<&str> =
         audit["data"].as_array().expect("data").iter().filter_map(|r| r["action"].as_str()).collect();
     assert_eq!(actions, ["invitation.revoke", "invitation.create", "invitation.accept", "invitation.create"]);
+
+    // A page at a time, newest first; `status=open` leaves out accepted and revoked ones.
+    let third: Value =
+        gateway.admin_post("invitations", json!({ "email": "gus@acme.test" })).await.json().await.expect("json");
+    let open: Value = gateway.admin_get("invitations?status=open").await.json().await.expect("json");
+    let emails: Vec<&str> = open["data"].as_array().expect("data").iter().filter_map(|i| i["email"].as_str()).collect();
+    assert_eq!(emails, ["gus@acme.test"]);
+    let first: Value = gateway.admin_get("invitations?limit=2").await.json().await.expect("json");
+    assert_eq!(first["data"][0]["id"], third["id"]);
+    let next = first["next_before"].as_str().expect("a next page");
+    let rest: Value =
+        gateway.admin_get(&format!("invitations?limit=2&before={next}")).await.json().await.expect("json");
+    assert_eq!(
+        (rest["data"].as_array().map(Vec::len), rest["data"][0]["email"].as_str()),
+        (Some(1), Some("dana@acme.test"))
+    );
+    assert_eq!(gateway.admin_get("invitations?status=pending").await.status(), 400);
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 use moat_core::{OrgRole, TeamRole};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
+use super::statement::Statement;
 use super::{Dialect, SqlStore};
 use crate::invitations::Invitation;
 use crate::sign_in::{DeviceGrant, SessionRecord, SsoLogin, grant_status};
@@ -234,11 +235,21 @@ where
         row.as_ref().map(Self::invitation_from_row).transpose()
     }
 
-    pub(crate) async fn list_invitations(&self) -> Result<Vec<Invitation>, StoreError> {
-        let rows =
-            sqlx::query(&format!("SELECT {INVITATION_COLUMNS} FROM invitations ORDER BY created_at DESC, id DESC"))
-                .fetch_all(&self.pool)
-                .await?;
+    pub(crate) async fn list_invitations(
+        &self,
+        open_at: Option<i64>,
+        before_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        let mut query = Statement::new(format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE 1 = 1"));
+        if let Some(now) = open_at {
+            query.push(" AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ").bind(now);
+        }
+        if let Some(before) = before_id {
+            query.push(" AND id < ").bind(before.to_owned());
+        }
+        query.push(" ORDER BY id DESC LIMIT ").bind(i64::from(limit));
+        let rows = Self::bound(&query).fetch_all(&self.pool).await?;
         rows.iter().map(Self::invitation_from_row).collect()
     }
 
