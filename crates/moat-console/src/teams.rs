@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use maud::{Markup, html};
@@ -78,9 +78,25 @@ pub(crate) async fn create(State(state): State<Arc<ConsoleState>>, visit: Visit,
     }
 }
 
-/// `GET /ui/teams/{id}`.
-pub(crate) async fn show(State(state): State<Arc<ConsoleState>>, visit: Visit, Path(id): Path<String>) -> Response {
-    team_page(&state, &visit, &id, &Forms::default(), StatusCode::OK).await
+/// Members a team page shows at a time.
+const MEMBERS_PAGE: u32 = 100;
+
+/// The members cursor of a team page.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct MembersQuery {
+    #[serde(default)]
+    after: String,
+}
+
+/// `GET /ui/teams/{id}?after=`.
+pub(crate) async fn show(
+    State(state): State<Arc<ConsoleState>>,
+    visit: Visit,
+    Path(id): Path<String>,
+    Query(query): Query<MembersQuery>,
+) -> Response {
+    let forms = Forms { after: query.after, ..Forms::default() };
+    team_page(&state, &visit, &id, &forms, StatusCode::OK).await
 }
 
 /// The invitation form's values and outcome.
@@ -115,11 +131,13 @@ struct Add {
     error: Option<String>,
 }
 
-/// What a team page's forms show after a post.
+/// What a team page's forms show after a post, and where its member list starts.
 #[derive(Debug, Default)]
 struct Forms {
     invite: Invite,
     add: Add,
+    /// Members after this user id.
+    after: String,
 }
 
 /// The team roles, as the admin API names them and as the page shows them.
@@ -130,16 +148,28 @@ fn role_options(chosen: &str) -> Markup {
 }
 
 async fn team_page(state: &ConsoleState, visit: &Visit, id: &str, forms: &Forms, status: StatusCode) -> Response {
-    let answer = state.api.get(visit, &format!("/admin/v1/teams/{}", percent_encode(id))).await;
+    let mut uri = format!("/admin/v1/teams/{}/members?limit={MEMBERS_PAGE}", percent_encode(id));
+    if !forms.after.is_empty() {
+        uri.push_str(&format!("&after={}", percent_encode(&forms.after)));
+    }
+    let answer = state.api.get(visit, &uri).await;
     if !answer.status.is_success() {
         return refused(&visit.person, &answer);
     }
-    let team = &answer.body;
-    let members: Vec<&Value> = team["members"].as_array().map(|m| m.iter().collect()).unwrap_or_default();
-    let name = team["name"].as_str().unwrap_or("");
+    let members: Vec<&Value> = answer.body["data"].as_array().map(|m| m.iter().collect()).unwrap_or_default();
+    let teams = state.api.get(visit, "/admin/v1/teams").await;
+    let name = teams.body["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["id"] == id)
+        .and_then(|t| t["name"].as_str())
+        .unwrap_or(id)
+        .to_owned();
     // Admins, and this team's own team admins, manage its members; the API decides again.
-    let me = &visit.person.user.id;
-    let leads = members.iter().any(|m| m["user_id"].as_str() == Some(me) && m["role"] == "team-admin");
+    let me = state.api.get(visit, &format!("/admin/v1/users/{}", percent_encode(&visit.person.user.id))).await;
+    let leads =
+        me.body["teams"].as_array().into_iter().flatten().any(|t| t["team_id"] == id && t["role"] == "team-admin");
     let manages = crate::layout::manages(&visit.person) || leads;
     let csrf = &visit.person.session.csrf;
     let (invite, add) = (&forms.invite, &forms.add);
@@ -175,6 +205,9 @@ async fn team_page(state: &ConsoleState, visit: &Visit, id: &str, forms: &Forms,
                 } }
             } }
         }
+        @if let Some(next) = answer.body["next_after"].as_str() {
+            p { a href=(format!("/ui/teams/{id}?after={}", percent_encode(next))) rel="next" #more-members { "More members →" } }
+        }
         @if manages {
             h2 #add { "Add someone already in moat" }
             form method="post" action=(format!("/ui/teams/{id}/members")) novalidate {
@@ -204,7 +237,7 @@ async fn team_page(state: &ConsoleState, visit: &Visit, id: &str, forms: &Forms,
         }
         }
     };
-    html(status, &page(&visit.person, Section::Teams, name, &body))
+    html(status, &page(&visit.person, Section::Teams, &name, &body))
 }
 
 pub(crate) fn invite_outcome(invite: &Invite) -> Markup {

@@ -341,6 +341,7 @@ fn admin_routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/users/{id}/password", put(admin::set_password))
         .route("/admin/v1/teams", post(admin::create_team).get(admin::list_teams))
         .route("/admin/v1/teams/{id}", get(admin::get_team))
+        .route("/admin/v1/teams/{id}/members", get(admin::list_members))
         .route("/admin/v1/teams/{id}/members/{user_id}", put(admin::put_member).delete(admin::remove_member))
         .route("/admin/v1/invitations", post(admin::create_invitation).get(admin::list_invitations))
         .route("/admin/v1/invitations/{id}", delete(admin::revoke_invitation))

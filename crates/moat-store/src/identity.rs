@@ -238,6 +238,22 @@ impl Store {
         on_backend!(self, s => s.members_of_team(team_id))
     }
 
+    /// A team's members by user id, a page at a time: those after `after_user`, at most
+    /// `limit` (a team the size of the company lists as fast as a small one).
+    pub async fn members_page(
+        &self,
+        team_id: &str,
+        after_user: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<MemberRecord>, StoreError> {
+        on_backend!(self, s => s.members_page(team_id, after_user, limit))
+    }
+
+    /// One person's membership of one team, if they are in it.
+    pub async fn membership(&self, team_id: &str, user_id: &str) -> Result<Option<MemberRecord>, StoreError> {
+        on_backend!(self, s => s.membership(team_id, user_id))
+    }
+
     /// A user's memberships.
     pub async fn memberships_of_user(&self, user_id: &str) -> Result<Vec<MemberRecord>, StoreError> {
         on_backend!(self, s => s.memberships_of_user(user_id))

@@ -23,8 +23,8 @@ pub(crate) use budgets::{
 pub(crate) use invitations::{create_invitation, list_invitations, revoke_invitation};
 pub(crate) use keys::{create_key, get_key, list_keys, revoke_key};
 pub(crate) use people::{
-    create_team, create_user, get_team, get_user, list_teams, list_users, put_member, remove_member, set_password,
-    update_user,
+    create_team, create_user, get_team, get_user, list_members, list_teams, list_users, put_member, remove_member,
+    set_password, update_user,
 };
 pub(crate) use reports::{chargeback, usage_report};
 pub(crate) use usage::{list_deployments, list_prices, list_usage, settings};

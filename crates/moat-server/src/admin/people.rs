@@ -315,16 +315,45 @@ async fn visible_team(state: &AppState, caller: &Caller, id: &str) -> Result<Tea
     state.store.team_by_id(id).await.map_err(store_failed)?.ok_or_else(|| not_found("team", id))
 }
 
+/// A team with its first [`MAX_PAGE`] members by user id; `members_next_after` when there are
+/// more (page through them with `GET /admin/v1/teams/{id}/members`).
 pub(crate) async fn get_team(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let team = visible_team(&state, &caller, &id).await?;
-    let members = state.store.members_of_team(&id).await.map_err(store_failed)?;
+    let members = state.store.members_page(&id, None, MAX_PAGE).await.map_err(store_failed)?;
     let mut view = team_json(&team);
     view["members"] = members_json(&state, &members).await?;
+    view["members_next_after"] = json!(next_member(&members, MAX_PAGE));
     Ok(Json(view).into_response())
+}
+
+fn next_member(page: &[MemberRecord], limit: u32) -> Option<String> {
+    (page.len() == limit as usize).then(|| page.last().map(|m| m.user_id.clone())).flatten()
+}
+
+/// `GET /admin/v1/teams/{id}/members?after=&limit=`: a team's members by user id, a page at a
+/// time, each with who they are.
+pub(crate) async fn list_members(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    visible_team(&state, &caller, &id).await?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(invalid(format!("`limit` must be between 1 and {MAX_PAGE}"), "limit"));
+    }
+    if query.email.is_some() {
+        return Err(invalid("members are not found by e-mail here; use `GET /admin/v1/users?email=`", "email"));
+    }
+    let members = state.store.members_page(&id, query.after.as_deref(), limit).await.map_err(store_failed)?;
+    let next = next_member(&members, limit);
+    Ok(Json(json!({ "data": members_json(&state, &members).await?, "next_after": next })).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -350,8 +379,8 @@ pub(crate) async fn put_member(
     if !user.is_some_and(|u| u.active) {
         return Err(invalid(format!("no active user has the id `{user_id}`"), "user_id"));
     }
-    let members = state.store.members_of_team(&team_id).await.map_err(store_failed)?;
-    let before = members.iter().find(|m| m.user_id == user_id).map(|m| json!({ "role": m.role.as_str() }));
+    let current = state.store.membership(&team_id, &user_id).await.map_err(store_failed)?;
+    let before = current.map(|m| json!({ "role": m.role.as_str() }));
     let member = MemberRecord { team_id: team_id.clone(), user_id: user_id.clone(), role, created_at_ms: now_ms() };
     state.store.put_member(&member).await.map_err(store_failed)?;
     let after = json!({ "role": role.as_str() });
@@ -369,8 +398,8 @@ pub(crate) async fn remove_member(
 ) -> Result<Response, ApiError> {
     visible_team(&state, &caller, &team_id).await?;
     caller.must(&Action::ManageMembers { team: &team_id, user: &user_id })?;
-    let members = state.store.members_of_team(&team_id).await.map_err(store_failed)?;
-    let Some(before) = members.iter().find(|m| m.user_id == user_id).map(|m| json!({ "role": m.role.as_str() })) else {
+    let current = state.store.membership(&team_id, &user_id).await.map_err(store_failed)?;
+    let Some(before) = current.map(|m| json!({ "role": m.role.as_str() })) else {
         return Err(not_found("membership", &format!("{team_id}/{user_id}")));
     };
     state.store.remove_member(&team_id, &user_id).await.map_err(store_failed)?;

@@ -728,3 +728,49 @@ async fn the_invitations_page_invites_lists_and_revokes() {
     let forged = post(&gateway, &admin, &format!("/ui/invitations/{first}/revoke"), &[]).await;
     assert_eq!(forged.status(), 403);
 }
+
+#[tokio::test]
+async fn a_large_teams_members_list_a_page_at_a_time() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&config(&upstream, "")).await;
+    person_with_role(&gateway, "ada@example.com", "admin").await;
+    let team: Value = gateway.admin_post("teams", json!({ "name": "Everyone" })).await.json().await.expect("json");
+    let team_id = team["id"].as_str().expect("id");
+    for n in 0..103 {
+        let user: Value = gateway
+            .admin_post("users", json!({ "email": format!("p{n:03}@example.com") }))
+            .await
+            .json()
+            .await
+            .expect("json");
+        let put = gateway
+            .http
+            .put(format!("{}/admin/v1/teams/{team_id}/members/{}", gateway.url, user["id"].as_str().expect("id")))
+            .bearer_auth(crate::support::ADMIN_KEY)
+            .send()
+            .await
+            .expect("send");
+        assert!(put.status().is_success());
+    }
+    // The API pages by user id.
+    let first: Value =
+        gateway.admin_get(&format!("teams/{team_id}/members?limit=100")).await.json().await.expect("json");
+    assert_eq!(first["data"].as_array().map(Vec::len), Some(100));
+    let next = first["next_after"].as_str().expect("more");
+    let rest: Value =
+        gateway.admin_get(&format!("teams/{team_id}/members?after={next}")).await.json().await.expect("json");
+    assert_eq!((rest["data"].as_array().map(Vec::len), rest["next_after"].clone()), (Some(3), Value::Null));
+    assert!(rest["data"][0]["email"].as_str().is_some_and(|e| e.ends_with("@example.com")), "{rest}");
+
+    let session = sign_in(&gateway, "ada@example.com", PASSWORD).await.expect("signed in");
+    let page = format!("/ui/teams/{team_id}");
+    let (status, html) = get(&gateway, &session, &page).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<h1>Everyone</h1>"), "{html}");
+    assert_eq!(html.matches("@example.com</td>").count(), 100, "{html}");
+    let more = html.split("href=\"").find(|s| s.contains("rel=\"next\"")).expect("a link to more");
+    let more = more.split('"').next().expect("href").replace("&amp;", "&");
+    let (_, html) = get(&gateway, &session, &more).await;
+    assert_eq!(html.matches("@example.com</td>").count(), 3, "{html}");
+    assert!(!html.contains("more-members"), "{html}");
+}

@@ -290,6 +290,33 @@ where
         rows.iter().map(Self::member_from_row).collect()
     }
 
+    pub(crate) async fn members_page(
+        &self,
+        team_id: &str,
+        after_user: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<MemberRecord>, StoreError> {
+        let mut query = Statement::new("SELECT team_id, user_id, role, created_at FROM memberships WHERE team_id = ");
+        query.bind(team_id.to_owned());
+        if let Some(after) = after_user {
+            query.push(" AND user_id > ").bind(after.to_owned());
+        }
+        query.push(" ORDER BY user_id LIMIT ").bind(i64::from(limit));
+        let rows = Self::bound(&query).fetch_all(&self.pool).await?;
+        rows.iter().map(Self::member_from_row).collect()
+    }
+
+    pub(crate) async fn membership(&self, team_id: &str, user_id: &str) -> Result<Option<MemberRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT team_id, user_id, role, created_at FROM memberships WHERE team_id = $1 AND user_id = $2",
+        )
+        .bind(team_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::member_from_row).transpose()
+    }
+
     pub(crate) async fn memberships_of_user(&self, user_id: &str) -> Result<Vec<MemberRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT team_id, user_id, role, created_at FROM memberships WHERE user_id = $1 ORDER BY team_id",
