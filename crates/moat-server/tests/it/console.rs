@@ -774,3 +774,109 @@ async fn a_large_teams_members_list_a_page_at_a_time() {
     assert_eq!(html.matches("@example.com</td>").count(), 3, "{html}");
     assert!(!html.contains("more-members"), "{html}");
 }
+
+/// What makes a page usable with a screen reader and a keyboard, checked on its HTML: one
+/// `h1`, a language, every form control named by a `label` (or `aria-label`), every button
+/// named, every table with header cells, and no positive `tabindex` reordering the keyboard.
+fn accessibility_problems(html: &str) -> Vec<String> {
+    use scraper::{Html, Selector};
+    let document = Html::parse_document(html);
+    let select = |css: &str| Selector::parse(css).unwrap_or_else(|e| panic!("{css}: {e}"));
+    let mut problems = Vec::new();
+    let headings = document.select(&select("h1")).count();
+    if headings != 1 {
+        problems.push(format!("{headings} h1 elements"));
+    }
+    if document.select(&select("html[lang]")).next().is_none() {
+        problems.push("no lang on <html>".into());
+    }
+    let labelled: Vec<String> =
+        document.select(&select("label[for]")).filter_map(|l| l.value().attr("for").map(str::to_owned)).collect();
+    for control in document.select(&select("input:not([type=hidden]), select, textarea")) {
+        let named = control.value().attr("aria-label").is_some()
+            || control.value().id().is_some_and(|id| labelled.iter().any(|l| l == id));
+        if !named {
+            problems.push(format!("unlabelled control {}", control.html()));
+        }
+    }
+    for button in document.select(&select("button, a")) {
+        let text: String = button.text().collect();
+        if text.trim().is_empty() && button.value().attr("aria-label").is_none() {
+            problems.push(format!("unnamed {}", button.html()));
+        }
+    }
+    for table in document.select(&select("table")) {
+        if table.select(&select("th")).next().is_none() {
+            problems.push("a table without header cells".into());
+        }
+    }
+    for focusable in document.select(&select("[tabindex]")) {
+        if focusable.value().attr("tabindex").and_then(|t| t.parse::<i32>().ok()).is_some_and(|t| t > 0) {
+            problems.push(format!("positive tabindex on {}", focusable.html()));
+        }
+    }
+    problems
+}
+
+#[tokio::test]
+async fn every_page_names_its_controls_for_screen_readers_and_keyboards() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&config(&upstream, "")).await;
+    let ada = person_with_role(&gateway, "ada@example.com", "admin").await;
+    let team: Value = gateway.admin_post("teams", json!({ "name": "Platform" })).await.json().await.expect("json");
+    let team_id = team["id"].as_str().expect("id");
+    let put = gateway
+        .http
+        .put(format!("{}/admin/v1/teams/{team_id}/members/{ada}", gateway.url))
+        .bearer_auth(crate::support::ADMIN_KEY)
+        .send()
+        .await
+        .expect("send");
+    assert!(put.status().is_success());
+    let budget: Value = gateway
+        .admin_post("budgets", json!({ "scope": "team", "scope_id": team_id, "amount_usd": "5", "period": "month" }))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let limit: Value = gateway
+        .admin_post("limits", json!({ "scope": "team", "scope_id": team_id, "requests_per_minute": 60 }))
+        .await
+        .json()
+        .await
+        .expect("json");
+    gateway.admin_post("invitations", json!({ "email": "new@example.com" })).await;
+    let (_, key) = gateway.create_key(json!({ "name": "traffic", "user_id": ada })).await;
+    upstream.push(Reply::chat("hi", None));
+    assert_eq!(gateway.post("/v1/chat/completions", &key, &chat("m")).await.status(), 200);
+    gateway.usage(1).await;
+    let session = sign_in(&gateway, "ada@example.com", PASSWORD).await.expect("signed in");
+    let pages = [
+        "/ui".to_owned(),
+        "/ui/usage".into(),
+        "/ui/users".into(),
+        "/ui/invitations".into(),
+        "/ui/teams".into(),
+        format!("/ui/teams/{team_id}"),
+        "/ui/budgets".into(),
+        format!("/ui/budgets/{}", budget["id"].as_str().expect("id")),
+        "/ui/limits".into(),
+        format!("/ui/limits/{}", limit["id"].as_str().expect("id")),
+        "/ui/models".into(),
+        "/ui/prices".into(),
+        "/ui/settings".into(),
+        "/ui/audit".into(),
+        "/ui/me".into(),
+        "/ui/keys".into(),
+        "/ui/connect".into(),
+    ];
+    for page in pages {
+        let (status, html) = get(&gateway, &session, &page).await;
+        assert_eq!(status, 200, "{page}: {html}");
+        let problems = accessibility_problems(&html);
+        assert!(problems.is_empty(), "{page}: {problems:#?}");
+    }
+    // The check finds what it looks for.
+    let broken = "<html><body><h1>a</h1><h1>b</h1><input name=x><button></button><table><tr><td>1</td></tr></table></body></html>";
+    assert_eq!(accessibility_problems(broken).len(), 5, "{:#?}", accessibility_problems(broken));
+}
