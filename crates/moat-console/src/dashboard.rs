@@ -166,18 +166,37 @@ fn budget_table(budgets: &Value) -> Markup {
             h2 { "Budgets" }
             @if rows.is_empty() { p { "No budgets set." } } @else {
                 div.table-wrap { table {
-                    thead { tr { th scope="col" { "scope" } th scope="col" { "period" } th.num scope="col" { "spent" } th.num scope="col" { "of" } th scope="col" { "used" } } }
+                    thead { tr { th scope="col" { "scope" } th scope="col" { "period" } th.num scope="col" { "spent" } th.num scope="col" { "of" } th scope="col" { "used" }
+                                 th.num scope="col" { "on pace for" } } }
                     tbody { @for budget in rows {
                         @let used = budget["current"]["percent_used"].as_f64().unwrap_or(0.0);
                         @let scope = crate::limits::scope_label(budget);
+                        @let pace = on_pace(&budget["current"], jiff::Timestamp::now());
                         tr { td { (scope) } td { (shown(&budget["period"])) }
                              td.num { (shown(&budget["current"]["spent_usd"])) } td.num { (shown(&budget["amount_usd"])) }
-                             td { (meter(used, &format!("{scope}: {used:.0} % used"))) } }
+                             td { (meter(used, &format!("{scope}: {used:.0} % used"))) }
+                             td.num.bad[pace.is_some_and(|p| p > 100.0)] { @match pace { Some(p) => { (format!("{p:.0} %")) }, None => { "–" } } } }
                     } }
                 } }
             }
         }
     }
+}
+
+/// Where a budget's spend ends its period at the pace it has kept so far, as a percentage of
+/// the budget: the burn-down's projection. `None` for a budget without a period end, or before
+/// a tenth of the period has passed (too early to say).
+fn on_pace(current: &Value, now: jiff::Timestamp) -> Option<f64> {
+    let at = |field: &str| current[field].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let (start, end) = (at("period_start")?, at("period_end")?);
+    let length = end.as_millisecond().checked_sub(start.as_millisecond())?;
+    let elapsed = now.as_millisecond().checked_sub(start.as_millisecond())?.min(length);
+    if length <= 0 || elapsed * 10 < length {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss, reason = "a displayed projection")]
+    let share = elapsed as f64 / length as f64;
+    Some(current["percent_used"].as_f64()? / share)
 }
 
 fn pools(pools: &Value) -> Markup {
@@ -214,5 +233,30 @@ fn deployment_table(deployments: &Value) -> Markup {
                 } }
             } }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::on_pace;
+
+    #[test]
+    fn a_budget_on_pace_is_its_spend_over_the_share_of_the_period_gone() {
+        let current = |used: f64| json!({ "period_start": "2026-11-01T00:00:00Z", "period_end": "2026-12-01T00:00:00Z", "percent_used": used });
+        let at = |t: &str| t.parse::<jiff::Timestamp>().expect("time");
+        // A third of November gone, a quarter of the budget spent: three quarters by the end.
+        assert_eq!(on_pace(&current(25.0), at("2026-11-11T00:00:00Z")).map(f64::round), Some(75.0));
+        assert_eq!(on_pace(&current(50.0), at("2026-11-16T00:00:00Z")).map(f64::round), Some(100.0));
+        assert_eq!(on_pace(&current(10.0), at("2026-11-02T00:00:00Z")), None, "too early to say");
+        assert_eq!(on_pace(&current(80.0), at("2026-12-05T00:00:00Z")).map(f64::round), Some(80.0), "period over");
+        assert_eq!(
+            on_pace(
+                &json!({ "percent_used": 5.0, "period_start": "2026-11-01T00:00:00Z" }),
+                at("2026-11-20T00:00:00Z")
+            ),
+            None
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The web console in a real browser: headless Chromium signs in with a password, reads the
 //! dashboard over traffic that went through moat to llama.cpp's `llama-server`, finds a request
 //! in the usage explorer, creates a team and invites someone into it, sets a budget, makes a key
-//! and sees it once, uses it, and opens the agent setup page. A screenshot of each page is
+//! and sees it once, uses it, and opens the agent setup page (and, between, adds an existing
+//! person to the team, lists invitations, and reads the models and settings pages). A screenshot of each page is
 //! written under `target/tmp/console-screenshots/` (and to `$MOAT_SCREENSHOTS` when set).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "a test fails loudly on what it set up itself")]
@@ -96,6 +97,7 @@ deployments = ["gemma-l40s"]
         .await
         .expect("password");
     assert_eq!(password.status(), 204);
+    admin(&http, &url, reqwest::Method::POST, "users", json!({ "email": "cy@acme.test" })).await;
     let team = admin(&http, &url, reqwest::Method::POST, "teams", json!({ "name": "Platform" })).await;
     let team_key =
         admin(&http, &url, reqwest::Method::POST, "keys", json!({ "name": "ci", "team_id": team["id"] })).await;
@@ -153,7 +155,21 @@ deployments = ["gemma-l40s"]
     browser.click("#send-invite").await;
     let link = browser.text("#invite-link").await;
     assert!(link.starts_with(&format!("{url}/invite/")), "{link}");
+    // And someone already in moat added by e-mail, as the team's admin.
+    let research = browser.url().await;
+    browser.type_into("#member-email", "cy@acme.test").await;
+    browser.click("#member-role option[value=team-admin]").await;
+    browser.click("#add-member").await;
+    browser.wait_for_url(&research).await;
+    assert!(browser.text("#members").await.contains("cy@acme.test"));
+    let research_id = research.rsplit('/').next().expect("team id");
+    let members = admin(&http, &url, reqwest::Method::GET, &format!("teams/{research_id}/members"), Value::Null).await;
+    assert_eq!(members["data"][0]["role"], "team-admin", "{members}");
     screenshot(&browser, "team.png").await;
+    browser.open(&format!("{url}/ui/invitations")).await;
+    let invitations = browser.text("#invitations").await;
+    assert!(invitations.contains("bo@acme.test") && invitations.contains("Research"), "{invitations}");
+    screenshot(&browser, "invitations.png").await;
 
     // A budget for the team that made the traffic.
     browser.open(&format!("{url}/ui/budgets")).await;
@@ -184,6 +200,14 @@ deployments = ["gemma-l40s"]
     let keys = browser.source().await;
     assert!(keys.contains("laptop") && !keys.contains(&secret), "listed, never shown again");
     screenshot(&browser, "keys.png").await;
+
+    browser.open(&format!("{url}/ui/models")).await;
+    let models = browser.text("#models").await;
+    assert!(models.contains("gemma-l40s"), "the routing policy: {models}");
+    screenshot(&browser, "models.png").await;
+    browser.open(&format!("{url}/ui/settings")).await;
+    assert!(browser.text("#savings").await.contains("claude-sonnet-4-6"));
+    screenshot(&browser, "settings.png").await;
 
     browser.open(&format!("{url}/ui/connect")).await;
     let connect = browser.source().await;
