@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::chart::meter;
 use crate::layout::{Section, page};
-use crate::{ConsoleState, Visit, checked_form, html, redirect, refused};
+use crate::{ConsoleState, FieldError, Visit, checked_form, html, refused, submit};
 
 const SCOPES: [&str; 4] = ["team", "user", "key", "org"];
 const PERIODS: [&str; 4] = ["month", "week", "day", "none"];
@@ -54,7 +54,7 @@ async fn budgets_page(
     state: &ConsoleState,
     visit: &Visit,
     form: &BudgetForm,
-    error: Option<(String, String)>,
+    error: Option<FieldError>,
 ) -> Response {
     let answer = state.api.get(visit, "/admin/v1/budgets").await;
     if !answer.status.is_success() {
@@ -134,15 +134,8 @@ pub(crate) async fn create(State(state): State<Arc<ConsoleState>>, visit: Visit,
     if !form.scope_id.trim().is_empty() {
         request["scope_id"] = json!(form.scope_id.trim());
     }
-    let answer = state.api.call(&visit, Method::POST, "/admin/v1/budgets", Some(&request)).await;
-    match answer.status {
-        StatusCode::CREATED | StatusCode::OK => redirect("/ui/budgets"),
-        StatusCode::BAD_REQUEST | StatusCode::CONFLICT => {
-            let error = (answer.field().unwrap_or("").to_owned(), answer.message());
-            budgets_page(&state, &visit, &form, Some(error)).await
-        }
-        _ => refused(&visit.person, &answer),
-    }
+    let call = (Method::POST, "/admin/v1/budgets");
+    submit(&state, &visit, call, &request, "/ui/budgets", |e| budgets_page(&state, &visit, &form, Some(e))).await
 }
 
 /// `POST /ui/budgets/{id}/delete`.
@@ -170,7 +163,7 @@ pub(crate) struct ChangeForm {
 
 impl ChangeForm {
     /// The admin API's change, or the field that is wrong and why.
-    fn request(&self) -> Result<Value, (String, String)> {
+    fn request(&self) -> Result<Value, FieldError> {
         let thresholds = self
             .thresholds
             .split([',', ' '])
@@ -194,7 +187,7 @@ async fn edit_page(
     visit: &Visit,
     id: &str,
     form: Option<&ChangeForm>,
-    error: Option<(String, String)>,
+    error: Option<FieldError>,
 ) -> Response {
     let answer = state.api.get(visit, &format!("/admin/v1/budgets/{}", crate::keys::percent_encode(id))).await;
     if !answer.status.is_success() {
@@ -254,15 +247,8 @@ pub(crate) async fn update(
         Err(error) => return edit_page(&state, &visit, &id, Some(&form), Some(error)).await,
     };
     let path = format!("/admin/v1/budgets/{}", crate::keys::percent_encode(&id));
-    let answer = state.api.call(&visit, Method::PATCH, &path, Some(&request)).await;
-    match answer.status {
-        status if status.is_success() => redirect("/ui/budgets"),
-        StatusCode::BAD_REQUEST => {
-            let error = (answer.field().unwrap_or("").to_owned(), answer.message());
-            edit_page(&state, &visit, &id, Some(&form), Some(error)).await
-        }
-        _ => refused(&visit.person, &answer),
-    }
+    let again = |e| edit_page(&state, &visit, &id, Some(&form), Some(e));
+    submit(&state, &visit, (Method::PATCH, &path), &request, "/ui/budgets", again).await
 }
 
 /// `POST /ui/budgets/{id}/reset`.

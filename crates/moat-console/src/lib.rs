@@ -175,6 +175,30 @@ pub(crate) async fn button_action(
     if answer.status.is_success() { redirect(back) } else { refused(&visit.person, &answer) }
 }
 
+/// A form field and why its value was refused, shown beside it.
+pub(crate) type FieldError = (String, String);
+
+/// A form's change sent to the admin API as the person: on success, back to `back`; refused as
+/// invalid or conflicting, the form `again` with the API's `(field, message)` beside its
+/// field; anything else, the refusal's own page.
+pub(crate) async fn submit<Page: std::future::Future<Output = Response>>(
+    state: &ConsoleState,
+    visit: &Visit,
+    (method, path): (axum::http::Method, &str),
+    request: &serde_json::Value,
+    back: &str,
+    again: impl FnOnce(FieldError) -> Page,
+) -> Response {
+    let answer = state.api.call(visit, method, path, Some(request)).await;
+    match answer.status {
+        status if status.is_success() => redirect(back),
+        StatusCode::BAD_REQUEST | StatusCode::CONFLICT => {
+            again((answer.field().unwrap_or("").to_owned(), answer.message())).await
+        }
+        _ => refused(&visit.person, &answer),
+    }
+}
+
 /// A form body from `person`, refused unless it carries their session's CSRF token.
 #[allow(clippy::result_large_err, reason = "the error is the page to answer with, returned at once")]
 pub(crate) fn checked_form<T: DeserializeOwned>(person: &SignedIn, body: &Bytes) -> Result<T, Response> {

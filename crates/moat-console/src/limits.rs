@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::layout::{Section, manages, page};
-use crate::{ConsoleState, Visit, checked_form, html, redirect, refused};
+use crate::{ConsoleState, FieldError, Visit, checked_form, html, refused, submit};
 
 const SCOPES: [&str; 4] = ["team", "user", "key", "model"];
 const CAPS: [(&str, &str); 3] = [
@@ -28,31 +28,17 @@ pub(crate) struct LimitForm {
     scope: String,
     #[serde(default)]
     scope_id: String,
-    #[serde(default)]
-    requests_per_minute: String,
-    #[serde(default)]
-    tokens_per_minute: String,
-    #[serde(default)]
-    concurrent_requests: String,
+    #[serde(flatten)]
+    caps: CapsForm,
 }
 
 impl LimitForm {
-    fn cap(&self, name: &str) -> &str {
-        match name {
-            "requests_per_minute" => &self.requests_per_minute,
-            "tokens_per_minute" => &self.tokens_per_minute,
-            _ => &self.concurrent_requests,
-        }
-    }
-
     /// The admin API's request, or the field that is wrong and why.
-    fn request(&self) -> Result<Value, (String, String)> {
+    fn request(&self) -> Result<Value, FieldError> {
         let mut request = json!({ "scope": self.scope, "scope_id": self.scope_id.trim() });
-        for (name, _) in CAPS {
-            let text = self.cap(name).trim();
-            if !text.is_empty() {
-                let value: u64 = text.parse().map_err(|_| (name.to_owned(), "a whole number, like 60".to_owned()))?;
-                request[name] = json!(value);
+        for (name, cap) in self.caps.parsed()? {
+            if let Some(cap) = cap {
+                request[name] = json!(cap);
             }
         }
         Ok(request)
@@ -78,7 +64,7 @@ async fn limits_page(
     state: &ConsoleState,
     visit: &Visit,
     form: &LimitForm,
-    error: Option<(String, String)>,
+    error: Option<FieldError>,
 ) -> Response {
     let answer = state.api.get(visit, "/admin/v1/limits").await;
     if !answer.status.is_success() {
@@ -130,7 +116,7 @@ async fn limits_page(
                         @if let Some(m) = wrong("scope_id") { p.field-error role="alert" #scope_id-error { (m) } } }
                     @for (name, label) in CAPS {
                         div { label for=(name) { (label) }
-                            input id=(name) name=(name) inputmode="numeric" value=(form.cap(name)) aria-invalid=[wrong(name).map(|_| "true")];
+                            input id=(name) name=(name) inputmode="numeric" value=(form.caps.cap(name)) aria-invalid=[wrong(name).map(|_| "true")];
                             @if let Some(m) = wrong(name) { p.field-error role="alert" id=(format!("{name}-error")) { (m) } } }
                     }
                 }
@@ -151,15 +137,8 @@ pub(crate) async fn create(State(state): State<Arc<ConsoleState>>, visit: Visit,
         Ok(request) => request,
         Err(error) => return limits_page(&state, &visit, &form, Some(error)).await,
     };
-    let answer = state.api.call(&visit, Method::POST, "/admin/v1/limits", Some(&request)).await;
-    match answer.status {
-        StatusCode::CREATED | StatusCode::OK => redirect("/ui/limits"),
-        StatusCode::BAD_REQUEST | StatusCode::CONFLICT => {
-            let error = (answer.field().unwrap_or("").to_owned(), answer.message());
-            limits_page(&state, &visit, &form, Some(error)).await
-        }
-        _ => refused(&visit.person, &answer),
-    }
+    let call = (Method::POST, "/admin/v1/limits");
+    submit(&state, &visit, call, &request, "/ui/limits", |e| limits_page(&state, &visit, &form, Some(e))).await
 }
 
 /// `POST /ui/limits/{id}/delete`.
@@ -193,18 +172,23 @@ impl CapsForm {
         }
     }
 
+    /// Each cap by name: a number, or `None` when left empty; or the wrong field and why.
+    fn parsed(&self) -> Result<Vec<(&'static str, Option<u64>)>, FieldError> {
+        CAPS.iter()
+            .map(|(name, _)| {
+                let text = self.cap(name).trim();
+                let cap = (!text.is_empty())
+                    .then(|| text.parse::<u64>())
+                    .transpose()
+                    .map_err(|_| ((*name).to_owned(), "a whole number, like 60".to_owned()))?;
+                Ok((*name, cap))
+            })
+            .collect()
+    }
+
     /// The admin API's change (an empty cap is `null`: removed), or the wrong field and why.
-    fn request(&self) -> Result<Value, (String, String)> {
-        let mut request = json!({});
-        for (name, _) in CAPS {
-            let text = self.cap(name).trim();
-            request[name] = if text.is_empty() {
-                Value::Null
-            } else {
-                json!(text.parse::<u64>().map_err(|_| (name.to_owned(), "a whole number, like 60".to_owned()))?)
-            };
-        }
-        Ok(request)
+    fn request(&self) -> Result<Value, FieldError> {
+        Ok(self.parsed()?.into_iter().map(|(name, cap)| (name.to_owned(), json!(cap))).collect())
     }
 }
 
@@ -218,7 +202,7 @@ async fn edit_page(
     visit: &Visit,
     id: &str,
     form: Option<&CapsForm>,
-    error: Option<(String, String)>,
+    error: Option<FieldError>,
 ) -> Response {
     let answer = state.api.get(visit, &format!("/admin/v1/limits/{}", crate::keys::percent_encode(id))).await;
     if !answer.status.is_success() {
@@ -266,13 +250,6 @@ pub(crate) async fn update(
         Err(error) => return edit_page(&state, &visit, &id, Some(&form), Some(error)).await,
     };
     let path = format!("/admin/v1/limits/{}", crate::keys::percent_encode(&id));
-    let answer = state.api.call(&visit, Method::PATCH, &path, Some(&request)).await;
-    match answer.status {
-        status if status.is_success() => redirect("/ui/limits"),
-        StatusCode::BAD_REQUEST => {
-            let error = (answer.field().unwrap_or("").to_owned(), answer.message());
-            edit_page(&state, &visit, &id, Some(&form), Some(error)).await
-        }
-        _ => refused(&visit.person, &answer),
-    }
+    let again = |e| edit_page(&state, &visit, &id, Some(&form), Some(e));
+    submit(&state, &visit, (Method::PATCH, &path), &request, "/ui/limits", again).await
 }
