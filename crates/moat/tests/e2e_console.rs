@@ -156,7 +156,8 @@ deployments = ["gemma-l40s"]
     let link = browser.text("#invite-link").await;
     assert!(link.starts_with(&format!("{url}/invite/")), "{link}");
     // And someone already in moat added by e-mail, as the team's admin.
-    let research = browser.url().await;
+    // The invitation's answer is the team page, at the form's address.
+    let research = browser.url().await.trim_end_matches("/invite").to_owned();
     browser.type_into("#member-email", "cy@acme.test").await;
     browser.click("#member-role option[value=team-admin]").await;
     browser.click("#add-member").await;
