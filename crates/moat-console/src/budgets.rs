@@ -50,12 +50,7 @@ pub(crate) async fn list(State(state): State<Arc<ConsoleState>>, visit: Visit) -
     budgets_page(&state, &visit, &BudgetForm::default(), None).await
 }
 
-async fn budgets_page(
-    state: &ConsoleState,
-    visit: &Visit,
-    form: &BudgetForm,
-    error: Option<FieldError>,
-) -> Response {
+async fn budgets_page(state: &ConsoleState, visit: &Visit, form: &BudgetForm, error: Option<FieldError>) -> Response {
     let answer = state.api.get(visit, "/admin/v1/budgets").await;
     if !answer.status.is_success() {
         return refused(&visit.person, &answer);

@@ -60,12 +60,7 @@ pub(crate) async fn list(State(state): State<Arc<ConsoleState>>, visit: Visit) -
     limits_page(&state, &visit, &LimitForm { scope: "team".into(), ..LimitForm::default() }, None).await
 }
 
-async fn limits_page(
-    state: &ConsoleState,
-    visit: &Visit,
-    form: &LimitForm,
-    error: Option<FieldError>,
-) -> Response {
+async fn limits_page(state: &ConsoleState, visit: &Visit, form: &LimitForm, error: Option<FieldError>) -> Response {
     let answer = state.api.get(visit, "/admin/v1/limits").await;
     if !answer.status.is_success() {
         return refused(&visit.person, &answer);
