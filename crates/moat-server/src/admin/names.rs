@@ -48,11 +48,13 @@ pub(super) async fn scope_names(
     names.extend(user_emails(state, of("user")).await?);
     let teams: BTreeSet<&str> = of("team").collect();
     if !teams.is_empty() {
-        for team in state.store.list_teams().await.map_err(store_failed)? {
-            if teams.contains(team.id.as_str()) {
-                names.insert(team.id, team.name);
-            }
-        }
+        names.extend(team_names(state).await?.into_iter().filter(|(id, _)| teams.contains(id.as_str())));
     }
     Ok(names)
+}
+
+/// Every team's name by id (teams are few: a company's departments and projects).
+pub(super) async fn team_names(state: &AppState) -> Result<HashMap<String, String>, ApiError> {
+    let teams = state.store.list_teams().await.map_err(store_failed)?;
+    Ok(teams.into_iter().map(|team| (team.id, team.name)).collect())
 }

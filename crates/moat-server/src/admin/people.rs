@@ -134,6 +134,26 @@ pub(crate) struct PageQuery {
     email: Option<String>,
 }
 
+/// `GET /admin/v1/teams/{id}/members` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MembersQuery {
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// A page's size: `limit`, or the default, within `1..=MAX_PAGE`.
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(invalid(format!("`limit` must be between 1 and {MAX_PAGE}"), "limit"))
+    }
+}
+
 pub(crate) async fn list_users(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -146,10 +166,7 @@ pub(crate) async fn list_users(
     if !(query.email.is_some() && leads_a_team) {
         caller.must(&Action::ReadOrg)?;
     }
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(invalid(format!("`limit` must be between 1 and {MAX_PAGE}"), "limit"));
-    }
+    let limit = page_limit(query.limit)?;
     if let Some(email) = query.email {
         let matching = Match { name: Some(email.trim().to_owned()), ..Match::default() };
         let (users, _) = state.store.find_users(&matching, 0, 1).await.map_err(store_failed)?;
@@ -340,17 +357,11 @@ pub(crate) async fn list_members(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<MembersQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
     visible_team(&state, &caller, &id).await?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(invalid(format!("`limit` must be between 1 and {MAX_PAGE}"), "limit"));
-    }
-    if query.email.is_some() {
-        return Err(invalid("members are not found by e-mail here; use `GET /admin/v1/users?email=`", "email"));
-    }
+    let limit = page_limit(query.limit)?;
     let members = state.store.members_page(&id, query.after.as_deref(), limit).await.map_err(store_failed)?;
     let next = next_member(&members, limit);
     Ok(Json(json!({ "data": members_json(&state, &members).await?, "next_after": next })).into_response())

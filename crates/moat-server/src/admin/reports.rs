@@ -150,9 +150,7 @@ async fn names(state: &AppState, by: &[Dimension], rows: &[&Vec<String>]) -> Res
         by.iter().position(|d| *d == wanted).map(|i| rows.iter().filter_map(move |groups| groups.get(i)))
     };
     if by.contains(&Dimension::Team) {
-        for team in state.store.list_teams().await.map_err(store_failed)? {
-            names.insert(team.id, team.name);
-        }
+        names.extend(super::names::team_names(state).await?);
     }
     if let Some(ids) = shown(Dimension::Key) {
         names.extend(super::names::key_names(state, ids.map(String::as_str)).await?);

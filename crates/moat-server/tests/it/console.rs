@@ -761,6 +761,8 @@ async fn a_large_teams_members_list_a_page_at_a_time() {
         gateway.admin_get(&format!("teams/{team_id}/members?after={next}")).await.json().await.expect("json");
     assert_eq!((rest["data"].as_array().map(Vec::len), rest["next_after"].clone()), (Some(3), Value::Null));
     assert!(rest["data"][0]["email"].as_str().is_some_and(|e| e.ends_with("@example.com")), "{rest}");
+    let unknown = gateway.admin_get(&format!("teams/{team_id}/members?email=p001%40example.com")).await;
+    assert_eq!(unknown.status(), 400, "members are not searched here; unknown parameters are refused");
 
     let session = sign_in(&gateway, "ada@example.com", PASSWORD).await.expect("signed in");
     let page = format!("/ui/teams/{team_id}");
