@@ -11,6 +11,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::all_keys::day;
 use crate::connect::{base_url, snippets};
 use crate::layout::{Section, page};
 use crate::{ConsoleState, Visit, checked_form, html, refused};
@@ -18,26 +19,34 @@ use crate::{ConsoleState, Visit, checked_form, html, refused};
 /// What the create form may ask for a key's lifetime.
 const LIFETIMES: [(&str, &str); 4] = [("30d", "30 days"), ("90d", "90 days"), ("365d", "a year"), ("", "no expiry")];
 
-/// What the create form sent back, and what went wrong with it.
-#[derive(Debug, Default)]
-struct Draft {
-    name: String,
-    expires_in: String,
-    error: Option<(Option<String>, String)>,
+/// What a create form sent back, and what went wrong with it.
+#[derive(Debug)]
+pub(crate) struct Draft {
+    pub(crate) name: String,
+    pub(crate) expires_in: String,
+    pub(crate) error: Option<(Option<String>, String)>,
+}
+
+impl Default for Draft {
+    /// An empty form, offering a 90-day lifetime.
+    fn default() -> Self {
+        Draft { name: String::new(), expires_in: "90d".to_owned(), error: None }
+    }
 }
 
 /// `GET /ui/keys`.
 pub(crate) async fn list(State(state): State<Arc<ConsoleState>>, visit: Visit) -> Response {
-    keys_page(&state, &visit, &Draft { expires_in: "90d".to_owned(), ..Draft::default() }).await
+    keys_page(&state, &visit, &Draft::default()).await
 }
 
 async fn keys_page(state: &ConsoleState, visit: &Visit, draft: &Draft) -> Response {
     let person = &visit.person;
-    let answer = state.api.get(visit, &format!("/admin/v1/keys?user_id={}", percent_encode(&person.user.id))).await;
+    let uri = format!("/admin/v1/keys?limit=1000&user_id={}", percent_encode(&person.user.id));
+    let answer = state.api.get(visit, &uri).await;
     if !answer.status.is_success() {
         return refused(person, &answer);
     }
-    // The API shows admins every key; this page is the person's own.
+    // Only the person's own, whatever else the API would show them.
     let mine: Vec<&Value> = answer.body["data"]
         .as_array()
         .into_iter()
@@ -53,7 +62,7 @@ async fn keys_page(state: &ConsoleState, visit: &Visit, draft: &Draft) -> Respon
                 tbody { @for key in &mine {
                     @let id = key["id"].as_str().unwrap_or("");
                     tr { td { (key["name"].as_str().unwrap_or("")) } td { code { (key["prefix"].as_str().unwrap_or("")) "…" } }
-                         td { (day(&key["created_at"])) } td { (key["expires_at"].as_str().map_or("never", |_| "")) (day(&key["expires_at"])) }
+                         td { (day(&key["created_at"])) } td { @if key["expires_at"].is_null() { "never" } @else { (day(&key["expires_at"])) } }
                          td { form.inline method="post" action=(format!("/ui/keys/{id}/revoke")) {
                              input type="hidden" name="csrf" value=(person.session.csrf);
                              button.danger type="submit" aria-label=(format!("Revoke {}", key["name"].as_str().unwrap_or(""))) { "Revoke" }
@@ -62,16 +71,14 @@ async fn keys_page(state: &ConsoleState, visit: &Visit, draft: &Draft) -> Respon
             } }
         }
         h2 #create { "Create a key" }
-        (create_form(&person.session.csrf, draft))
+        (create_form(&person.session.csrf, draft, "/ui/keys", ""))
     };
     html(status, &page(person, Section::Keys, "My keys", &body))
 }
 
-fn day(value: &Value) -> String {
-    value.as_str().and_then(|d| d.get(..10)).unwrap_or("").to_owned()
-}
-
-fn create_form(csrf: &str, draft: &Draft) -> Markup {
+/// The form that makes a key, posting to `action`; `prefix` keeps its element ids apart from
+/// other forms on the same page.
+pub(crate) fn create_form(csrf: &str, draft: &Draft, action: &str, prefix: &str) -> Markup {
     let (field, message) = match &draft.error {
         Some((field, message)) => (field.as_deref(), Some(message.as_str())),
         None => (None, None),
@@ -79,31 +86,35 @@ fn create_form(csrf: &str, draft: &Draft) -> Markup {
     // An error about no field in particular shows beside the name.
     let name_error = message.filter(|_| field.is_none_or(|f| f == "name"));
     let lifetime_error = message.filter(|_| field.is_some_and(|f| f.starts_with("expires")));
+    let (name_id, lifetime_id) = (format!("{prefix}name"), format!("{prefix}expires_in"));
+    let (name_error_id, lifetime_error_id) = (format!("{name_id}-error"), format!("{lifetime_id}-error"));
     html! {
-        form method="post" action="/ui/keys" novalidate {
+        form method="post" action=(action) novalidate {
             input type="hidden" name="csrf" value=(csrf);
-            label for="name" { "Name" }
-            input #name name="name" value=(draft.name) required maxlength="200" autocomplete="off"
-                aria-invalid=[name_error.map(|_| "true")] aria-describedby=[name_error.map(|_| "name-error")];
-            @if let Some(message) = name_error { p.field-error #name-error role="alert" { (message) } }
-            label for="expires_in" { "Expires after" }
-            select #expires_in name="expires_in" aria-invalid=[lifetime_error.map(|_| "true")] {
+            label for=(name_id) { "Name" }
+            input id=(name_id) name="name" value=(draft.name) required maxlength="200" autocomplete="off"
+                aria-invalid=[name_error.map(|_| "true")] aria-describedby=[name_error.map(|_| &name_error_id)];
+            @if let Some(message) = name_error { p.field-error id=(name_error_id) role="alert" { (message) } }
+            label for=(lifetime_id) { "Expires after" }
+            select id=(lifetime_id) name="expires_in" aria-invalid=[lifetime_error.map(|_| "true")]
+                aria-describedby=[lifetime_error.map(|_| &lifetime_error_id)] {
                 @for (value, label) in LIFETIMES {
                     option value=(value) selected[draft.expires_in == value] { (label) }
                 }
             }
-            @if let Some(message) = lifetime_error { p.field-error role="alert" { (message) } }
-            p { button type="submit" #create-key { "Create key" } }
+            @if let Some(message) = lifetime_error { p.field-error id=(lifetime_error_id) role="alert" { (message) } }
+            p { button type="submit" id=(format!("{prefix}create-key")) { "Create key" } }
         }
     }
 }
 
+/// What a key's create form posts.
 #[derive(Debug, Deserialize)]
 pub(crate) struct CreateForm {
     #[serde(default)]
-    name: String,
+    pub(crate) name: String,
     #[serde(default)]
-    expires_in: String,
+    pub(crate) expires_in: String,
 }
 
 /// `POST /ui/keys`: creates a key for the person and shows its secret, once.
@@ -128,8 +139,15 @@ pub(crate) async fn create(State(state): State<Arc<ConsoleState>>, visit: Visit,
     if answer.status != StatusCode::CREATED {
         return refused(&visit.person, &answer);
     }
+    created(&visit, &answer, Section::Keys, ("/ui/keys", "Back to my keys"))
+}
+
+/// The page that shows a new key's secret, once, with a copy button and the settings to
+/// paste, under `section` of the navigation; `back` is where to go next (its address and its
+/// words).
+pub(crate) fn created(visit: &Visit, answer: &crate::api::Answer, section: Section, back: (&str, &str)) -> Response {
     let secret = answer.body["key"].as_str().unwrap_or("");
-    let server = base_url(&visit);
+    let server = base_url(visit);
     let body = html! {
         div.notice role="status" {
             p { strong { "Copy this key now." } " moat shows it only once; if you lose it, revoke it and make another." }
@@ -138,9 +156,9 @@ pub(crate) async fn create(State(state): State<Arc<ConsoleState>>, visit: Visit,
         p { code.secret #secret { (secret) } " " button.quiet type="button" data-copy="secret" { "Copy" } }
         h2 { "Use it" }
         (snippets(&server, Some(secret)))
-        p { a href="/ui/keys" { "Back to my keys" } }
+        p { a href=(back.0) { (back.1) } }
     };
-    html(StatusCode::CREATED, &page(&visit.person, Section::Keys, "Your new key", &body))
+    html(StatusCode::CREATED, &page(&visit.person, section, "Your new key", &body))
 }
 
 /// `POST /ui/keys/{id}/revoke`.
@@ -182,7 +200,7 @@ mod tests {
             expires_in: "30d".into(),
             error: Some((Some("name".into()), "too long".into())),
         };
-        let form = create_form("t", &draft).into_string();
+        let form = create_form("t", &draft, "/ui/keys", "").into_string();
         assert!(form.contains("aria-invalid=\"true\"") && form.contains("too long"), "{form}");
         assert!(form.contains("value=\"&lt;b&gt;\""), "{form}");
         assert!(form.contains("<option value=\"30d\" selected>"), "{form}");

@@ -10,6 +10,7 @@ pub(crate) enum Section {
     Dashboard,
     Usage,
     Users,
+    AllKeys,
     Invitations,
     Teams,
     Budgets,
@@ -30,7 +31,7 @@ pub(crate) fn reads_org(person: &SignedIn) -> bool {
 }
 
 /// Whether this person's role changes the organisation (admins and owners): what offers
-/// management forms and the audit log. The admin API decides again on every call.
+/// management forms. The admin API decides again on every call.
 pub(crate) fn manages(person: &SignedIn) -> bool {
     matches!(person.user.org_role, moat_core::OrgRole::Admin | moat_core::OrgRole::Owner)
 }
@@ -41,13 +42,14 @@ pub(crate) fn page(person: &SignedIn, section: Section, title: &str, body: &Mark
         reads_org(person).then_some((Section::Dashboard, "/ui", "Dashboard")),
         reads_org(person).then_some((Section::Usage, "/ui/usage", "Usage")),
         reads_org(person).then_some((Section::Users, "/ui/users", "Users")),
+        reads_org(person).then_some((Section::AllKeys, "/ui/all-keys", "All keys")),
         manages(person).then_some((Section::Invitations, "/ui/invitations", "Invitations")),
         Some((Section::Teams, "/ui/teams", "Teams")),
         reads_org(person).then_some((Section::Budgets, "/ui/budgets", "Budgets")),
         reads_org(person).then_some((Section::Limits, "/ui/limits", "Limits")),
         reads_org(person).then_some((Section::Models, "/ui/models", "Models")),
         reads_org(person).then_some((Section::Settings, "/ui/settings", "Settings")),
-        manages(person).then_some((Section::Audit, "/ui/audit", "Audit log")),
+        reads_org(person).then_some((Section::Audit, "/ui/audit", "Audit log")),
         Some((Section::Mine, "/ui/me", "My usage")),
         Some((Section::Keys, "/ui/keys", "My keys")),
         Some((Section::Connect, "/ui/connect", "Connect an agent")),

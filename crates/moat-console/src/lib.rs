@@ -9,6 +9,7 @@
 //! ([`api`]), so the console shares the API's authorization and audit rather than having its
 //! own. Every form carries the session's CSRF token and is refused without it.
 
+mod all_keys;
 mod api;
 mod assets;
 mod audit;
@@ -24,6 +25,7 @@ mod mine;
 mod models;
 mod prices;
 mod settings;
+mod team_keys;
 mod teams;
 mod usage;
 mod users;
@@ -69,11 +71,15 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/ui/", get(dashboard::show))
         .route("/ui/keys", get(keys::list).post(keys::create))
         .route("/ui/keys/{id}/revoke", post(keys::revoke))
+        .route("/ui/all-keys", get(all_keys::list))
+        .route("/ui/all-keys/{id}/revoke", post(all_keys::revoke))
         .route("/ui/connect", get(connect::show))
         .route("/ui/me", get(mine::show))
         .route("/ui/teams", get(teams::list).post(teams::create))
         .route("/ui/teams/{id}", get(teams::show))
         .route("/ui/teams/{id}/invite", post(teams::invite))
+        .route("/ui/teams/{id}/keys", post(team_keys::create))
+        .route("/ui/teams/{id}/keys/{key}/revoke", post(team_keys::revoke))
         .route("/ui/teams/{id}/members", post(teams::add_member))
         .route("/ui/teams/{id}/members/{user}", post(teams::change_member))
         .route("/ui/teams/{id}/members/{user}/remove", post(teams::remove_member))

@@ -1,7 +1,7 @@
 //! Teams: the ones the person may see, creating one (admins), and a team's page with its
 //! members: adding people already in moat, changing their role in the team or removing them
 //! (admins and the team's own team admins), and an invitation form that adds a new person
-//! straight into the team.
+//! straight into the team; the team's keys come from [`team_keys`].
 
 use std::sync::Arc;
 
@@ -13,8 +13,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::keys::percent_encode;
+use crate::keys::{Draft, percent_encode};
 use crate::layout::{Section, page};
+use crate::team_keys;
 use crate::{ConsoleState, Visit, checked_form, html, redirect, refused};
 
 /// `GET /ui/teams`.
@@ -136,8 +137,14 @@ struct Add {
 struct Forms {
     invite: Invite,
     add: Add,
+    key: Draft,
     /// Members after this user id.
     after: String,
+}
+
+/// The team's page again, its key form showing what was sent and why it was refused.
+pub(crate) async fn with_key_draft(state: &ConsoleState, visit: &Visit, id: &str, key: Draft) -> Response {
+    team_page(state, visit, id, &Forms { key, ..Forms::default() }, StatusCode::BAD_REQUEST).await
 }
 
 /// The team roles, as the admin API names them and as the page shows them.
@@ -157,7 +164,11 @@ async fn team_page(state: &ConsoleState, visit: &Visit, id: &str, forms: &Forms,
         return refused(&visit.person, &answer);
     }
     let members: Vec<&Value> = answer.body["data"].as_array().map(|m| m.iter().collect()).unwrap_or_default();
-    let teams = state.api.get(visit, "/admin/v1/teams").await;
+    let keys_uri = format!("/admin/v1/keys?limit={}&team_id={}", team_keys::SHOWN, percent_encode(id));
+    let (keys, teams) = tokio::join!(state.api.get(visit, &keys_uri), state.api.get(visit, "/admin/v1/teams"));
+    if !keys.status.is_success() {
+        return refused(&visit.person, &keys);
+    }
     let name = teams.body["data"]
         .as_array()
         .into_iter()
@@ -221,6 +232,7 @@ async fn team_page(state: &ConsoleState, visit: &Visit, id: &str, forms: &Forms,
                 p { button type="submit" #add-member { "Add to team" } }
             }
         }
+        (team_keys::section(csrf, id, &keys.body, &forms.key, manages))
         // Inviting makes a new account, which only organisation admins do.
         @if crate::layout::manages(&visit.person) {
         h2 #invite { "Invite someone to this team" }

@@ -293,10 +293,16 @@ impl Actor {
         }
     }
 
-    /// Whether the actor may see a key of `owner` in a list (members see their teams' keys).
+    /// Whether the actor may see a key of `owner` (its name and owner, never its secret).
+    /// Those who read the organisation see every key, so an admin or an auditor can find any
+    /// key that spends; members see their own and their teams'. Seeing is not managing:
+    /// [`Action::ManageKey`] decides who revokes.
     pub fn sees_key(&self, owner: &KeyOwner) -> bool {
+        if self.may(&Action::ReadOrg).is_ok() {
+            return true;
+        }
         match owner {
-            KeyOwner::Team(team) if self.in_team(team) => true,
+            KeyOwner::Team(team) => self.in_team(team),
             other => self.may(&Action::ManageKey(other)).is_ok(),
         }
     }

@@ -57,7 +57,21 @@ fn team_admins_manage_only_their_own_teams() {
     assert!(lead.may(&Action::CreateKey { owner: &red, admin_scope: false }).is_ok());
     assert!(lead.may(&Action::ManageKey(&blue)).is_err(), "a member does not manage a team's keys");
     assert!(lead.sees_key(&blue), "but sees them");
-    assert!(!lead.sees_key(&KeyOwner::Team("green".into())), "nobody reads another team's keys");
+    assert!(!lead.sees_key(&KeyOwner::Team("green".into())), "no member reads another team's keys");
+    assert!(!lead.sees_key(&user("bob", OrgRole::Member)), "nor another member's");
+}
+
+#[test]
+fn readers_of_the_organisation_see_every_key_and_manage_only_their_share() {
+    let viewer = actor("vic", OrgRole::Viewer, &[]);
+    let admin = actor("ada", OrgRole::Admin, &[]);
+    let owners_key = user("olga", OrgRole::Owner);
+    for owner in [&owners_key, &user("bob", OrgRole::Member), &KeyOwner::Team("green".into()), &KeyOwner::Unowned] {
+        assert!(viewer.sees_key(owner) && admin.sees_key(owner), "{owner:?}");
+        assert!(viewer.may(&Action::ManageKey(owner)).is_err(), "a viewer revokes nothing: {owner:?}");
+    }
+    assert!(admin.may(&Action::ManageKey(&owners_key)).is_err(), "an admin sees an owner's key, and leaves it");
+    assert!(admin.may(&Action::ManageKey(&KeyOwner::Team("green".into()))).is_ok());
 }
 
 #[test]

@@ -57,3 +57,32 @@ pub struct KeyRecord {
     /// Revocation time, Unix milliseconds.
     pub revoked_at_ms: Option<i64>,
 }
+
+/// Which keys a page of the key list holds, newest first. Every field narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    /// Revoked keys too; active ones only when false.
+    pub include_revoked: bool,
+    /// Only this user's keys.
+    pub user_id: Option<String>,
+    /// Only this team's keys.
+    pub team_id: Option<String>,
+    /// Only keys a person without the right to read the whole organisation may see: their own
+    /// and their teams'. Applied in the query so such a person's pages fill however many keys
+    /// others hold.
+    pub visible_to: Option<KeyReader>,
+    /// Only keys with an id below this one (the cursor for the next page; key ids grow with
+    /// time).
+    pub before_id: Option<String>,
+    /// At most this many keys.
+    pub limit: u32,
+}
+
+/// Someone who sees only their own keys and their teams'.
+#[derive(Debug, Clone, Default)]
+pub struct KeyReader {
+    /// Their user, when they have one.
+    pub user_id: Option<String>,
+    /// The teams they belong to.
+    pub team_ids: Vec<String>,
+}

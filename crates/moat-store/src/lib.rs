@@ -24,7 +24,7 @@ pub mod usage_writer;
 pub use identity::{AuditFilter, Deactivation, Match, MemberRecord, NewUser, TeamRecord, UserProfile, UserRecord};
 pub use invitations::Invitation;
 pub use journal::{JournalTicket, UsageJournal};
-pub use keys::{KeyRecord, NewKey};
+pub use keys::{KeyFilter, KeyReader, KeyRecord, NewKey};
 pub use sign_in::{DeviceGrant, GrantStatus, SessionRecord, SsoLogin};
 pub use usage::{Dimension, UsageFilter};
 pub use usage_writer::{UsageSink, UsageWriter, UsageWriterConfig};
@@ -210,21 +210,16 @@ impl Store {
         on_backend!(self, s => s.key_by_id(id))
     }
 
-    /// All keys, newest first.
-    pub async fn list_keys(&self, include_revoked: bool) -> Result<Vec<KeyRecord>, StoreError> {
-        on_backend!(self, s => s.list_keys(include_revoked))
+    /// A page of keys, newest first, by the primary key (or the `keys_user` / `keys_team`
+    /// index when filtered by owner): lists stay fast however many keys the organisation has.
+    pub async fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        on_backend!(self, s => s.list_keys(filter))
     }
 
     /// The keys with these ids, in no particular order (ids without a key are skipped): names
     /// for the keys a page of records or a report shows, without reading every key.
     pub async fn keys_by_ids(&self, ids: &[String]) -> Result<Vec<KeyRecord>, StoreError> {
         on_backend!(self, s => s.keys_by_ids(ids))
-    }
-
-    /// One user's keys, newest first (by the `keys_user` index: a person's own list stays fast
-    /// however many keys the organisation has).
-    pub async fn keys_of_user(&self, user_id: &str, include_revoked: bool) -> Result<Vec<KeyRecord>, StoreError> {
-        on_backend!(self, s => s.keys_of_user(user_id, include_revoked))
     }
 
     /// Marks a key revoked at `now_ms`; returns it, or `None` when no such key exists. Revoking

@@ -8,8 +8,8 @@ use std::time::Duration;
 use moat_core::audit::{AuditEvent, verify_chain};
 use moat_core::{ModelAccess, OrgRole, Role, TeamRole, Usage, UsageRecord, UserKind};
 use moat_store::{
-    AuditFilter, MemberRecord, NewKey, NewUser, Store, StoreError, TeamRecord, UsageFilter, UsageWriter,
-    UsageWriterConfig,
+    AuditFilter, KeyFilter, KeyReader, MemberRecord, NewKey, NewUser, Store, StoreError, TeamRecord, UsageFilter,
+    UsageWriter, UsageWriterConfig,
 };
 
 /// One backend's database for one test, and a folder for the files a test writes (spools).
@@ -120,7 +120,7 @@ async fn keys_round_trip_and_revoke_once(db: TestDb) {
     assert_eq!(store.key_by_id("k2").await.expect("query").map(|k| k.models), Some(ModelAccess::All));
     assert_eq!(store.key_by_hash(&[9; 32]).await.expect("query"), None);
 
-    let ids: Vec<_> = store.list_keys(false).await.expect("list").into_iter().map(|k| k.id).collect();
+    let ids: Vec<_> = store.list_keys(&active(100)).await.expect("list").into_iter().map(|k| k.id).collect();
     assert_eq!(ids, ["k2", "k1"], "newest first");
 
     let revoked = store.revoke_key("k1", 77).await.expect("revoke").expect("present");
@@ -128,11 +128,76 @@ async fn keys_round_trip_and_revoke_once(db: TestDb) {
     let again = store.revoke_key("k1", 99).await.expect("revoke").expect("present");
     assert_eq!(again.revoked_at_ms, Some(77), "the first revocation time stays");
     assert_eq!(store.revoke_key("nope", 1).await.expect("revoke"), None);
-    assert_eq!(store.list_keys(false).await.expect("list").len(), 1);
-    assert_eq!(store.list_keys(true).await.expect("list").len(), 2);
+    assert_eq!(store.list_keys(&active(100)).await.expect("list").len(), 1);
+    let everything = KeyFilter { include_revoked: true, ..active(100) };
+    assert_eq!(store.list_keys(&everything).await.expect("list").len(), 2);
 
     let duplicate = store.insert_key(&new_key("k3", 1, Role::Client)).await;
     assert!(duplicate.is_err(), "two keys can never share a secret hash");
+}
+
+/// Active keys, at most `limit` of them.
+fn active(limit: u32) -> KeyFilter {
+    KeyFilter { limit, ..KeyFilter::default() }
+}
+
+async fn keys_page_by_owner_and_by_what_the_reader_may_see(db: TestDb) {
+    let store = db.open().await;
+    store.insert_user(&new_user("usr_a", "ana@acme.test", OrgRole::Member)).await.expect("user");
+    store.insert_user(&new_user("usr_b", "bo@acme.test", OrgRole::Member)).await.expect("user");
+    for team in ["team_r", "team_g"] {
+        let record = TeamRecord { id: team.into(), name: team.into(), created_at_ms: 1, external_id: None };
+        store.insert_team(&record).await.expect("team");
+    }
+    // Ids sort as they were made: key_01 is the oldest.
+    let owners = [
+        ("key_01", Some("usr_a"), None),
+        ("key_02", None, Some("team_r")),
+        ("key_03", Some("usr_b"), None),
+        ("key_04", None, Some("team_g")),
+        ("key_05", Some("usr_a"), None),
+        ("key_06", None, None),
+        ("key_07", None, Some("team_r")),
+    ];
+    for (hash, (id, user, team)) in (1..).zip(owners) {
+        let key =
+            NewKey { user_id: user.map(Into::into), team_id: team.map(Into::into), ..new_key(id, hash, Role::Client) };
+        store.insert_key(&key).await.expect("key");
+    }
+    store.revoke_key("key_05", 50).await.expect("revoke");
+    let ids = |keys: Vec<moat_store::KeyRecord>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
+
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = ids(store.list_keys(&KeyFilter { before_id: before.clone(), ..active(2) }).await.expect("page"));
+        before = page.last().cloned();
+        let last = page.len() < 2;
+        pages.push(page);
+        if last {
+            break;
+        }
+    }
+    assert_eq!(pages, [vec!["key_07", "key_06"], vec!["key_04", "key_03"], vec!["key_02", "key_01"], vec![]]);
+
+    let red = KeyFilter { team_id: Some("team_r".into()), ..active(100) };
+    assert_eq!(ids(store.list_keys(&red).await.expect("team")), ["key_07", "key_02"]);
+    let ana = KeyFilter { user_id: Some("usr_a".into()), include_revoked: true, ..active(100) };
+    assert_eq!(ids(store.list_keys(&ana).await.expect("user")), ["key_05", "key_01"]);
+
+    let reader = KeyReader { user_id: Some("usr_a".into()), team_ids: vec!["team_r".into()] };
+    let seen = KeyFilter { visible_to: Some(reader.clone()), include_revoked: true, ..active(100) };
+    assert_eq!(ids(store.list_keys(&seen).await.expect("reader")), ["key_07", "key_05", "key_02", "key_01"]);
+    let first = KeyFilter { visible_to: Some(reader), ..active(2) };
+    assert_eq!(
+        ids(store.list_keys(&first).await.expect("reader")),
+        ["key_07", "key_02"],
+        "a full page of what they see"
+    );
+    let nobody = KeyFilter { visible_to: Some(KeyReader::default()), ..active(100) };
+    assert!(store.list_keys(&nobody).await.expect("nobody").is_empty(), "no user and no team sees no key");
+    let hostile = KeyFilter { team_id: Some("team_r' OR '1'='1".into()), ..active(100) };
+    assert!(store.list_keys(&hostile).await.expect("bound, not spliced").is_empty());
 }
 
 async fn usage_filters_and_pages_newest_first(db: TestDb) {
@@ -289,7 +354,8 @@ async fn deactivating_a_user_revokes_their_keys_in_the_same_transaction(db: Test
             .expect("key");
     }
     store.insert_key(&new_key("key_other", 3, Role::Client)).await.expect("key");
-    let mine: Vec<String> = store.keys_of_user("usr_a", false).await.expect("mine").into_iter().map(|k| k.id).collect();
+    let of_ana = KeyFilter { user_id: Some("usr_a".into()), ..active(100) };
+    let mine: Vec<String> = store.list_keys(&of_ana).await.expect("mine").into_iter().map(|k| k.id).collect();
     assert_eq!(mine, ["key_2", "key_1"], "a user's own keys, newest first");
     let key = store.key_by_hash(&[1; 32]).await.expect("lookup").expect("exists");
     assert_eq!(key.user_state, Some((true, OrgRole::Member)), "the owner's state comes with the key");
@@ -299,8 +365,9 @@ async fn deactivating_a_user_revokes_their_keys_in_the_same_transaction(db: Test
     assert_eq!((key.revoked_at_ms, key.user_state), (Some(9_000), Some((false, OrgRole::Member))));
     let other = store.key_by_id("key_other").await.expect("lookup").expect("exists");
     assert_eq!(other.revoked_at_ms, None, "other keys are untouched");
-    assert!(store.keys_of_user("usr_a", false).await.expect("mine").is_empty());
-    assert_eq!(store.keys_of_user("usr_a", true).await.expect("mine").len(), 2);
+    assert!(store.list_keys(&of_ana).await.expect("mine").is_empty());
+    let all_of_ana = KeyFilter { include_revoked: true, ..of_ana };
+    assert_eq!(store.list_keys(&all_of_ana).await.expect("mine").len(), 2);
     let back = store.set_user_active("usr_a", true, 10_000).await.expect("reactivate").expect("exists");
     assert_eq!((back.user.active, back.revoked_keys, back.user.deactivated_at_ms), (true, 0, None));
     assert!(store.set_user_active("usr_nobody", false, 1).await.expect("query").is_none());
@@ -740,6 +807,7 @@ on_both_backends!(
     rollups_always_equal_the_records_they_cover,
     budgets_limits_and_the_spend_they_measure,
     keys_round_trip_and_revoke_once,
+    keys_page_by_owner_and_by_what_the_reader_may_see,
     usage_filters_and_pages_newest_first,
     writer_batches_and_drains_everything_queued,
     persisted_count_is_observable,

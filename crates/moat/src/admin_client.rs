@@ -158,7 +158,7 @@ pub(crate) async fn keys(server: &ServerArgs, command: KeysCommand) -> anyhow::R
             }
         }
         KeysCommand::List { all, json } => {
-            let keys = api.send(api.http.get(api.url("keys")).query(&[("include_revoked", all)])).await?;
+            let keys = every_key(&api, all).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
@@ -183,6 +183,25 @@ pub(crate) async fn keys(server: &ServerArgs, command: KeysCommand) -> anyhow::R
         }
     }
     Ok(())
+}
+
+/// Every key the caller may see, one page of the admin API after another, as one `{"data":
+/// [...]}` answer.
+async fn every_key(api: &AdminApi, include_revoked: bool) -> anyhow::Result<Value> {
+    let mut keys = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let mut query = vec![("include_revoked", include_revoked.to_string()), ("limit", "1000".to_owned())];
+        query.extend(before.take().map(|id| ("before", id)));
+        let mut page = api.send(api.http.get(api.url("keys")).query(&query)).await?;
+        if let Some(data) = page["data"].as_array_mut() {
+            keys.append(data);
+        }
+        match page["next_before"].as_str() {
+            Some(next) => before = Some(next.to_owned()),
+            None => return Ok(json!({ "data": keys })),
+        }
+    }
 }
 
 pub(crate) async fn usage(server: &ServerArgs, args: UsageArgs) -> anyhow::Result<()> {

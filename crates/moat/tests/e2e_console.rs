@@ -202,6 +202,16 @@ deployments = ["gemma-l40s"]
     assert!(keys.contains("laptop") && !keys.contains(&secret), "listed, never shown again");
     screenshot(&browser, "keys.png").await;
 
+    // A team key made on the team's page; then every key, each named by its owner.
+    browser.open(&format!("{url}/ui/teams/{}", team["id"].as_str().expect("team id"))).await;
+    browser.type_into("#team-key-name", "nightly evals").await;
+    browser.click("#team-key-create-key").await;
+    assert!(browser.text("#secret").await.starts_with("moat_sk_"));
+    browser.open(&format!("{url}/ui/all-keys")).await;
+    let all = browser.text("#all-keys").await;
+    assert!(all.contains("nightly evals") && all.contains("team Platform") && all.contains("ana@acme.test"), "{all}");
+    screenshot(&browser, "all-keys.png").await;
+
     browser.open(&format!("{url}/ui/models")).await;
     let models = browser.text("#models").await;
     assert!(models.contains("gemma-l40s"), "the routing policy: {models}");

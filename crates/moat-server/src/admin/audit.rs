@@ -13,13 +13,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::caller::Caller;
-use super::{invalid, store_failed};
+use super::{invalid, page_limit, store_failed};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::time::{format_ms, parse_rfc3339_ms};
-
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1000;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -68,10 +65,7 @@ pub(crate) async fn list_audit(
 ) -> Result<Response, ApiError> {
     caller.must(&Action::ReadAudit)?;
     let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(invalid(format!("`limit` must be between 1 and {MAX_PAGE}"), "limit"));
-    }
+    let limit = page_limit(query.limit)?;
     let time = |text: Option<String>, param: &'static str| -> Result<Option<i64>, ApiError> {
         text.map(|t| parse_rfc3339_ms(&t).ok_or_else(|| invalid(format!("`{param}` must be an RFC 3339 time"), param)))
             .transpose()

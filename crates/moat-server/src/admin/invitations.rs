@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::caller::Caller;
-use super::{invalid, not_found, parse_body, store_failed};
+use super::{invalid, not_found, page_limit, parse_body, store_failed};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::time::{format_ms, now_ms};
@@ -139,10 +139,6 @@ pub(crate) async fn create_invitation(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
-/// Invitations per page when `limit` is not given, and the most one page returns.
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1000;
-
 /// `GET /admin/v1/invitations` query.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,10 +160,7 @@ pub(crate) async fn list_invitations(
 ) -> Result<Response, ApiError> {
     caller.must(&Action::ReadOrg)?;
     let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(invalid(format!("`limit` must be between 1 and {MAX_PAGE}"), "limit"));
-    }
+    let limit = page_limit(query.limit)?;
     let open_at = match query.status.as_deref() {
         None => None,
         Some("open") => Some(now_ms()),

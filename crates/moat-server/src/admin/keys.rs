@@ -8,12 +8,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use moat_core::{Action, ErrorCode, KeyOwner, ModelAccess, Role};
-use moat_store::{KeyRecord, NewKey};
+use moat_store::{KeyFilter, KeyReader, KeyRecord, NewKey};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::caller::Caller;
-use super::{invalid, not_found, parse_body, store_failed};
+use super::{invalid, names, not_found, page_limit, parse_body, store_failed};
 use crate::auth::{display_prefix, generate_secret, hash_secret};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -49,8 +49,20 @@ struct CreateKey {
     expires_in: Option<String>,
 }
 
+/// What a key is now: `revoked`, `expired`, or `active`.
+fn key_status(key: &KeyRecord, now_ms: i64) -> &'static str {
+    if key.revoked_at_ms.is_some() {
+        "revoked"
+    } else if key.expires_at_ms.is_some_and(|at| at <= now_ms) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
 pub(super) fn key_json(key: &KeyRecord) -> Value {
     json!({
+        "status": key_status(key, now_ms()),
         "id": key.id,
         "name": key.name,
         "owner": key.owner,
@@ -167,6 +179,7 @@ pub(crate) async fn create_key(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// `GET /admin/v1/keys` query.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListKeysQuery {
@@ -175,22 +188,65 @@ pub(crate) struct ListKeysQuery {
     /// Only this user's keys.
     #[serde(default)]
     user_id: Option<String>,
+    /// Only this team's keys.
+    #[serde(default)]
+    team_id: Option<String>,
+    /// A key id: older keys only (the next page).
+    #[serde(default)]
+    before: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
 }
 
-/// Every key the caller may see: their own, their teams', and all of them for admins.
+/// A page of the keys the caller may see, newest first: every key for those who read the
+/// organisation, their own and their teams' for members. Each names its owner (`user_email`,
+/// `team_name`); `next_before` is the cursor for the next page.
 pub(crate) async fn list_keys(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     query: Result<Query<ListKeysQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
-    let keys = match &query.user_id {
-        Some(user_id) => state.store.keys_of_user(user_id, query.include_revoked).await,
-        None => state.store.list_keys(query.include_revoked).await,
-    }
-    .map_err(store_failed)?;
-    let visible: Vec<Value> = keys.iter().filter(|k| caller.actor.sees_key(&owner_of(k))).map(key_json).collect();
-    Ok(Json(json!({ "data": visible })).into_response())
+    let limit = page_limit(query.limit)?;
+    let actor = &caller.actor;
+    let visible_to = actor.may(&Action::ReadOrg).is_err().then(|| KeyReader {
+        user_id: actor.user_id.clone(),
+        team_ids: actor.teams.iter().map(|(team, _)| team.clone()).collect(),
+    });
+    let filter = KeyFilter {
+        include_revoked: query.include_revoked,
+        user_id: query.user_id,
+        team_id: query.team_id,
+        visible_to,
+        before_id: query.before,
+        limit,
+    };
+    let keys = state.store.list_keys(&filter).await.map_err(store_failed)?;
+    let next = (keys.len() == limit as usize).then(|| keys.last().map(|k| k.id.clone())).flatten();
+    // The query already kept only what the caller may see; this is the same rule again, so
+    // no change to either can widen what a list shows.
+    let visible: Vec<&KeyRecord> = keys.iter().filter(|k| actor.sees_key(&owner_of(k))).collect();
+    let data = with_owner_names(&state, &visible).await?;
+    Ok(Json(json!({ "data": data, "next_before": next })).into_response())
+}
+
+/// Keys as the API shows them, each with its owner's e-mail and kind (`person` or `service`)
+/// or its team's name.
+async fn with_owner_names(state: &AppState, keys: &[&KeyRecord]) -> Result<Vec<Value>, ApiError> {
+    let users = names::users(state, keys.iter().filter_map(|k| k.user_id.as_deref())).await?;
+    let teams =
+        if keys.iter().any(|k| k.team_id.is_some()) { names::team_names(state).await? } else { Default::default() };
+    Ok(keys
+        .iter()
+        .map(|key| {
+            let mut view = key_json(key);
+            let user = key.user_id.as_ref().and_then(|id| users.get(id));
+            view["user_email"] = json!(user.map(|u| &u.email));
+            view["user_kind"] = json!(user.map(|u| u.kind.as_str()));
+            view["team_name"] = json!(key.team_id.as_ref().and_then(|id| teams.get(id)));
+            view
+        })
+        .collect())
 }
 
 /// A key the caller may see, or `404` as if it did not exist.
@@ -207,7 +263,8 @@ pub(crate) async fn get_key(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let key = visible_key(&state, &caller, &id).await?;
-    Ok(Json(key_json(&key)).into_response())
+    let mut named = with_owner_names(&state, &[&key]).await?;
+    Ok(Json(named.pop().unwrap_or_else(|| key_json(&key))).into_response())
 }
 
 pub(crate) async fn revoke_key(

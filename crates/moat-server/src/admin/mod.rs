@@ -51,6 +51,21 @@ fn invalid(message: impl Into<String>, param: &'static str) -> ApiError {
     ApiError::new(ErrorCode::InvalidRequest, message).with_param(param)
 }
 
+/// Rows per page of a list when `limit` is not given, and the most one page returns: enough
+/// for a screen or a script, bounded so no request reads a whole table.
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+/// A page's size: `limit`, or the default, within `1..=MAX_PAGE`.
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(invalid(format!("`limit` must be between 1 and {MAX_PAGE}"), "limit"))
+    }
+}
+
 fn not_found(what: &str, id: &str) -> ApiError {
     ApiError::new(ErrorCode::NotFound, format!("no {what} has the id `{id}`"))
 }

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use moat_store::UserRecord;
+
 use super::store_failed;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -20,17 +22,25 @@ pub(super) async fn key_names<'a>(
     Ok(keys.into_iter().map(|key| (key.id, key.name)).collect())
 }
 
-/// User e-mails by id, for the users among `ids` that exist.
-pub(super) async fn user_emails<'a>(
+/// Users by id, for the users among `ids` that exist.
+pub(super) async fn users<'a>(
     state: &AppState,
     ids: impl IntoIterator<Item = &'a str>,
-) -> Result<HashMap<String, String>, ApiError> {
+) -> Result<HashMap<String, UserRecord>, ApiError> {
     let ids = distinct(ids);
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
     let users = state.store.users_by_ids(&ids).await.map_err(store_failed)?;
-    Ok(users.into_iter().map(|user| (user.id, user.email)).collect())
+    Ok(users.into_iter().map(|user| (user.id.clone(), user)).collect())
+}
+
+/// User e-mails by id, for the users among `ids` that exist.
+pub(super) async fn user_emails<'a>(
+    state: &AppState,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Result<HashMap<String, String>, ApiError> {
+    Ok(users(state, ids).await?.into_iter().map(|(id, user)| (id, user.email)).collect())
 }
 
 fn distinct<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {

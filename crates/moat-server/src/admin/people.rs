@@ -13,14 +13,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::caller::Caller;
-use super::{invalid, not_found, parse_body, store_failed};
+use super::{MAX_PAGE, invalid, not_found, page_limit, parse_body, store_failed};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::time::{format_ms, now_ms};
 
-/// Users per page when `limit` is not given, and the most one page returns.
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1000;
 /// Longest name or e-mail accepted.
 const MAX_TEXT_CHARS: usize = 254;
 
@@ -142,16 +139,6 @@ pub(crate) struct MembersQuery {
     after: Option<String>,
     #[serde(default)]
     limit: Option<u32>,
-}
-
-/// A page's size: `limit`, or the default, within `1..=MAX_PAGE`.
-fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE);
-    if (1..=MAX_PAGE).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(invalid(format!("`limit` must be between 1 and {MAX_PAGE}"), "limit"))
-    }
 }
 
 pub(crate) async fn list_users(

@@ -57,6 +57,65 @@ async fn key_lifecycle_through_the_api() {
 }
 
 #[tokio::test]
+async fn keys_list_a_page_at_a_time_by_owner_and_name_their_owners() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start(&upstream).await;
+    let json_of = |response: reqwest::Response| async move { response.json::<Value>().await.expect("json") };
+    let team = json_of(gateway.admin_post("teams", json!({ "name": "Red" })).await).await;
+    let ana = json_of(gateway.admin_post("users", json!({ "email": "ana@example.com" })).await).await;
+    let bot = json_of(gateway.admin_post("users", json!({ "email": "ci@example.com", "kind": "service" })).await).await;
+    let (ana_key, _) = gateway.create_key(json!({ "name": "ana-laptop", "user_id": ana["id"] })).await;
+    let (red_key, _) = gateway.create_key(json!({ "name": "red-deploy", "team_id": team["id"] })).await;
+    let (bot_key, _) = gateway.create_key(json!({ "name": "ci-runner", "user_id": bot["id"] })).await;
+    let (loose_key, _) = gateway.create_key(json!({ "name": "loose" })).await;
+
+    // Newest first, two a page, each page pointing at the next.
+    let ids = |page: &Value| -> Vec<String> {
+        page["data"].as_array().expect("data").iter().map(|k| k["id"].as_str().expect("id").to_owned()).collect()
+    };
+    let first = json_of(gateway.admin_get("keys?limit=2").await).await;
+    assert_eq!(ids(&first), [loose_key.clone(), bot_key.clone()], "{first}");
+    let next = first["next_before"].as_str().expect("a next page");
+    let second = json_of(gateway.admin_get(&format!("keys?limit=2&before={next}")).await).await;
+    assert_eq!(ids(&second), [red_key.clone(), ana_key.clone()], "{second}");
+    let next = second["next_before"].as_str().expect("a full page may have more");
+    let last = json_of(gateway.admin_get(&format!("keys?limit=2&before={next}")).await).await;
+    assert_eq!((ids(&last).len(), last["next_before"].clone()), (0, Value::Null), "{last}");
+
+    // Each key names its owner: a person, a service account, a team, or nobody.
+    let all = json_of(gateway.admin_get("keys").await).await;
+    let by_id =
+        |id: &str| all["data"].as_array().expect("data").iter().find(|k| k["id"] == id).cloned().expect("listed");
+    let ana_view = by_id(&ana_key);
+    assert_eq!((&ana_view["user_email"], &ana_view["user_kind"]), (&json!("ana@example.com"), &json!("person")));
+    let bot_view = by_id(&bot_key);
+    assert_eq!((&bot_view["user_email"], &bot_view["user_kind"]), (&json!("ci@example.com"), &json!("service")));
+    let red_view = by_id(&red_key);
+    assert_eq!((&red_view["team_name"], &red_view["user_email"]), (&json!("Red"), &Value::Null));
+    assert_eq!((&by_id(&loose_key)["team_name"], &by_id(&loose_key)["user_email"]), (&Value::Null, &Value::Null));
+    assert_eq!(all["next_before"], Value::Null, "four keys fit the default page");
+    let one = json_of(gateway.admin_get(&format!("keys/{red_key}")).await).await;
+    assert_eq!((&one["team_name"], &one["status"]), (&json!("Red"), &json!("active")));
+
+    // Filtered by team or by user, and revoked keys only when asked for, marked as such.
+    let red = json_of(gateway.admin_get(&format!("keys?team_id={}", team["id"].as_str().expect("id"))).await).await;
+    assert_eq!(ids(&red), [red_key]);
+    let revoke = gateway.http.delete(format!("{}/admin/v1/keys/{ana_key}", gateway.url)).bearer_auth(ADMIN_KEY);
+    assert_eq!(revoke.send().await.expect("send").status(), 200);
+    let ana_id = ana["id"].as_str().expect("id");
+    let active = json_of(gateway.admin_get(&format!("keys?user_id={ana_id}")).await).await;
+    assert_eq!(ids(&active).len(), 0);
+    let with_revoked = json_of(gateway.admin_get(&format!("keys?user_id={ana_id}&include_revoked=true")).await).await;
+    assert_eq!((ids(&with_revoked), &with_revoked["data"][0]["status"]), (vec![ana_key], &json!("revoked")));
+    let hostile = json_of(gateway.admin_get("keys?team_id=x%27%20OR%20%271%27%3D%271").await).await;
+    assert_eq!(ids(&hostile).len(), 0, "a filter is a value, never SQL");
+
+    for bad in ["keys?limit=0", "keys?limit=1001", "keys?owner=ana"] {
+        assert_openai_error(gateway.admin_get(bad).await, 400, "invalid_request").await;
+    }
+}
+
+#[tokio::test]
 async fn key_requests_are_validated() {
     let upstream = FakeUpstream::start().await;
     let gateway = TestGateway::start(&upstream).await;

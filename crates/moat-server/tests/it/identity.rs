@@ -225,7 +225,8 @@ async fn every_admin_route_checks_role_and_scope() {
             method: Method::GET,
             path: format!("keys/{blue_key}"),
             body: None,
-            expect: [200, 200, 404, 404, 404],
+            // Those who read the organisation see every key; members only theirs and their teams'.
+            expect: [200, 200, 404, 200, 404],
         },
         Case {
             what: "mint the owner an admin key",
@@ -342,6 +343,15 @@ async fn team_admins_manage_their_team_and_nobody_else_touches_it() {
     let listed: Value = org.call(org.key("member"), Method::GET, "keys", None).await.json().await.expect("json");
     let ids: Vec<&str> = listed["data"].as_array().expect("data").iter().filter_map(|k| k["id"].as_str()).collect();
     assert!(ids.contains(&red_key.as_str()) && !ids.contains(&blue_key.as_str()), "{ids:?}");
+    // A member's page is full of what they may see, however many keys others hold.
+    let one: Value = org.call(org.key("member"), Method::GET, "keys?limit=1", None).await.json().await.expect("json");
+    assert_eq!(one["data"][0]["id"], red_key.as_str(), "{one}");
+    let blue_only = format!("keys?team_id={blue}");
+    let hidden: Value = org.call(org.key("member"), Method::GET, &blue_only, None).await.json().await.expect("json");
+    assert_eq!(hidden["data"].as_array().map(Vec::len), Some(0), "another team's keys, even by name: {hidden}");
+    let seen: Value = org.call(org.key("viewer"), Method::GET, &blue_only, None).await.json().await.expect("json");
+    assert_eq!(seen["data"][0]["id"], blue_key.as_str(), "a viewer sees every key: {seen}");
+    assert_eq!(org.call(org.key("viewer"), Method::DELETE, &format!("keys/{blue_key}"), None).await.status(), 403);
     assert_eq!(org.call(org.key("member"), Method::DELETE, &format!("keys/{red_key}"), None).await.status(), 403);
     assert_eq!(org.call(org.key("lead"), Method::DELETE, &format!("keys/{blue_key}"), None).await.status(), 404);
     assert_eq!(org.call(org.key("lead"), Method::DELETE, &format!("keys/{red_key}"), None).await.status(), 200);

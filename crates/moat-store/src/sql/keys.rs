@@ -7,7 +7,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::statement::{Param, Statement};
 use super::{Dialect, Month, SqlStore, corrupt, to_i64, to_u64};
-use crate::{KeyRecord, NewKey, StoreError, UsageFilter};
+use crate::{KeyFilter, KeyRecord, NewKey, StoreError, UsageFilter};
 
 const KEY_COLUMNS: &str = "k.id, k.name, k.owner, k.user_id, k.team_id, k.role, k.prefix, k.models, \
     k.created_at, k.expires_at, k.revoked_at, u.active AS user_active, u.org_role AS user_role";
@@ -107,13 +107,33 @@ where
         row.as_ref().map(Self::key_from_row).transpose()
     }
 
-    pub(crate) async fn list_keys(&self, include_revoked: bool) -> Result<Vec<KeyRecord>, StoreError> {
-        let filter = if include_revoked { "" } else { "WHERE k.revoked_at IS NULL" };
-        let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM {KEYS_JOINED} {filter} ORDER BY k.created_at DESC, k.id DESC"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+    pub(crate) async fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut query = Statement::new(format!("SELECT {KEY_COLUMNS} FROM {KEYS_JOINED} WHERE 1 = 1"));
+        if !filter.include_revoked {
+            query.push(" AND k.revoked_at IS NULL");
+        }
+        if let Some(user) = &filter.user_id {
+            query.push(" AND k.user_id = ").bind(user);
+        }
+        if let Some(team) = &filter.team_id {
+            query.push(" AND k.team_id = ").bind(team);
+        }
+        if let Some(reader) = &filter.visible_to {
+            // Nobody's key when the reader has neither a user nor a team.
+            query.push(" AND (1 = 0");
+            if let Some(user) = &reader.user_id {
+                query.push(" OR k.user_id = ").bind(user);
+            }
+            if !reader.team_ids.is_empty() {
+                query.push(" OR k.team_id IN ").row(reader.team_ids.iter().map(Param::from));
+            }
+            query.push(")");
+        }
+        if let Some(before) = &filter.before_id {
+            query.push(" AND k.id < ").bind(before);
+        }
+        query.push(" ORDER BY k.id DESC LIMIT ").bind(i64::from(filter.limit));
+        let rows = Self::bound(&query).fetch_all(&self.pool).await?;
         rows.iter().map(Self::key_from_row).collect()
     }
 
@@ -127,21 +147,6 @@ where
             }
         }
         Ok(keys)
-    }
-
-    pub(crate) async fn keys_of_user(
-        &self,
-        user_id: &str,
-        include_revoked: bool,
-    ) -> Result<Vec<KeyRecord>, StoreError> {
-        let filter = if include_revoked { "" } else { " AND k.revoked_at IS NULL" };
-        let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM {KEYS_JOINED} WHERE k.user_id = $1{filter} ORDER BY k.created_at DESC, k.id DESC"
-        ))
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(Self::key_from_row).collect()
     }
 
     pub(crate) async fn revoke_key(&self, id: &str, now_ms: i64) -> Result<Option<KeyRecord>, StoreError> {
