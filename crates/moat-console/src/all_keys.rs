@@ -1,5 +1,6 @@
 //! Every key in the organisation (people's, teams' and service accounts'), a page at a time,
-//! filtered by team, person and state, each named by its owner; admins revoke one here. Anyone
+//! filtered by team, person and state, each named by its owner; admins revoke one here, and make
+//! keys for service accounts (workloads that never sign in). Anyone
 //! may open the page: it shows what the admin API shows them, so a member sees their own keys
 //! and their teams'.
 
@@ -11,11 +12,11 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::keys::percent_encode;
+use crate::keys::{CreateForm, Draft, create_form, created, percent_encode};
 use crate::layout::{Section, manages, page, reads_org};
-use crate::{ConsoleState, Visit, html, refused};
+use crate::{ConsoleState, Visit, checked_form, html, refused};
 
 /// Keys a page shows.
 const PAGE: u32 = 50;
@@ -49,11 +50,28 @@ impl KeysQuery {
     }
 }
 
+/// The service-account key form: the account's e-mail, and the key's name and lifetime.
+#[derive(Debug, Default)]
+struct ServiceDraft {
+    email: String,
+    key: Draft,
+}
+
 /// `GET /ui/all-keys?team_id=&email=&show=&before=`.
 pub(crate) async fn list(
     State(state): State<Arc<ConsoleState>>,
     visit: Visit,
     Query(query): Query<KeysQuery>,
+) -> Response {
+    keys_page(&state, &visit, &query, &ServiceDraft::default(), StatusCode::OK).await
+}
+
+async fn keys_page(
+    state: &ConsoleState,
+    visit: &Visit,
+    query: &KeysQuery,
+    service: &ServiceDraft,
+    status: StatusCode,
 ) -> Response {
     let person = &visit.person;
     let all = query.show == "all";
@@ -67,19 +85,19 @@ pub(crate) async fn list(
     let email = query.email.trim();
     let mut unknown_email = false;
     if !email.is_empty() {
-        let found = state.api.get(&visit, &format!("/admin/v1/users?email={}", percent_encode(email))).await;
+        let found = state.api.get(visit, &format!("/admin/v1/users?email={}", percent_encode(email))).await;
         match found.body["data"][0]["id"].as_str() {
             Some(id) if found.status.is_success() => api.push_str(&format!("&user_id={}", percent_encode(id))),
             _ => unknown_email = true,
         }
     }
-    let answer = if unknown_email { None } else { Some(state.api.get(&visit, &api).await) };
+    let answer = if unknown_email { None } else { Some(state.api.get(visit, &api).await) };
     if let Some(answer) = answer.as_ref().filter(|a| !a.status.is_success()) {
         return refused(person, answer);
     }
     let keys: Vec<&Value> =
         answer.as_ref().and_then(|a| a.body["data"].as_array()).map(|k| k.iter().collect()).unwrap_or_default();
-    let teams = state.api.get(&visit, "/admin/v1/teams").await;
+    let teams = state.api.get(visit, "/admin/v1/teams").await;
     let teams: Vec<(&str, &str)> = teams.body["data"]
         .as_array()
         .into_iter()
@@ -149,8 +167,94 @@ pub(crate) async fn list(
             p { a href=(format!("/ui/all-keys?{filters}{}before={}", if filters.is_empty() { "" } else { "&" }, percent_encode(next))) rel="next" #older-keys { "Older keys →" } }
         }
         p { "Team keys are made on their team's page, personal keys under " a href="/ui/keys" { "My keys" } "." }
+        @if can_revoke {
+            h2 #service { "Create a key for a service account" }
+            p { "For a workload rather than a person: a CI job, a batch pipeline, an internal app. The account is made the first time its e-mail is used; it can never sign in." }
+            (create_form(&person.session.csrf, &service.key, "/ui/all-keys/service", "service-", &service_email(service)))
+        }
     };
-    html(StatusCode::OK, &page(person, Section::AllKeys, "Keys", &body))
+    html(status, &page(person, Section::AllKeys, "Keys", &body))
+}
+
+/// The service account's e-mail field, with why it was refused.
+fn service_email(service: &ServiceDraft) -> Markup {
+    let error = match &service.key.error {
+        Some((Some(field), message)) if field == "email" => Some(message.as_str()),
+        _ => None,
+    };
+    html! {
+        label for="service-email" { "Service account (e-mail)" }
+        input #service-email name="email" type="email" value=(service.email) required autocomplete="off" placeholder="ci-bot@example.com"
+            aria-invalid=[error.map(|_| "true")] aria-describedby=[error.map(|_| "service-email-error")];
+        @if let Some(message) = error { p.field-error #service-email-error role="alert" { (message) } }
+    }
+}
+
+/// What the service-account key form posts.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ServiceForm {
+    #[serde(default)]
+    email: String,
+    #[serde(flatten)]
+    key: CreateForm,
+}
+
+/// `POST /ui/all-keys/service`: a key for the service account with this e-mail (made first if
+/// there is none), its secret shown once. An e-mail that belongs to a person is refused:
+/// people make their own keys, so only they ever see their secrets.
+pub(crate) async fn create_service_key(State(state): State<Arc<ConsoleState>>, visit: Visit, body: Bytes) -> Response {
+    let form: ServiceForm = match checked_form(&visit.person, &body) {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let email = form.email.trim().to_owned();
+    let again = |field: &str, message: String| {
+        let key = Draft {
+            name: form.key.name.clone(),
+            expires_in: form.key.expires_in.clone(),
+            error: Some((Some(field.to_owned()), message)),
+        };
+        let service = ServiceDraft { email: email.clone(), key };
+        let state = Arc::clone(&state);
+        let visit = &visit;
+        async move { keys_page(&state, visit, &KeysQuery::default(), &service, StatusCode::BAD_REQUEST).await }
+    };
+    if email.is_empty() {
+        return again("email", "Enter the service account's e-mail.".to_owned()).await;
+    }
+    let found = state.api.get(&visit, &format!("/admin/v1/users?email={}", percent_encode(&email))).await;
+    if !found.status.is_success() {
+        return refused(&visit.person, &found);
+    }
+    let user_id = match found.body["data"].get(0) {
+        Some(user) if user["kind"] != "service" => {
+            let message = format!("{email} is a person's e-mail; people make their own keys under My keys.");
+            return again("email", message).await;
+        }
+        Some(user) => user["id"].as_str().unwrap_or_default().to_owned(),
+        None => {
+            let account = json!({ "email": email, "kind": "service", "org_role": "member" });
+            let made = state.api.call(&visit, Method::POST, "/admin/v1/users", Some(&account)).await;
+            match made.status {
+                StatusCode::CREATED => made.body["id"].as_str().unwrap_or_default().to_owned(),
+                StatusCode::BAD_REQUEST | StatusCode::CONFLICT => return again("email", made.message()).await,
+                _ => return refused(&visit.person, &made),
+            }
+        }
+    };
+    let mut request = json!({ "name": form.key.name.trim(), "user_id": user_id });
+    if !form.key.expires_in.is_empty() {
+        request["expires_in"] = json!(form.key.expires_in);
+    }
+    let answer = state.api.call(&visit, Method::POST, "/admin/v1/keys", Some(&request)).await;
+    match answer.status {
+        StatusCode::CREATED => created(&visit, &answer, Section::AllKeys, ("/ui/all-keys", "Back to all keys")),
+        StatusCode::BAD_REQUEST => {
+            let field = answer.field().filter(|f| f.starts_with("expires")).unwrap_or("name").to_owned();
+            again(&field, answer.message()).await
+        }
+        _ => refused(&visit.person, &answer),
+    }
 }
 
 /// Who a key belongs to, as a person reads it: a team (linked), a person's e-mail, or a

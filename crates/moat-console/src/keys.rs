@@ -17,7 +17,8 @@ use crate::layout::{Section, page};
 use crate::{ConsoleState, Visit, checked_form, html, refused};
 
 /// What the create form may ask for a key's lifetime.
-const LIFETIMES: [(&str, &str); 4] = [("30d", "30 days"), ("90d", "90 days"), ("365d", "a year"), ("", "no expiry")];
+pub(crate) const LIFETIMES: [(&str, &str); 4] =
+    [("30d", "30 days"), ("90d", "90 days"), ("365d", "a year"), ("", "no expiry")];
 
 /// What a create form sent back, and what went wrong with it.
 #[derive(Debug)]
@@ -71,14 +72,14 @@ async fn keys_page(state: &ConsoleState, visit: &Visit, draft: &Draft) -> Respon
             } }
         }
         h2 #create { "Create a key" }
-        (create_form(&person.session.csrf, draft, "/ui/keys", ""))
+        (create_form(&person.session.csrf, draft, "/ui/keys", "", &html! {}))
     };
     html(status, &page(person, Section::Keys, "My keys", &body))
 }
 
 /// The form that makes a key, posting to `action`; `prefix` keeps its element ids apart from
-/// other forms on the same page.
-pub(crate) fn create_form(csrf: &str, draft: &Draft, action: &str, prefix: &str) -> Markup {
+/// other forms on the same page, and `first` holds any fields that come before the key's own.
+pub(crate) fn create_form(csrf: &str, draft: &Draft, action: &str, prefix: &str, first: &Markup) -> Markup {
     let (field, message) = match &draft.error {
         Some((field, message)) => (field.as_deref(), Some(message.as_str())),
         None => (None, None),
@@ -91,7 +92,8 @@ pub(crate) fn create_form(csrf: &str, draft: &Draft, action: &str, prefix: &str)
     html! {
         form method="post" action=(action) novalidate {
             input type="hidden" name="csrf" value=(csrf);
-            label for=(name_id) { "Name" }
+            (first)
+            label for=(name_id) { "Key name" }
             input id=(name_id) name="name" value=(draft.name) required maxlength="200" autocomplete="off"
                 aria-invalid=[name_error.map(|_| "true")] aria-describedby=[name_error.map(|_| &name_error_id)];
             @if let Some(message) = name_error { p.field-error id=(name_error_id) role="alert" { (message) } }
@@ -200,7 +202,7 @@ mod tests {
             expires_in: "30d".into(),
             error: Some((Some("name".into()), "too long".into())),
         };
-        let form = create_form("t", &draft, "/ui/keys", "").into_string();
+        let form = create_form("t", &draft, "/ui/keys", "", &html! {}).into_string();
         assert!(form.contains("aria-invalid=\"true\"") && form.contains("too long"), "{form}");
         assert!(form.contains("value=\"&lt;b&gt;\""), "{form}");
         assert!(form.contains("<option value=\"30d\" selected>"), "{form}");

@@ -72,6 +72,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/ui/keys", get(keys::list).post(keys::create))
         .route("/ui/keys/{id}/revoke", post(keys::revoke))
         .route("/ui/all-keys", get(all_keys::list))
+        .route("/ui/all-keys/service", post(all_keys::create_service_key))
         .route("/ui/all-keys/{id}/revoke", post(all_keys::revoke))
         .route("/ui/connect", get(connect::show))
         .route("/ui/me", get(mine::show))

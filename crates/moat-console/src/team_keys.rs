@@ -55,7 +55,7 @@ pub(crate) fn section(csrf: &str, team: &str, answer: &Value, draft: &Draft, man
         }
         @if manages {
             h3 { "Create a team key" }
-            (create_form(csrf, draft, &format!("/ui/teams/{team_path}/keys"), "team-key-"))
+            (create_form(csrf, draft, &format!("/ui/teams/{team_path}/keys"), "team-key-", &html! {}))
         }
     }
 }

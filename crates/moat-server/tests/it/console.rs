@@ -832,6 +832,55 @@ async fn admins_find_and_revoke_any_key_and_team_admins_keep_their_teams_keys() 
     let (_, html) = get(&gateway, &ada, "/ui/all-keys?email=kim%40example.com&show=all").await;
     assert!(html.contains("<td class=\"bad\">revoked</td>"), "{html}");
 
+    // A key for a service account: the account is made with the first key and reused after;
+    // a person's e-mail is refused, and so is a nameless key, beside their fields.
+    let service = |email: &'static str, name: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("email", email.to_owned()),
+            ("name", name.to_owned()),
+            ("expires_in", "365d".into()),
+        ]
+    };
+    let made = browser()
+        .post(format!("{}/ui/all-keys/service", gateway.url))
+        .header("cookie", &ada)
+        .form(&service("deploy-bot@example.com", "deploys"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(made.status(), 201);
+    let html = made.text().await.expect("html");
+    let secret = html.split("id=\"secret\">").nth(1).and_then(|s| s.split('<').next()).expect("the secret, once");
+    upstream.push(Reply::chat("hi", None));
+    assert_eq!(gateway.post("/v1/chat/completions", secret, &chat("m")).await.status(), 200, "the key works");
+    for (email, name, field, why) in [
+        ("deploy-bot@example.com", "", "service-name-error", "name"),
+        ("kim@example.com", "sneaky", "service-email-error", "is a person"),
+        ("not-an-email", "x", "service-email-error", "e-mail"),
+    ] {
+        let refused = browser()
+            .post(format!("{}/ui/all-keys/service", gateway.url))
+            .header("cookie", &ada)
+            .form(&service(email, name))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(refused.status(), 400, "{email} {name}");
+        let html = refused.text().await.expect("html");
+        let error = html.split(&format!("id=\"{field}\"")).nth(1).unwrap_or_else(|| panic!("{field}: {html}"));
+        assert!(error.split("</p>").next().is_some_and(|e| e.contains(why)), "{why}: {html}");
+    }
+    let bots: Value = gateway.admin_get("users?email=deploy-bot%40example.com").await.json().await.expect("json");
+    assert_eq!((bots["data"].as_array().map(Vec::len), &bots["data"][0]["kind"]), (Some(1), &json!("service")));
+    let (_, html) = get(&gateway, &ada, "/ui/all-keys?email=deploy-bot%40example.com").await;
+    assert!(
+        html.contains("<td>deploys</td><td>deploy-bot@example.com <span class=\"badge\">service account</span>"),
+        "{html}"
+    );
+    let (_, kim_keys_after) = get(&gateway, &ada, "/ui/all-keys?email=kim%40example.com").await;
+    assert!(!kim_keys_after.contains("sneaky"), "no key was made for the person");
+
     // A viewer reads every key and is offered no revoke; the API refuses a forged one.
     let vic = sign_in(&gateway, "vic@example.com", PASSWORD).await.expect("signed in");
     let (_, html) = get(&gateway, &vic, "/ui/all-keys").await;
