@@ -1,6 +1,6 @@
 //! `cargo run --release -p moat-bench-reports --bin console -- --users 100000 --records 10000000`:
-//! times the web console's pages at scale. Loads `--users` people (8,000-odd per team), 300 keys
-//! and `--records` usage records (the same traffic as the report benchmark) into a fresh SQLite
+//! times the web console's pages at scale. Loads `--users` people (8,000-odd per team), `--keys`
+//! keys (300 with traffic; of the rest, a third owned by teams) and `--records` usage records (the same traffic as the report benchmark) into a fresh SQLite
 //! file, or a fresh PostgreSQL database with `--postgres`, starts moat on it in this process
 //! (on 127.0.0.1, an ephemeral port), signs in as an admin with traffic of their own, and
 //! requests each page several times, printing the median. Bounded by its arguments; the
@@ -25,6 +25,9 @@ struct Args {
     /// Usage records.
     #[arg(long, default_value_t = 10_000_000)]
     records: u64,
+    /// Keys (at least the 300 the records use).
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
     /// A PostgreSQL server URL whose user may create databases; empty uses SQLite.
     #[arg(long, default_value = "")]
     postgres: String,
@@ -70,13 +73,18 @@ async fn seed(store: &Store, args: &Args) {
         };
         store.put_member(&member).await.unwrap_or_else(|e| panic!("member: {e}"));
     }
-    for key in 0..300_u64 {
-        let id = format!("key_{key:04}");
+    for key in 0..args.keys.max(300) {
+        // The 300 keys with traffic first, then the rest: every third a team's.
+        let (id, team) = if key < 300 {
+            (format!("key_{key:04}"), None)
+        } else {
+            (format!("key_x{key:07}"), (key % 3 == 0).then(|| format!("team_{:02}", (key / 3) % 12)))
+        };
         let new = NewKey {
             name: format!("laptop-{key}"),
             owner: None,
-            user_id: Some(format!("usr_{:04}", key / 3)),
-            team_id: None,
+            user_id: if team.is_none() { Some(format!("usr_{:04}", (key / 3) % args.users.max(1))) } else { None },
+            team_id: team,
             role: Role::Client,
             secret_hash: moat_identity::secrets::hash_secret(&id).to_vec(),
             prefix: "moat_sk_xxxx".to_owned(),
@@ -87,7 +95,12 @@ async fn seed(store: &Store, args: &Args) {
         };
         store.insert_key(&new).await.unwrap_or_else(|e| panic!("key: {e}"));
     }
-    println!("seeded {} people in 12 teams and 300 keys in {:.0} s", args.users, began.elapsed().as_secs_f64());
+    println!(
+        "seeded {} people in 12 teams and {} keys in {:.0} s",
+        args.users,
+        args.keys.max(300),
+        began.elapsed().as_secs_f64()
+    );
     let loaded = load(store, args.records, 1000, at).await;
     println!("loaded {} usage records in {:.0} s", args.records, loaded.as_secs_f64());
 }
@@ -188,6 +201,10 @@ async fn bench(url: &str, args: &Args) {
         ("settings", "/ui/settings".into()),
         ("my usage", "/ui/me".into()),
         ("my keys", "/ui/keys".into()),
+        ("all keys, newest 50", "/ui/all-keys".into()),
+        ("all keys, a page deep in", format!("/ui/all-keys?before=key_x{:07}", args.keys / 2)),
+        ("all keys, one team's", "/ui/all-keys?team_id=team_05".into()),
+        ("all keys, one person's (by e-mail)", "/ui/all-keys?email=person-42%40acme.test".into()),
         ("CSV export, 10,000 records", "/ui/usage.csv".into()),
     ];
     println!("| page | median | bytes |");
