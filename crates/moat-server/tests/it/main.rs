@@ -9,6 +9,7 @@ mod budgets;
 mod cache;
 mod connections;
 mod console;
+mod console_keys;
 mod errors;
 mod fanout;
 mod identity;
