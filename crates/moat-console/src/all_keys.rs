@@ -242,16 +242,17 @@ pub(crate) async fn create_service_key(State(state): State<Arc<ConsoleState>>, v
             }
         }
     };
-    let mut request = json!({ "name": form.key.name.trim(), "user_id": user_id });
-    if !form.key.expires_in.is_empty() {
-        request["expires_in"] = json!(form.key.expires_in);
-    }
-    let answer = state.api.call(&visit, Method::POST, "/admin/v1/keys", Some(&request)).await;
+    let answer = form.key.send(&state, &visit, ("user_id", &user_id)).await;
     match answer.status {
         StatusCode::CREATED => created(&visit, &answer, Section::AllKeys, ("/ui/all-keys", "Back to all keys")),
         StatusCode::BAD_REQUEST => {
-            let field = answer.field().filter(|f| f.starts_with("expires")).unwrap_or("name").to_owned();
-            again(&field, answer.message()).await
+            // A refused owner (a deactivated account) is the e-mail's fault.
+            let field = match answer.field() {
+                Some("user_id") => "email",
+                Some(expiry) if expiry.starts_with("expires") => expiry,
+                _ => "name",
+            };
+            again(field, answer.message()).await
         }
         _ => refused(&visit.person, &answer),
     }

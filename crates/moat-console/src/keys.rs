@@ -119,24 +119,33 @@ pub(crate) struct CreateForm {
     pub(crate) expires_in: String,
 }
 
+impl CreateForm {
+    /// Makes the key, owned by `owner` (`("user_id", id)` or `("team_id", id)`), through the
+    /// admin API as the person.
+    pub(crate) async fn send(&self, state: &ConsoleState, visit: &Visit, owner: (&str, &str)) -> crate::api::Answer {
+        let mut request = json!({ "name": self.name.trim(), owner.0: owner.1 });
+        if !self.expires_in.is_empty() {
+            request["expires_in"] = json!(self.expires_in);
+        }
+        state.api.call(visit, Method::POST, "/admin/v1/keys", Some(&request)).await
+    }
+
+    /// The form again, with why the admin API refused it.
+    pub(crate) fn refused(self, answer: &crate::api::Answer) -> Draft {
+        let field = answer.field().map(str::to_owned);
+        Draft { name: self.name, expires_in: self.expires_in, error: Some((field, answer.message())) }
+    }
+}
+
 /// `POST /ui/keys`: creates a key for the person and shows its secret, once.
 pub(crate) async fn create(State(state): State<Arc<ConsoleState>>, visit: Visit, body: Bytes) -> Response {
     let form: CreateForm = match checked_form(&visit.person, &body) {
         Ok(form) => form,
         Err(response) => return response,
     };
-    let mut request = json!({ "name": form.name.trim(), "user_id": visit.person.user.id });
-    if !form.expires_in.is_empty() {
-        request["expires_in"] = json!(form.expires_in);
-    }
-    let answer = state.api.call(&visit, Method::POST, "/admin/v1/keys", Some(&request)).await;
+    let answer = form.send(&state, &visit, ("user_id", &visit.person.user.id)).await;
     if answer.status == StatusCode::BAD_REQUEST {
-        let draft = Draft {
-            name: form.name,
-            expires_in: form.expires_in,
-            error: Some((answer.field().map(str::to_owned), answer.message())),
-        };
-        return keys_page(&state, &visit, &draft).await;
+        return keys_page(&state, &visit, &form.refused(&answer)).await;
     }
     if answer.status != StatusCode::CREATED {
         return refused(&visit.person, &answer);

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use maud::{Markup, html};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::all_keys::day;
 use crate::keys::{CreateForm, Draft, create_form, created, percent_encode};
@@ -71,24 +71,13 @@ pub(crate) async fn create(
         Ok(form) => form,
         Err(response) => return response,
     };
-    let mut request = json!({ "name": form.name.trim(), "team_id": id });
-    if !form.expires_in.is_empty() {
-        request["expires_in"] = json!(form.expires_in);
-    }
-    let answer = state.api.call(&visit, Method::POST, "/admin/v1/keys", Some(&request)).await;
+    let answer = form.send(&state, &visit, ("team_id", &id)).await;
     match answer.status {
         StatusCode::CREATED => {
             let back = format!("/ui/teams/{}#team-keys", percent_encode(&id));
             created(&visit, &answer, Section::Teams, (&back, "Back to the team"))
         }
-        StatusCode::BAD_REQUEST => {
-            let draft = Draft {
-                name: form.name,
-                expires_in: form.expires_in,
-                error: Some((answer.field().map(str::to_owned), answer.message())),
-            };
-            crate::teams::with_key_draft(&state, &visit, &id, draft).await
-        }
+        StatusCode::BAD_REQUEST => crate::teams::with_key_draft(&state, &visit, &id, form.refused(&answer)).await,
         _ => refused(&visit.person, &answer),
     }
 }

@@ -210,7 +210,7 @@ impl Store {
         on_backend!(self, s => s.key_by_id(id))
     }
 
-    /// A page of keys, newest first, by the primary key (or the `keys_user` / `keys_team`
+    /// A page of keys, newest first, by the primary key (or the `keys_user_newest` / `keys_team_newest`
     /// index when filtered by owner): lists stay fast however many keys the organisation has.
     pub async fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         on_backend!(self, s => s.list_keys(filter))
