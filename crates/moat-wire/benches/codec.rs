@@ -50,10 +50,18 @@ fn chat_stream() -> Vec<String> {
 /// A whole Anthropic Messages stream: `(event, data)` pairs.
 fn messages_stream() -> Vec<(&'static str, String)> {
     let mut frames = vec![
-        ("message_start", json!({ "type": "message_start", "message": { "id": "msg_bench", "type": "message", "role": "assistant",
+        (
+            "message_start",
+            json!({ "type": "message_start", "message": { "id": "msg_bench", "type": "message", "role": "assistant",
             "model": "claude-like", "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": { "input_tokens": 1200, "output_tokens": 1 } } }).to_string()),
-        ("content_block_start", json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } }).to_string()),
+            "usage": { "input_tokens": 1200, "output_tokens": 1 } } })
+            .to_string(),
+        ),
+        (
+            "content_block_start",
+            json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } })
+                .to_string(),
+        ),
     ];
     frames.extend((0..CHUNKS).map(|n| {
         let delta = json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": format!("word{n} ") } });
@@ -110,8 +118,11 @@ fn chat_request() -> Value {
 }
 
 fn sse(c: &mut Criterion) {
-    let wire: Vec<u8> =
-        chat_stream().iter().flat_map(|data| encode_frame(None, data).to_vec()).chain(b"data: [DONE]\n\n".to_vec()).collect();
+    let wire: Vec<u8> = chat_stream()
+        .iter()
+        .flat_map(|data| encode_frame(None, data).to_vec())
+        .chain(b"data: [DONE]\n\n".to_vec())
+        .collect();
     let mut group = c.benchmark_group("sse");
     group.throughput(Throughput::Bytes(wire.len() as u64));
     group.bench_function("decode a 100-chunk stream, 1 KiB reads", |b| {
