@@ -17,8 +17,7 @@ use crate::layout::{Section, page};
 use crate::{ConsoleState, Visit, checked_form, html, refused};
 
 /// What the create form may ask for a key's lifetime.
-pub(crate) const LIFETIMES: [(&str, &str); 4] =
-    [("30d", "30 days"), ("90d", "90 days"), ("365d", "a year"), ("", "no expiry")];
+const LIFETIMES: [(&str, &str); 4] = [("30d", "30 days"), ("90d", "90 days"), ("365d", "a year"), ("", "no expiry")];
 
 /// What a create form sent back, and what went wrong with it.
 #[derive(Debug)]
@@ -47,13 +46,8 @@ async fn keys_page(state: &ConsoleState, visit: &Visit, draft: &Draft) -> Respon
     if !answer.status.is_success() {
         return refused(person, &answer);
     }
-    // Only the person's own, whatever else the API would show them.
-    let mine: Vec<&Value> = answer.body["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|k| k["user_id"].as_str() == Some(person.user.id.as_str()))
-        .collect();
+    // The API's `user_id` filter keeps the person's own keys only (not their teams').
+    let mine: Vec<&Value> = answer.body["data"].as_array().map(|k| k.iter().collect()).unwrap_or_default();
     let status = if draft.error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let body = html! {
         p { "Keys you use with coding agents and apps. A key is shown once, when it is made; moat keeps only its hash." }
