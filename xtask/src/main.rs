@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             let args: Vec<String> = std::env::args().skip(2).collect();
             match bench::Plan::from_args(&args).and_then(|plan| bench::run(&plan)) {
                 Ok(report) => {
-                    println!("wrote {} and bench/RESULTS.md", report.display());
+                    println!("wrote {}", report.display());
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -46,9 +46,21 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("bench-idle-client") => {
+            // The benchmark's own helper: holds many streams open (see `bench::measure`).
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            match bench::idle_client(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    println!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         _ => {
             eprintln!(
-                "usage: cargo xtask config-docs | cargo xtask bench [--duration SECONDS] [--connections 1,64,512]"
+                "usage: cargo xtask config-docs | cargo xtask bench [--duration SECONDS] [--connections 1,64,512] \
+                 [--ttft N] [--idle-streams N] [--soak SECONDS] [--smoke]"
             );
             ExitCode::FAILURE
         }

@@ -49,6 +49,9 @@ impl SqlStore<Sqlite> {
             // WAL with NORMAL survives a process crash; only an OS crash can lose the last commits.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
+            // Sorts and groupings (the rollups' upserts) in memory, not in a temporary file
+            // created and deleted per statement.
+            .pragma("temp_store", "memory")
             .foreign_keys(true);
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()

@@ -3,8 +3,9 @@
 //!
 //! Requests never wait on the database: finishing a request hands its record to a
 //! [`UsageSink`], which only waits when the channel is full (back-pressure, not IO). One task
-//! drains the channel, taking whatever has queued up since its last write as the next batch, so
-//! batches grow with load and a lone record is written at once. A failed write goes to the
+//! drains the channel: from the first record it gathers for up to `batch_delay` (or until a
+//! batch is full) and writes what it has in one insert, so the database sees a few inserts a
+//! second however many requests there are. A failed write goes to the
 //! on-disk spool when one is configured (and is replayed when the database answers again, or at
 //! the next start), else it is retried with backoff and kept in memory; ids make retries and
 //! replays idempotent. [`UsageWriter::drain`] closes the channel and flushes what is queued
@@ -31,6 +32,11 @@ pub struct UsageWriterConfig {
     pub capacity: usize,
     /// Most records per insert.
     pub max_batch: usize,
+    /// How long the writer gathers records after the first one arrives before it writes
+    /// them (less when a batch fills first). One insert per interval instead of one per
+    /// request keeps the database's cost per record flat at any request rate; zero writes each
+    /// record as soon as it arrives.
+    pub batch_delay: Duration,
     /// Longest pause between retries of a failed write (and between spool replays).
     pub max_backoff: Duration,
     /// The spool file failed batches go to; `None` keeps them in memory and retries.
@@ -46,6 +52,7 @@ impl Default for UsageWriterConfig {
         UsageWriterConfig {
             capacity: 10_000,
             max_batch: 500,
+            batch_delay: Duration::ZERO,
             max_backoff: Duration::from_secs(5),
             spool: None,
             journal: None,
@@ -232,15 +239,11 @@ async fn run(
                 }
             }
             queued = rx.recv() => {
-                let Some(queued) = queued else { break };
-                let mut next = Some(queued);
-                while let Some((record, ticket)) = next.take() {
-                    batch.push(record);
-                    tickets.extend(ticket);
-                    if batch.len() < writer.config.max_batch {
-                        next = rx.try_recv().ok();
-                    }
-                }
+                let Some((record, ticket)) = queued else { break };
+                batch.push(record);
+                tickets.extend(ticket);
+                gather(&mut rx, &mut batch, &mut tickets, writer.config.max_batch, writer.config.batch_delay, draining)
+                    .await;
                 if writer.write_batch(spool.as_ref(), &mut batch, &drain_by).await
                     && let Some(journal) = &writer.journal
                 {
@@ -258,6 +261,32 @@ async fn run(
         if left > 0 {
             tracing::warn!(records = left, path = %spool.path().display(), "usage records stay in the spool; the next start writes them");
         }
+    }
+}
+
+/// Adds to `batch` what arrives within `delay` of now (nothing more than is queued already when
+/// draining), up to `max_batch` records.
+async fn gather(
+    rx: &mut mpsc::Receiver<Queued>,
+    batch: &mut Vec<UsageRecord>,
+    tickets: &mut Vec<JournalTicket>,
+    max_batch: usize,
+    delay: Duration,
+    draining: bool,
+) {
+    let until = Instant::now() + if draining { Duration::ZERO } else { delay };
+    while batch.len() < max_batch {
+        let next = match rx.try_recv() {
+            Ok(queued) => Some(queued),
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+            Err(mpsc::error::TryRecvError::Empty) if Instant::now() < until => {
+                tokio::time::timeout_at(until, rx.recv()).await.ok().flatten()
+            }
+            Err(mpsc::error::TryRecvError::Empty) => None,
+        };
+        let Some((record, ticket)) = next else { return };
+        batch.push(record);
+        tickets.extend(ticket);
     }
 }
 

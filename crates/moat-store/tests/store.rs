@@ -259,6 +259,24 @@ async fn persisted_count_is_observable(db: TestDb) {
     writer.drain(Duration::from_secs(1)).await;
 }
 
+async fn records_within_the_batch_delay_share_one_insert(db: TestDb) {
+    let store = db.open().await;
+    let config = UsageWriterConfig { batch_delay: Duration::from_secs(2), ..Default::default() };
+    let (sink, writer) = UsageWriter::spawn(store.clone(), config).expect("writer starts");
+    let mut persisted = writer.persisted();
+    for i in 0..5 {
+        sink.record(record(&format!("b{i}"), "a", "m", 200)).await;
+    }
+    let first = *tokio::time::timeout(Duration::from_secs(10), persisted.wait_for(|n| *n >= 1))
+        .await
+        .expect("written in time")
+        .expect("writer alive");
+    assert_eq!(first, 5, "the count moves by whole batches: the five records went in one insert");
+    writer.drain(Duration::from_secs(1)).await;
+    let stored = store.query_usage(&UsageFilter { limit: 10, ..Default::default() }).await.expect("query");
+    assert_eq!(stored.len(), 5);
+}
+
 #[tokio::test]
 async fn unknown_backends_are_refused_without_leaking_passwords() {
     let err = Store::open("mysql://root:hunter2@db/x").await.expect_err("unsupported");
@@ -811,6 +829,7 @@ on_both_backends!(
     usage_filters_and_pages_newest_first,
     writer_batches_and_drains_everything_queued,
     persisted_count_is_observable,
+    records_within_the_batch_delay_share_one_insert,
     users_teams_and_memberships_round_trip,
     deactivating_a_user_revokes_their_keys_in_the_same_transaction,
     the_audit_log_chains_and_filters,

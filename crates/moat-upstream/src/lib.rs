@@ -9,6 +9,6 @@ mod client;
 mod deployment;
 mod error;
 
-pub use client::{UpstreamClient, UpstreamResponse};
+pub use client::{BodyStream, UpstreamClient, UpstreamResponse};
 pub use deployment::{DeploymentSpec, UpstreamTls};
 pub use error::{TimeoutPhase, UpstreamError, UpstreamErrorKind};

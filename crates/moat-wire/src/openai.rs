@@ -132,25 +132,73 @@ struct BodyView {
 /// A text field that some servers fill with something else (content-part arrays, argument
 /// objects): anything that is not a string reads as no text, rather than failing the whole
 /// chunk and losing the usage beside it.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Text {
-    Text(String),
-    Other(serde::de::IgnoredAny),
+///
+/// Read with its own visitor rather than as an untagged enum, which buffers every value into
+/// an intermediate tree first: that was most of the cost of reading a stream chunk.
+#[derive(Default)]
+struct Text(Option<String>);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TextVisitor)
+    }
 }
 
-impl Default for Text {
-    fn default() -> Self {
-        Text::Other(serde::de::IgnoredAny)
+struct TextVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TextVisitor {
+    type Value = Text;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Text, E> {
+        Ok(Text(Some(text.to_owned())))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Text, E> {
+        Ok(Text(Some(text)))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Text, E> {
+        Ok(Text(None))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Text, E> {
+        Ok(Text(None))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Text, E> {
+        Ok(Text(None))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Text, E> {
+        Ok(Text(None))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Text, E> {
+        Ok(Text(None))
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Text, E> {
+        Ok(Text(None))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Text, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Text(None))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Text, A::Error> {
+        while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Text(None))
     }
 }
 
 impl Text {
     fn into_option(self) -> Option<String> {
-        match self {
-            Text::Text(text) => Some(text),
-            Text::Other(_) => None,
-        }
+        self.0
     }
 }
 
@@ -302,6 +350,11 @@ mod tests {
         assert_eq!(view.usage, Some(Usage { input: 3, output: 1, ..Usage::default() }));
         let nulls = read_response(br#"{"choices":[{"delta":{"content":null,"reasoning":null}}]}"#).expect("read");
         assert_eq!(nulls.generated_text, "");
+        let scalars =
+            read_response(br#"{"choices":[{"delta":{"content":5,"reasoning":true,"reasoning_content":-1.5}}]}"#)
+                .expect("read");
+        assert_eq!(scalars.generated_text, "");
+        assert!(read_response(br#"{"choices":[{"delta":{"content":"a"}}],"usage":{"prompt_tokens":"x"}}"#).is_none());
     }
 
     #[test]

@@ -28,7 +28,7 @@ impl SseFrame {
             if line.is_empty() || line[0] == b':' {
                 continue;
             }
-            let (field, value) = match line.iter().position(|&b| b == b':') {
+            let (field, value) = match memchr::memchr(b':', line) {
                 Some(colon) => {
                     let value = &line[colon + 1..];
                     (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
@@ -95,7 +95,7 @@ enum LineEnd {
 /// Finds the end of the first line in `bytes`. A trailing `\r` is ambiguous until the next byte
 /// is known (it may be the first half of `\r\n`), unless `at_eof`.
 fn line_end(bytes: &[u8], at_eof: bool) -> LineEnd {
-    let Some(i) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') else {
+    let Some(i) = memchr::memchr2(b'\n', b'\r', bytes) else {
         return LineEnd::NeedMore;
     };
     if bytes[i] == b'\n' {

@@ -16,6 +16,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than the system allocator: requests allocate and free on every worker
+/// thread, and glibc's malloc spends that time on its arena locks (measured in `bench/`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The enterprise gateway for open-weight AI.
 #[derive(Debug, Parser)]
 #[command(name = "moat", version, about)]

@@ -136,6 +136,13 @@ pub struct UsageConfig {
     pub channel_capacity: usize,
     /// Most records written in one insert.
     pub max_batch: usize,
+    /// How long the writer gathers records before one insert, e.g. `50ms`: the database then
+    /// sees about twenty inserts a second at any request rate, instead of one per request.
+    /// Reports and budget seeds see a record at most this much later. `0s` writes each record
+    /// as soon as it arrives.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub batch_delay: Duration,
     /// The append-only file usage records go to when the database refuses them; they are
     /// replayed (each once) when it answers again, and at the next start. Each batch is
     /// `fsync`ed into it before the writer lets go. An empty string turns the spool off
@@ -170,6 +177,7 @@ impl Default for UsageConfig {
         UsageConfig {
             channel_capacity: 10_000,
             max_batch: 500,
+            batch_delay: Duration::from_millis(50),
             spool: "moat-data/usage-spool.jsonl".into(),
             journal: "moat-data/usage-journal".into(),
             journal_fsync: false,

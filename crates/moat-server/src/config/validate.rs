@@ -407,6 +407,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         usage_writer: UsageWriterConfig {
             capacity: raw.usage.channel_capacity,
             max_batch: raw.usage.max_batch,
+            batch_delay: raw.usage.batch_delay,
             spool: Some(raw.usage.spool.trim()).filter(|s| !s.is_empty()).map(std::path::PathBuf::from),
             journal: Some(raw.usage.journal.trim()).filter(|s| !s.is_empty()).map(std::path::PathBuf::from),
             journal_fsync: raw.usage.journal_fsync,

@@ -59,10 +59,14 @@ pub(crate) struct MeteredStream {
     /// Fires after `keepalive_every` without upstream bytes; `None` disables keep-alives.
     keepalive: Option<Pin<Box<tokio::time::Sleep>>>,
     keepalive_every: Duration,
+    /// The last upstream byte or keep-alive.
+    last_activity: tokio::time::Instant,
 }
 
 /// An SSE comment: ignored by every client, but traffic for every proxy on the way.
 const KEEPALIVE: &[u8] = b": keep-alive\n\n";
+/// Frames already read from the upstream are sent together up to this many bytes.
+const COALESCE_BYTES: usize = 32 * 1024;
 
 impl MeteredStream {
     pub(crate) fn new(upstream: UpstreamStream, meter: Meter, tap: StreamTap, hard_stop: CancellationToken) -> Self {
@@ -77,6 +81,7 @@ impl MeteredStream {
             hard_stop: Box::pin(hard_stop.cancelled_owned()),
             keepalive: None,
             keepalive_every: Duration::ZERO,
+            last_activity: tokio::time::Instant::now(),
         }
     }
 
@@ -84,13 +89,27 @@ impl MeteredStream {
     pub(crate) fn with_keepalive(mut self, every: Duration) -> Self {
         self.keepalive = Some(Box::pin(tokio::time::sleep(every)));
         self.keepalive_every = every;
+        self.last_activity = tokio::time::Instant::now();
         self
     }
 
-    /// Pushes the keep-alive deadline back, after upstream bytes or a keep-alive.
-    fn rearm_keepalive(&mut self) {
-        if let Some(sleep) = self.keepalive.as_mut() {
-            sleep.as_mut().reset(tokio::time::Instant::now() + self.keepalive_every);
+    /// Whether `keepalive_every` has passed since the last upstream byte or keep-alive. The
+    /// timer is only moved when it fires (to the real deadline, if bytes came meanwhile), not
+    /// on every chunk: a timer reset per chunk costs a timer-wheel removal and insertion.
+    fn keepalive_due(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(sleep) = self.keepalive.as_mut() else { return false };
+        loop {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let due = self.last_activity + self.keepalive_every;
+            let now = tokio::time::Instant::now();
+            if now >= due {
+                self.last_activity = now;
+                sleep.as_mut().reset(now + self.keepalive_every);
+                return true;
+            }
+            sleep.as_mut().reset(due);
         }
     }
 
@@ -173,25 +192,41 @@ impl Stream for MeteredStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        // Whether upstream bytes arrived in this call.
+        let mut fresh = false;
         loop {
             if this.ended {
                 return Poll::Ready(None);
             }
             if this.hard_stop.as_mut().poll(cx).is_ready() {
-                let frame = this.fail(ErrorCode::ShuttingDown, "moat is shutting down and ended this stream");
-                return Poll::Ready(frame.map(Ok));
+                if let Some(frame) = this.fail(ErrorCode::ShuttingDown, "moat is shutting down and ended this stream") {
+                    this.out.extend_from_slice(&frame);
+                }
+                if this.out.is_empty() {
+                    return Poll::Ready(None);
+                }
+                return Poll::Ready(Some(Ok(this.out.split().freeze())));
             }
             match this.upstream.as_mut().poll_next(cx) {
+                Poll::Pending if fresh => {
+                    // Frames arrived in this turn, and the upstream connection's task may hold
+                    // more it has already read: let it run once more, so that they all leave
+                    // in one write. A turn that brings nothing sends what waits.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Pending if !this.out.is_empty() => {
+                    return Poll::Ready(Some(Ok(this.out.split().freeze())));
+                }
                 Poll::Pending => {
-                    let silent_too_long = this.keepalive.as_mut().is_some_and(|s| s.as_mut().poll(cx).is_ready());
-                    if silent_too_long && !this.complete {
-                        this.rearm_keepalive();
+                    if this.keepalive_due(cx) && !this.complete {
                         return Poll::Ready(Some(Ok(Bytes::from_static(KEEPALIVE))));
                     }
                     return Poll::Pending;
                 }
                 Poll::Ready(Some(Ok(chunk))) => {
-                    this.rearm_keepalive();
+                    fresh = true;
+                    this.last_activity = tokio::time::Instant::now();
                     if let Some(meter) = this.meter.as_mut() {
                         meter.mark_first_byte();
                     }
@@ -204,7 +239,9 @@ impl Stream for MeteredStream {
                     {
                         meter.finish(200, None);
                     }
-                    if !this.out.is_empty() {
+                    // Frames that arrived together leave together, up to a bound: one write
+                    // per frame was most of a stream's cost.
+                    if this.out.len() >= COALESCE_BYTES {
                         return Poll::Ready(Some(Ok(this.out.split().freeze())));
                     }
                 }
@@ -213,7 +250,13 @@ impl Stream for MeteredStream {
                         meter.note_upstream_error(&error);
                     }
                     let frame = this.fail(error.code(), &error.detail);
-                    return Poll::Ready(frame.map(Ok));
+                    if let Some(frame) = frame {
+                        this.out.extend_from_slice(&frame);
+                    }
+                    if this.out.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Ok(this.out.split().freeze())));
                 }
                 Poll::Ready(None) => {
                     this.ended = true;

@@ -94,6 +94,22 @@ async fn upstream_failures_map_to_their_codes() {
 }
 
 #[tokio::test]
+async fn an_upstream_redirect_is_a_failure_and_is_not_followed() {
+    let upstream = FakeUpstream::start().await;
+    let elsewhere = FakeUpstream::start().await;
+    let gateway = TestGateway::start(&upstream).await;
+    let key = gateway.client_key().await;
+    let location = format!("{}/chat/completions", elsewhere.base_url());
+    upstream.push(Reply::error(307, "moved").with_header("location", &location));
+    let body =
+        assert_openai_error(gateway.post("/v1/chat/completions", &key, &chat("m")).await, 502, "upstream_error").await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("redirect"), "the reason is named: {message}");
+    assert!(!message.contains(&location), "where it pointed is not passed on: {message}");
+    assert_eq!(elsewhere.calls(), 0, "the prompt and the credential never went where the redirect pointed");
+}
+
+#[tokio::test]
 async fn unreachable_and_slow_upstreams() {
     let dead_url = crate::support::dead_upstream_url().await;
     let slow = FakeUpstream::start().await;

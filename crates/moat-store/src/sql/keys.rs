@@ -169,7 +169,7 @@ where
         self.ensure_usage_partitions(records).await?;
         let mut tx = self.pool.begin().await?;
         let mut stored = std::collections::HashSet::new();
-        for chunk in records.chunks(DB::ROWS_PER_STATEMENT) {
+        for chunk in super::statement::fixed_size_chunks(records, DB::ROWS_PER_STATEMENT) {
             let mut insert = Statement::new(format!("INSERT INTO usage_records ({USAGE_COLUMNS}) VALUES "));
             for (i, r) in chunk.iter().enumerate() {
                 if i > 0 {
@@ -211,7 +211,8 @@ where
         let hourly = moat_core::rollup::deltas(fresh);
         let daily = moat_core::rollup::coarsen(&hourly, Tier::Day);
         for (tier, rows) in [(Tier::Hour, hourly), (Tier::Day, daily)] {
-            for chunk in rows.into_iter().collect::<Vec<_>>().chunks(DB::ROWS_PER_STATEMENT) {
+            let rows: Vec<_> = rows.into_iter().collect();
+            for chunk in super::statement::fixed_size_chunks(&rows, DB::ROWS_PER_STATEMENT) {
                 Self::bound(&super::rollups::upsert(tier, chunk)).execute(&mut *tx).await?;
             }
         }

@@ -85,9 +85,9 @@ impl Statement {
 
     /// Appends a placeholder for `value`.
     pub(crate) fn bind(&mut self, value: impl Into<Param>) -> &mut Self {
-        use std::fmt::Write as _;
         self.params.push(value.into());
-        let _ = write!(self.sql, "${}", self.params.len());
+        self.sql.push('$');
+        self.sql.push_str(itoa::Buffer::new().format(self.params.len()));
         self.positional_sql.push('?');
         self
     }
@@ -110,6 +110,31 @@ impl Statement {
     }
 }
 
+/// `items` cut into pieces of at most `max`, every piece one of a handful of sizes (`max`, and
+/// powers of four below it), so that a multi-row statement built per piece has only a few
+/// distinct texts: the connection's statement cache then parses each once, not once a batch.
+pub(crate) fn fixed_size_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let max = max.max(1);
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = if rest.len() >= max {
+            max
+        } else {
+            let mut size = 1;
+            while size * 4 <= rest.len() {
+                size *= 4;
+            }
+            size
+        };
+        let (piece, after) = rest.split_at(size);
+        rest = after;
+        Some(piece)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +146,16 @@ mod tests {
         assert_eq!(s.text(false), "SELECT 1 WHERE a = $1 AND b IN ($2, $3)");
         assert_eq!(s.text(true), "SELECT 1 WHERE a = ? AND b IN (?, ?)");
         assert_eq!(s.params.len(), 3);
+    }
+
+    #[test]
+    fn chunks_take_few_sizes_and_keep_every_item_in_order() {
+        let items: Vec<u32> = (0..187).collect();
+        let sizes: Vec<usize> = fixed_size_chunks(&items, 64).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [64, 64, 16, 16, 16, 4, 4, 1, 1, 1]);
+        let joined: Vec<u32> = fixed_size_chunks(&items, 64).flatten().copied().collect();
+        assert_eq!(joined, items);
+        assert_eq!(fixed_size_chunks::<u32>(&[], 64).count(), 0);
+        assert_eq!(fixed_size_chunks(&items[..3], 0).count(), 3, "a zero maximum still makes progress");
     }
 }
