@@ -58,6 +58,19 @@ fn settling_twice_counts_once() {
 }
 
 #[test]
+fn settled_ids_are_remembered_for_the_settled_memory_then_forgotten() {
+    let mut book = Book::new();
+    let Admission::Admitted { held, .. } = book.admit("r1", &[per_minute(5, 1)], TTL, 0) else { panic!() };
+    assert!(book.settle("r1", &settle_all(&held, 1), 10));
+    // Other requests settle meanwhile, through more than one period of the memory.
+    for (i, at) in [SETTLED_MEMORY_MS / 2, SETTLED_MEMORY_MS + 20].into_iter().enumerate() {
+        assert!(book.settle(&format!("other{i}"), &[], at));
+        assert!(!book.settle("r1", &settle_all(&held, 1), at), "a repeat within the memory is ignored");
+    }
+    assert!(book.settle("r1", &[], 3 * SETTLED_MEMORY_MS), "forgotten after at most twice the memory");
+}
+
+#[test]
 fn a_full_counter_admits_nothing_even_at_zero_cost() {
     assert!(!fits(100, 0, 100));
     assert!(fits(99, 0, 100));

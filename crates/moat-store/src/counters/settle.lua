@@ -1,6 +1,6 @@
 -- ARGV: prefix, now, id, then pairs: bucket, actual. Returns 1 settled, 0 already settled.
 local id = ARGV[3]
-if not redis.call('SET', prefix .. ':q1:settled:' .. id, '1', 'NX', 'PX', 600000) then return 0 end
+if not redis.call('SET', prefix .. ':q1:settled:' .. id, '1', 'NX', 'PX', 60000) then return 0 end
 for i = 4, #ARGV, 2 do
   local b = key(ARGV[i])
   if redis.call('EXISTS', b) == 1 then
