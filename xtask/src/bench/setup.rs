@@ -31,8 +31,17 @@ impl Running {
 }
 
 impl Drop for Running {
+    /// Asks every process to stop (SIGTERM: nginx's master then stops its workers, which a
+    /// SIGKILL would leave running on the port), and kills what is still up after five seconds.
     fn drop(&mut self) {
+        for child in &self.0 {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
         for child in &mut self.0 {
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
