@@ -271,12 +271,11 @@ impl Book {
     pub fn settle(&mut self, id: &str, settles: &[Settle], now_ms: i64) -> bool {
         self.sweep(now_ms);
         if now_ms >= self.settled_until_ms {
-            self.settled_before = if now_ms >= self.settled_until_ms.saturating_add(SETTLED_MEMORY_MS) {
-                HashSet::new()
-            } else {
-                std::mem::take(&mut self.settled)
-            };
-            self.settled.clear();
+            // The current generation becomes the previous one, unless a whole period passed
+            // without a settle and it is already older than the memory.
+            let current = std::mem::take(&mut self.settled);
+            let recent = now_ms < self.settled_until_ms.saturating_add(SETTLED_MEMORY_MS);
+            self.settled_before = if recent { current } else { HashSet::new() };
             self.settled_until_ms = now_ms.saturating_add(SETTLED_MEMORY_MS);
         }
         if self.settled.contains(id) || self.settled_before.contains(id) {

@@ -67,7 +67,11 @@ fn op() -> impl Strategy<Value = Op> {
 
 async fn replay(ops: Vec<Op>, case: u64) -> Result<(), TestCaseError> {
     let memory = CounterStore::memory();
-    let prefix = format!("moat-test-counters-{}-{case}", std::process::id());
+    // Its own keys per replay: shrinking replays a case many times, and keys a longer replay
+    // left behind would make a shorter one disagree with a fresh book.
+    static REPLAYS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let replay = REPLAYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let prefix = format!("moat-test-counters-{}-{case}-{replay}", std::process::id());
     let redis = CounterStore::Redis(RedisCounters::new(REDIS, &prefix, Duration::from_secs(2)).unwrap());
     let start =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis().try_into().unwrap();

@@ -319,21 +319,14 @@ pub(crate) fn run(plan: &Plan) -> Result<PathBuf, String> {
                     continue;
                 }
                 let cpu_before = measure::cpu_seconds(moat_pid);
-                let figures = match measure::wrk(
+                let measured = measure::wrk(
                     &work,
                     plan.seconds,
                     connections,
                     target.address(),
                     target.request(scenario, &key.secret),
-                ) {
-                    Ok(figures) => figures,
-                    // A peer that fails a scenario is left out of it; moat and the baselines may not fail.
-                    Err(error) if target == Target::LiteLlm => {
-                        eprintln!("bench: LiteLLM, {}: {error}", scenario.name);
-                        continue;
-                    }
-                    Err(error) => return Err(error),
-                };
+                );
+                let Some(figures) = unless_peer_failed(target, scenario, measured)? else { continue };
                 let cpu_us = (target == Target::Moat)
                     .then(|| measure::cpu_seconds(moat_pid).zip(cpu_before).map(|(after, before)| after - before))
                     .flatten()
@@ -347,20 +340,16 @@ pub(crate) fn run(plan: &Plan) -> Result<PathBuf, String> {
     }
 
     let mut first_tokens = Vec::new();
-    for scenario in scenarios.iter().filter(|s| s.streamed) {
+    // The smoke run's one throughput scenario is not streamed; it times the chat stream anyway.
+    let streamed = if plan.smoke { &SCENARIOS[1..2] } else { SCENARIOS };
+    for scenario in streamed.iter().filter(|s| s.streamed) {
         for &target in &targets {
-            let times = match measure::time_to_first_token(
+            let measured = measure::time_to_first_token(
                 target.address(),
                 target.request(scenario, &key.secret),
                 plan.ttft_requests,
-            ) {
-                Ok(times) => times,
-                Err(error) if target == Target::LiteLlm => {
-                    eprintln!("bench: LiteLLM, {}: {error}", scenario.name);
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
+            );
+            let Some(times) = unless_peer_failed(target, scenario, measured)? else { continue };
             if target == Target::Moat {
                 completed += times.len() as u64;
             }
@@ -372,19 +361,6 @@ pub(crate) fn run(plan: &Plan) -> Result<PathBuf, String> {
             });
         }
     }
-    if plan.smoke {
-        // The smoke run's one scenario is not streamed; time a stream anyway.
-        let times =
-            measure::time_to_first_token(MOAT, Target::Moat.request(&SCENARIOS[1], &key.secret), plan.ttft_requests)?;
-        completed += times.len() as u64;
-        first_tokens.push(FirstToken {
-            scenario: SCENARIOS[1].name,
-            target: Target::Moat,
-            p50_us: measure::percentile(&times, 0.5),
-            p99_us: measure::percentile(&times, 0.99),
-        });
-    }
-
     // The soak before the idle streams, so that what they leave behind does not read as a trend.
     if plan.soak_seconds > 0 {
         memory.soak = soak(&work, plan.soak_seconds, moat_pid, &key.secret)?;
@@ -432,6 +408,23 @@ pub(crate) fn run(plan: &Plan) -> Result<PathBuf, String> {
     let kept = std::fs::read_to_string(&summary).unwrap_or_default();
     std::fs::write(&summary, report::with_kept_sections(&text, &kept)).map_err(|e| e.to_string())?;
     Ok(dated)
+}
+
+/// A measurement's figures; `None` (after saying why) when a peer failed it, since a peer that
+/// fails a scenario is only left out of it; moat and the baselines may not fail.
+fn unless_peer_failed<T>(
+    target: Target,
+    scenario: &Scenario,
+    measured: Result<T, String>,
+) -> Result<Option<T>, String> {
+    match measured {
+        Ok(figures) => Ok(Some(figures)),
+        Err(error) if target == Target::LiteLlm => {
+            eprintln!("bench: LiteLLM, {}: {error}", scenario.name);
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Non-streamed requests at 64 connections for `seconds` while moat's resident memory is

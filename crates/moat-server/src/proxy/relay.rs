@@ -192,8 +192,6 @@ impl Stream for MeteredStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        // Whether upstream bytes arrived in this call.
-        let mut fresh = false;
         loop {
             if this.ended {
                 return Poll::Ready(None);
@@ -208,13 +206,7 @@ impl Stream for MeteredStream {
                 return Poll::Ready(Some(Ok(this.out.split().freeze())));
             }
             match this.upstream.as_mut().poll_next(cx) {
-                Poll::Pending if fresh => {
-                    // Frames arrived in this turn, and the upstream connection's task may hold
-                    // more it has already read: let it run once more, so that they all leave
-                    // in one write. A turn that brings nothing sends what waits.
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
+                // Everything the upstream had ready goes to the client in one write.
                 Poll::Pending if !this.out.is_empty() => {
                     return Poll::Ready(Some(Ok(this.out.split().freeze())));
                 }
@@ -225,7 +217,6 @@ impl Stream for MeteredStream {
                     return Poll::Pending;
                 }
                 Poll::Ready(Some(Ok(chunk))) => {
-                    fresh = true;
                     this.last_activity = tokio::time::Instant::now();
                     if let Some(meter) = this.meter.as_mut() {
                         meter.mark_first_byte();
