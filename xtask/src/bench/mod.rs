@@ -202,10 +202,30 @@ pub(crate) struct FirstToken {
 pub(crate) struct Memory {
     pub(crate) idle_kb: u64,
     pub(crate) peak_kb: u64,
-    /// Streams opened, moat's resident memory with them open, its open files then.
-    pub(crate) idle_streams: Option<(usize, u64, usize)>,
+    /// The phase that holds thousands of streams open, if it ran.
+    pub(crate) idle_streams: Option<IdleStreams>,
     /// `(seconds, kB)` samples of the soak.
     pub(crate) soak: Vec<(f64, f64)>,
+}
+
+/// moat holding many slow streams at once.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdleStreams {
+    pub(crate) streams: usize,
+    /// Resident memory just before they opened: what earlier phases left (allocators keep
+    /// freed memory for reuse), so that what the streams themselves cost can be told apart.
+    pub(crate) before_kb: u64,
+    /// Resident memory with all of them open.
+    pub(crate) with_kb: u64,
+    /// moat's open files then (a client side and an upstream side per stream).
+    pub(crate) files: usize,
+}
+
+impl IdleStreams {
+    /// What one open stream adds to moat's resident memory, in kB.
+    pub(crate) fn kb_per_stream(&self) -> f64 {
+        self.with_kb.saturating_sub(self.before_kb) as f64 / self.streams.max(1) as f64
+    }
 }
 
 /// Whether moat stored a record of every request.
@@ -369,11 +389,16 @@ pub(crate) fn run(plan: &Plan) -> Result<PathBuf, String> {
     if plan.idle_streams > 0 {
         let body = r#"{"model":"bench-slow","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
         let request = Request { path: "/v1/chat/completions", body, key: Some(&key.secret) };
+        let before_kb = measure::memory_kb(moat_pid, "VmRSS").unwrap_or(0);
         let mut client = measure::open_idle_streams(MOAT, request, plan.idle_streams, 8)?;
         // Let moat open its upstream side of every stream before reading its memory.
         std::thread::sleep(Duration::from_secs(4));
-        let rss = measure::memory_kb(moat_pid, "VmRSS").unwrap_or(0);
-        memory.idle_streams = Some((plan.idle_streams, rss, measure::open_files(moat_pid)));
+        memory.idle_streams = Some(IdleStreams {
+            streams: plan.idle_streams,
+            before_kb,
+            with_kb: measure::memory_kb(moat_pid, "VmRSS").unwrap_or(0),
+            files: measure::open_files(moat_pid),
+        });
         let _ = client.wait();
     }
 
@@ -462,6 +487,14 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_streams_cost_is_what_it_adds_to_what_earlier_phases_left() {
+        let idle = IdleStreams { streams: 1_000, before_kb: 200_000, with_kb: 240_000, files: 2_000 };
+        assert_eq!(idle.kb_per_stream(), 40.0);
+        let shrank = IdleStreams { with_kb: 150_000, ..idle };
+        assert_eq!(shrank.kb_per_stream(), 0.0, "memory returned meanwhile is not a negative cost");
     }
 
     #[test]

@@ -125,12 +125,16 @@ fn memory(text: &mut String, outcome: &Outcome) {
     let m = &outcome.memory;
     let _ = writeln!(text, "\n## Memory\n\n- moat idle, before any request: {} resident.", mb(m.idle_kb));
     let _ = writeln!(text, "- moat's peak over the run: {} resident.", mb(m.peak_kb));
-    if let Some((streams, kb, files)) = m.idle_streams {
+    if let Some(idle) = m.idle_streams {
         let _ = writeln!(
             text,
-            "- {streams} streams open at once (each slowly fed by the upstream, none read by its client): {} resident, \
-             {files} open files.",
-            mb(kb)
+            "- {} streams open at once (each slowly fed by the upstream, none read by its client): {} resident, \
+             {} open files; {} just before they opened (what the load phases left), so {:.0} kB a stream.",
+            idle.streams,
+            mb(idle.with_kb),
+            idle.files,
+            mb(idle.before_kb),
+            idle.kb_per_stream()
         );
     }
     if !m.soak.is_empty() {
@@ -220,8 +224,8 @@ fn targets(text: &mut String, outcome: &Outcome) {
     let streams = outcome.memory.idle_streams;
     line(
         "10,000 concurrent open streams ≤ 300 MB",
-        streams.map_or("–".into(), |(n, kb, _)| format!("{} with {n}", mb(kb))),
-        streams.filter(|(n, ..)| *n >= 10_000).map(|(_, kb, _)| kb <= 300 * 1024),
+        streams.map_or("–".into(), |s| format!("{} with {}", mb(s.with_kb), s.streams)),
+        streams.filter(|s| s.streams >= 10_000).map(|s| s.with_kb <= 300 * 1024),
     );
     let soaked = !outcome.memory.soak.is_empty();
     line(
@@ -265,7 +269,7 @@ pub(crate) fn smoke_check(outcome: &Outcome) -> Result<(), String> {
     if r.requests == 0 || r.written < r.requests {
         return Err(format!("moat stored {} usage records for {} requests", r.written, r.requests));
     }
-    if outcome.memory.idle_streams.is_none_or(|(n, _, files)| files < n) {
+    if outcome.memory.idle_streams.is_none_or(|s| s.files < s.streams) {
         return Err("moat did not hold the idle streams open".into());
     }
     Ok(())
