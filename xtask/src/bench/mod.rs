@@ -383,7 +383,9 @@ pub(crate) fn run(plan: &Plan) -> Result<PathBuf, String> {
     }
     // The soak before the idle streams, so that what they leave behind does not read as a trend.
     if plan.soak_seconds > 0 {
-        memory.soak = soak(&work, plan.soak_seconds, moat_pid, &key.secret)?;
+        let (samples, requests) = soak(&work, plan.soak_seconds, moat_pid, &key.secret)?;
+        memory.soak = samples;
+        completed += requests;
     }
 
     if plan.idle_streams > 0 {
@@ -454,7 +456,8 @@ fn unless_peer_failed<T>(
 
 /// Non-streamed requests at 64 connections for `seconds` while moat's resident memory is
 /// sampled every five seconds.
-fn soak(work: &std::path::Path, seconds: u64, moat_pid: u32, key: &str) -> Result<Vec<(f64, f64)>, String> {
+/// Sustained load while moat's memory is sampled: the samples, and the requests completed.
+fn soak(work: &std::path::Path, seconds: u64, moat_pid: u32, key: &str) -> Result<(Vec<(f64, f64)>, u64), String> {
     let work = work.to_owned();
     let key = key.to_owned();
     let load =
@@ -467,8 +470,8 @@ fn soak(work: &std::path::Path, seconds: u64, moat_pid: u32, key: &str) -> Resul
         }
         std::thread::sleep(Duration::from_secs(5));
     }
-    load.join().map_err(|_| "the soak's load thread panicked".to_string())??;
-    Ok(samples)
+    let figures = load.join().map_err(|_| "the soak's load thread panicked".to_string())??;
+    Ok((samples, figures.requests))
 }
 
 fn today() -> String {
