@@ -20,6 +20,9 @@
 //!   upstream says one of the client's stop sequences ended the answer (vLLM's `stop_reason`,
 //!   SGLang's `matched_stop`); usage with cache reads split out of input.
 
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::TranslateError;
@@ -369,46 +372,81 @@ impl StreamTranslator {
             self.finish(&mut out);
             return out;
         }
+        // The usual chunk reads into borrowed fields; any other shape is read as a `Value`.
+        if let Ok(chunk) = serde_json::from_str::<ChunkIn<'_>>(data) {
+            let choice = chunk.choices.into_iter().next();
+            let view = ChunkView {
+                id: chunk.id.as_deref(),
+                usage: chunk.usage,
+                choice: choice.as_ref().map(|choice| {
+                    let delta = choice.delta.as_ref();
+                    ChoiceView {
+                        reasoning: delta
+                            .and_then(|d| d.reasoning_content.as_deref().or(d.reasoning.as_deref()))
+                            .unwrap_or_default(),
+                        text: delta.and_then(|d| d.content.as_deref()).unwrap_or_default(),
+                        tool_calls: delta.and_then(|d| d.tool_calls.as_deref()).unwrap_or_default(),
+                        finish_reason: choice.finish_reason.as_deref(),
+                        matched_stop: [&choice.stop_reason, &choice.matched_stop]
+                            .into_iter()
+                            .find_map(|v| v.as_ref().and_then(Value::as_str)),
+                    }
+                }),
+            };
+            self.apply(view, &mut out);
+            return out;
+        }
         let Ok(chunk) = serde_json::from_str::<Value>(data) else {
             return out;
         };
-        self.start(chunk.get("id").and_then(Value::as_str).unwrap_or("translated"), &mut out);
-        if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
-            self.usage = Some(usage.clone());
-        }
-        let Some(choice) = chunk.pointer("/choices/0") else {
-            return out;
+        let choice = chunk.pointer("/choices/0");
+        let delta = choice.and_then(|c| c.get("delta"));
+        let field = |name: &str| delta.and_then(|d| d.get(name)).and_then(Value::as_str);
+        let view = ChunkView {
+            id: chunk.get("id").and_then(Value::as_str),
+            usage: chunk.get("usage").filter(|u| !u.is_null()).cloned(),
+            choice: choice.map(|choice| ChoiceView {
+                reasoning: field("reasoning_content").or_else(|| field("reasoning")).unwrap_or_default(),
+                text: field("content").unwrap_or_default(),
+                tool_calls: delta
+                    .and_then(|d| d.get("tool_calls"))
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+                finish_reason: choice.get("finish_reason").and_then(Value::as_str),
+                matched_stop: ["stop_reason", "matched_stop"]
+                    .into_iter()
+                    .find_map(|name| choice.get(name).and_then(Value::as_str)),
+            }),
         };
-        let delta = choice.get("delta").cloned().unwrap_or(Value::Null);
-        let reasoning = delta
-            .get("reasoning_content")
-            .or_else(|| delta.get("reasoning"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if !reasoning.is_empty() {
+        self.apply(view, &mut out);
+        out
+    }
+
+    /// One chunk's worth of events.
+    fn apply(&mut self, chunk: ChunkView<'_>, out: &mut Vec<u8>) {
+        self.start(chunk.id.unwrap_or("translated"), out);
+        if let Some(usage) = chunk.usage {
+            self.usage = Some(usage);
+        }
+        let Some(choice) = chunk.choice else {
+            return;
+        };
+        if !choice.reasoning.is_empty() {
             let index = match self.open {
                 Some(Block::Thinking(i)) => i,
-                _ => self.open_block(&mut out, Block::Thinking, json!({ "type": "thinking", "thinking": "" })),
+                _ => self.open_block(out, Block::Thinking, json!({ "type": "thinking", "thinking": "" })),
             };
-            Self::emit(
-                &mut out,
-                "content_block_delta",
-                json!({ "type": "content_block_delta", "index": index, "delta": { "type": "thinking_delta", "thinking": reasoning } }),
-            );
+            emit_delta(out, index, ThinkingDelta { thinking: choice.reasoning, kind: "thinking_delta" });
         }
-        let text = delta.get("content").and_then(Value::as_str).unwrap_or_default();
-        if !text.is_empty() {
+        if !choice.text.is_empty() {
             let index = match self.open {
                 Some(Block::Text(i)) => i,
-                _ => self.open_block(&mut out, Block::Text, json!({ "type": "text", "text": "" })),
+                _ => self.open_block(out, Block::Text, json!({ "type": "text", "text": "" })),
             };
-            Self::emit(
-                &mut out,
-                "content_block_delta",
-                json!({ "type": "content_block_delta", "index": index, "delta": { "type": "text_delta", "text": text } }),
-            );
+            emit_delta(out, index, TextDelta { text: choice.text, kind: "text_delta" });
         }
-        for call in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+        for call in choice.tool_calls {
             let openai_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
             let known = self.tools.iter().find(|(i, _)| *i == openai_index).map(|(_, b)| *b);
             let index = match known {
@@ -420,25 +458,24 @@ impl StreamTranslator {
                         "name": call.pointer("/function/name").cloned().unwrap_or(Value::Null),
                         "input": {},
                     });
-                    let index = self.open_block(&mut out, Block::Tool, block);
+                    let index = self.open_block(out, Block::Tool, block);
                     self.tools.push((openai_index, index));
                     index
                 }
             };
             let arguments = call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or_default();
             if !arguments.is_empty() {
-                Self::emit(
-                    &mut out,
-                    "content_block_delta",
-                    json!({ "type": "content_block_delta", "index": index, "delta": { "type": "input_json_delta", "partial_json": arguments } }),
-                );
+                emit_delta(out, index, InputJsonDelta { partial_json: arguments, kind: "input_json_delta" });
             }
         }
-        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+        if let Some(reason) = choice.finish_reason {
             self.finish_reason = Some(reason.to_owned());
-            self.stop_sequence = matched_stop(Some(choice), &self.client_stops);
+            self.stop_sequence = (reason == "stop")
+                .then_some(choice.matched_stop)
+                .flatten()
+                .filter(|matched| self.client_stops.iter().any(|s| s == matched))
+                .map(str::to_owned);
         }
-        out
     }
 
     /// Ends the message: closes the open block and sends `message_delta` and `message_stop`.
@@ -473,6 +510,103 @@ impl StreamTranslator {
     pub fn is_finished(&self) -> bool {
         self.finished
     }
+}
+
+/// A chat chunk as the stream translator reads it, borrowed from the frame where it can be.
+#[derive(Deserialize)]
+struct ChunkIn<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(borrow, default)]
+    choices: Vec<ChoiceIn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceIn<'a> {
+    #[serde(borrow, default)]
+    delta: Option<DeltaIn<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+    /// vLLM's matched stop string (or the token id that stopped it).
+    #[serde(default)]
+    stop_reason: Option<Value>,
+    /// SGLang's.
+    #[serde(default)]
+    matched_stop: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct DeltaIn<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning: Option<Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<Vec<Value>>,
+}
+
+/// What one chunk says, whichever way it was read.
+struct ChunkView<'a> {
+    id: Option<&'a str>,
+    usage: Option<Value>,
+    choice: Option<ChoiceView<'a>>,
+}
+
+struct ChoiceView<'a> {
+    reasoning: &'a str,
+    text: &'a str,
+    tool_calls: &'a [Value],
+    finish_reason: Option<&'a str>,
+    /// The stop sequence the server says ended the answer.
+    matched_stop: Option<&'a str>,
+}
+
+/// A `content_block_delta` event, written without building a `Value` (fields in the order
+/// `json!` would write them).
+#[derive(Serialize)]
+struct BlockDelta<D> {
+    delta: D,
+    index: usize,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct TextDelta<'a> {
+    text: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct ThinkingDelta<'a> {
+    thinking: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct InputJsonDelta<'a> {
+    partial_json: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// Appends a `content_block_delta` frame: the per-token event, so it skips `Value` and an
+/// intermediate string.
+fn emit_delta(out: &mut Vec<u8>, index: usize, delta: impl Serialize) {
+    out.extend_from_slice(b"event: content_block_delta\ndata: ");
+    let event = BlockDelta { delta, index, kind: "content_block_delta" };
+    if serde_json::to_writer(&mut *out, &event).is_err() {
+        // Serialising borrowed strings and integers cannot fail; an empty object keeps the
+        // frame well formed if it ever did.
+        out.extend_from_slice(b"{}");
+    }
+    out.extend_from_slice(b"\n\n");
 }
 
 #[cfg(test)]
@@ -556,6 +690,35 @@ mod tests {
         );
         let last_usage = &events(&out)[5].1["usage"];
         assert_eq!(last_usage["input_tokens"], 7, "without upstream usage the counted input stands");
+    }
+
+    #[test]
+    fn chunks_of_either_shape_give_the_same_events() {
+        let stream = |frames: &[&str]| {
+            let mut translator = StreamTranslator::new("m", 1).with_stop_sequences(vec!["END".into()]);
+            let mut out: Vec<u8> = frames.iter().flat_map(|f| translator.push(f)).collect();
+            translator.finish(&mut out);
+            events(&out)
+        };
+        // The usual shape, read into borrowed fields: vLLM's reasoning field, then text, then
+        // the stop sequence that ended it.
+        let usual = stream(&[
+            r#"{"id":"a","choices":[{"delta":{"reasoning_content":null,"reasoning":"think"}}]}"#,
+            r#"{"id":"a","choices":[{"delta":{"content":"hi"}}]}"#,
+            r#"{"id":"a","choices":[{"delta":{},"finish_reason":"stop","stop_reason":"END"}]}"#,
+        ]);
+        // The same with fields of unexpected types, which only a `Value` reads.
+        let odd = stream(&[
+            r#"{"id":"a","x":1,"choices":[{"delta":{"reasoning_content":null,"reasoning":"think","content":[]}}]}"#,
+            r#"{"id":"a","choices":[{"delta":{"content":"hi","tool_calls":7}}]}"#,
+            r#"{"id":"a","choices":[{"delta":{},"finish_reason":"stop","stop_reason":"END","matched_stop":3}]}"#,
+        ]);
+        assert_eq!(usual, odd);
+        let names: Vec<&str> = usual.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names.iter().filter(|n| **n == "content_block_delta").count(), 3, "thinking, signature, text");
+        assert_eq!(usual[3].1["delta"], json!({ "type": "thinking_delta", "thinking": "think" }));
+        let last = &usual[usual.len() - 2].1;
+        assert_eq!(last["delta"], json!({ "stop_reason": "stop_sequence", "stop_sequence": "END" }));
     }
 
     #[test]
