@@ -173,6 +173,12 @@ pub(crate) struct Lease {
     conn: Option<Conn>,
 }
 
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").field("pool", &self.pool).field("held", &self.conn.is_some()).finish()
+    }
+}
+
 impl Lease {
     /// Lets the connection read more of the answer.
     pub(crate) fn drive(&mut self, cx: &mut Context<'_>) {

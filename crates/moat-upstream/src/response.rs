@@ -29,12 +29,6 @@ pub struct UpstreamResponse {
     pub(crate) lease: Option<Lease>,
 }
 
-impl std::fmt::Debug for Lease {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Lease")
-    }
-}
-
 impl UpstreamResponse {
     /// The response's content type, to pass on to the client.
     pub fn content_type(&self) -> Option<&HeaderValue> {
