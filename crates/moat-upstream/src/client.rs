@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use moat_core::Dialect;
 
 use crate::direct::{DirectError, DirectPool, Lease, poll_body};
-use crate::response::timeout_error;
+use crate::response::{first_byte_or_total, timeout_error};
 use crate::{DeploymentSpec, TimeoutPhase, UpstreamError, UpstreamErrorKind, UpstreamResponse};
 
 /// Most bytes of an upstream error body read to find its message.
@@ -61,31 +61,24 @@ struct Direct {
     host: HeaderValue,
 }
 
-/// One path under the base URL, as the two transports want it.
+/// One path under the base URL, in the form this deployment's transport sends.
 #[derive(Debug)]
 struct Route {
     path: &'static str,
-    /// `scheme://host/base/path`, for the shared client.
-    absolute: Uri,
-    /// `/base/path`, for a direct connection.
-    origin: Uri,
+    uri: Uri,
 }
 
-impl Route {
-    fn parse(base_url: &str, path: &'static str) -> Result<Route, String> {
-        let (absolute, origin) = parse_uri(base_url, path)?;
-        Ok(Route { path, absolute, origin })
-    }
-}
-
-/// `path` under `base_url`, as an absolute URI and as the path a direct connection sends.
-fn parse_uri(base_url: &str, path: &str) -> Result<(Uri, Uri), String> {
+/// `path` under `base_url`: absolute for the shared client, or only the path (`/v1/...`) for a
+/// direct connection, which names the host in its `host` header.
+fn parse_uri(base_url: &str, path: &str, direct: bool) -> Result<Uri, String> {
     let absolute: Uri = format!("{base_url}/{path}").parse().map_err(|e: http::uri::InvalidUri| e.to_string())?;
-    let origin = match absolute.path_and_query() {
+    if !direct {
+        return Ok(absolute);
+    }
+    Ok(match absolute.path_and_query() {
         Some(origin) => Uri::from(origin.clone()),
         None => Uri::from_static("/"),
-    };
-    Ok((absolute, origin))
+    })
 }
 
 impl UpstreamClient {
@@ -124,7 +117,6 @@ impl UpstreamClient {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .build(connector);
-        let routes = KNOWN_PATHS.iter().filter_map(|path| Route::parse(&spec.base_url, path).ok()).collect();
         let base: Uri = spec.base_url.parse().map_err(|_| format!("the URL `{}` is not valid", spec.base_url))?;
         let direct = match (base.scheme_str(), base.authority()) {
             (Some("http"), Some(authority)) => {
@@ -136,6 +128,10 @@ impl UpstreamClient {
             }
             _ => None,
         };
+        let routes = KNOWN_PATHS
+            .iter()
+            .filter_map(|path| Some(Route { path, uri: parse_uri(&spec.base_url, path, direct.is_some()).ok()? }))
+            .collect();
         Ok(UpstreamClient { spec, headers: Arc::new(headers), anthropic_key, routes, direct, shared })
     }
 
@@ -170,25 +166,22 @@ impl UpstreamClient {
             headers.insert(HeaderName::from_static("x-api-key"), key.clone());
         }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let uri = |direct: bool| -> Result<Uri, UpstreamError> {
-            if let Some(route) = self.routes.iter().find(|route| route.path == path) {
-                return Ok(if direct { route.origin.clone() } else { route.absolute.clone() });
-            }
-            let (absolute, origin) = parse_uri(&self.spec.base_url, path).map_err(|detail| {
+        let uri = match self.routes.iter().find(|route| route.path == path) {
+            Some(route) => route.uri.clone(),
+            None => parse_uri(&self.spec.base_url, path, self.direct.is_some()).map_err(|detail| {
                 self.error(UpstreamErrorKind::Protocol, &format!("the deployment's URL is not valid: {detail}"))
-            })?;
-            Ok(if direct { origin } else { absolute })
+            })?,
         };
         let exchange = async {
             match &self.direct {
                 Some(direct) => {
                     headers.insert(HOST, direct.host.clone());
-                    let request = build(Method::POST, uri(true)?, headers, Bytes::from(body));
+                    let request = build(Method::POST, uri, headers, Bytes::from(body));
                     let (response, lease) = direct.pool.send(request).await.map_err(|e| self.direct_error(e))?;
                     Ok((response, Some(lease)))
                 }
                 None => {
-                    let request = build(Method::POST, uri(false)?, headers, Bytes::from(body));
+                    let request = build(Method::POST, uri, headers, Bytes::from(body));
                     let response = self.shared.request(request).await.map_err(|e| self.shared_error(&e))?;
                     Ok((response, None))
                 }
@@ -196,11 +189,9 @@ impl UpstreamClient {
         };
         let (response, lease) = match tokio::time::timeout_at(first_byte_by.min(deadline), exchange).await {
             Ok(result) => result?,
-            Err(_) if deadline <= first_byte_by => {
-                return Err(timeout_error(&self.spec.name, TimeoutPhase::Total, self.spec.timeout));
-            }
             Err(_) => {
-                return Err(timeout_error(&self.spec.name, TimeoutPhase::FirstByte, self.spec.first_byte_timeout));
+                let (first_byte, total) = (self.spec.first_byte_timeout, self.spec.timeout);
+                return Err(first_byte_or_total(&self.spec.name, first_byte, first_byte_by, total, deadline));
             }
         };
         // Redirects are not followed, so a 3xx is as much a failure as a 4xx or 5xx.

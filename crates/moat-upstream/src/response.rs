@@ -79,10 +79,7 @@ impl UpstreamResponse {
                 kind: UpstreamErrorKind::Reset,
                 detail: "the connection to the deployment broke before it sent anything".into(),
             }),
-            Err(_) if self.deadline <= limit_at => {
-                Err(timeout_error(&self.deployment, TimeoutPhase::Total, self.total_timeout))
-            }
-            Err(_) => Err(timeout_error(&self.deployment, TimeoutPhase::FirstByte, limit)),
+            Err(_) => Err(first_byte_or_total(&self.deployment, limit, limit_at, self.total_timeout, self.deadline)),
         }
     }
 
@@ -176,6 +173,22 @@ fn broken(deployment: &str) -> UpstreamError {
         deployment: deployment.to_owned(),
         kind: UpstreamErrorKind::Protocol,
         detail: "the connection to the deployment broke".into(),
+    }
+}
+
+/// A wait bounded by both the first-byte limit (due at `first_byte_by`) and the whole
+/// exchange's `deadline` ran out: whichever came first is the one the client is told about.
+pub(crate) fn first_byte_or_total(
+    deployment: &str,
+    first_byte: Duration,
+    first_byte_by: Instant,
+    total: Duration,
+    deadline: Instant,
+) -> UpstreamError {
+    if deadline <= first_byte_by {
+        timeout_error(deployment, TimeoutPhase::Total, total)
+    } else {
+        timeout_error(deployment, TimeoutPhase::FirstByte, first_byte)
     }
 }
 

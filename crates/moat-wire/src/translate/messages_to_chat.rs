@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::TranslateError;
-use super::shared::{assistant_message, copy_renamed, effort_for_budget, matched_stop, tool_use_block};
+use super::shared::{assistant_message, copy_renamed, effort_for_budget, matched_stop, named_stop, tool_use_block};
 use crate::sse::encode_frame;
 
 fn text_of_blocks(content: &Value) -> String {
@@ -470,11 +470,7 @@ impl StreamTranslator {
         }
         if let Some(reason) = choice.finish_reason {
             self.finish_reason = Some(reason.to_owned());
-            self.stop_sequence = (reason == "stop")
-                .then_some(choice.matched_stop)
-                .flatten()
-                .filter(|matched| self.client_stops.iter().any(|s| s == matched))
-                .map(str::to_owned);
+            self.stop_sequence = named_stop(Some(reason), choice.matched_stop, &self.client_stops);
         }
     }
 

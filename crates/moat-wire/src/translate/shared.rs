@@ -84,9 +84,16 @@ pub(crate) fn budget_for_effort(effort: &str) -> Option<u64> {
 /// asked for. vLLM names it in `stop_reason`, SGLang in `matched_stop`; others say nothing.
 pub(crate) fn matched_stop(choice: Option<&Value>, client_stops: &[String]) -> Option<String> {
     let choice = choice?;
-    if choice.get("finish_reason").and_then(Value::as_str).is_some_and(|r| r != "stop") {
+    let field = |name: &str| choice.get(name).and_then(Value::as_str);
+    named_stop(field("finish_reason"), ["stop_reason", "matched_stop"].into_iter().find_map(field), client_stops)
+}
+
+/// The stop sequence `named` by the upstream, if the choice ended on a stop and it is one the
+/// client asked for.
+pub(crate) fn named_stop(finish_reason: Option<&str>, named: Option<&str>, client_stops: &[String]) -> Option<String> {
+    if finish_reason.is_some_and(|r| r != "stop") {
         return None;
     }
-    let matched = choice.get("stop_reason").or_else(|| choice.get("matched_stop")).and_then(Value::as_str)?;
-    client_stops.iter().any(|s| s == matched).then(|| matched.to_owned())
+    let named = named?;
+    client_stops.iter().any(|s| s == named).then(|| named.to_owned())
 }
