@@ -191,5 +191,43 @@ fn translate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sse, translate);
+/// A coding agent's turn: a system prompt, a few source files pasted as context, and a question;
+/// about 100 kB of JSON, as Claude Code sends after a few tool calls.
+fn agent_request(secret: Option<&str>) -> Vec<u8> {
+    let mut files = String::new();
+    while files.len() < 96 * 1024 {
+        files.push_str(include_str!("../src/sse.rs"));
+        files.push_str(include_str!("../src/openai.rs"));
+    }
+    if let Some(secret) = secret {
+        files.push_str(&format!(
+            "\n# .env\nDATABASE_URL=postgres://app:p4ss-w0rd-9f8e@db:5432/app\nAPI_TOKEN={secret}\n"
+        ));
+    }
+    let body = serde_json::json!({
+        "model": "m", "max_tokens": 4096, "stream": true,
+        "system": "You are a coding agent.",
+        "messages": [{"role": "user", "content": files}],
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+fn secret_scan(c: &mut Criterion) {
+    use moat_wire::secret_scan::{SecretScanner, redact};
+    let scanner = SecretScanner::shared();
+    let clean = agent_request(None);
+    let leaking = agent_request(Some(&format!("ghp_{}", "a1B2c3D4e5F6".repeat(3))));
+    let mut group = c.benchmark_group("secret_scan");
+    group.throughput(Throughput::Bytes(clean.len() as u64));
+    group.bench_function("scan a 100 kB agent request, nothing found", |b| b.iter(|| scanner.scan(black_box(&clean))));
+    group.bench_function("scan and redact a 100 kB agent request with two secrets", |b| {
+        b.iter(|| {
+            let findings = scanner.scan(black_box(&leaking));
+            redact(&leaking, &findings)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, sse, translate, secret_scan);
 criterion_main!(benches);

@@ -11,5 +11,6 @@ pub mod json_object;
 pub mod openai;
 pub mod response_view;
 pub mod responses;
+pub mod secret_scan;
 pub mod sse;
 pub mod translate;
