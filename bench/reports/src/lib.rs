@@ -101,6 +101,9 @@ pub fn record(n: u64, at: i64, rng: &mut Rng) -> UsageRecord {
         cache_hit: false,
         cost_micro_usd: (input + output) / 4,
         reference_cost_micro_usd: input * 3 + output * 15,
+        deployment_location: None,
+        secrets_found: Default::default(),
+        secrets_action: None,
     }
 }
 

@@ -61,6 +61,11 @@ pub enum ErrorCode {
     UpstreamIdleTimeout,
     /// The prompt is longer than the context of every deployment that serves the model.
     ContextWindowExceeded,
+    /// The caller's data policy keeps its traffic off every deployment of the model.
+    PolicyDenied,
+    /// The request holds credentials, and its data policy blocks sending them to the only
+    /// deployments that could serve it (external ones).
+    SecretDetected,
     /// The upstream answered with a server error or a malformed response.
     UpstreamError,
     /// The upstream refused the request as too many; the client may retry later.
@@ -104,6 +109,8 @@ pub const ALL_ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::UpstreamFirstByteTimeout,
     ErrorCode::UpstreamIdleTimeout,
     ErrorCode::ContextWindowExceeded,
+    ErrorCode::PolicyDenied,
+    ErrorCode::SecretDetected,
     ErrorCode::UpstreamError,
     ErrorCode::UpstreamRateLimited,
     ErrorCode::UpstreamOverloaded,
@@ -159,6 +166,8 @@ impl ErrorCode {
             E::ContextWindowExceeded => {
                 ("context_window_exceeded", 400, "invalid_request_error", "invalid_request_error")
             }
+            E::PolicyDenied => ("policy_denied", 403, "permission_error", "permission_error"),
+            E::SecretDetected => ("secret_detected", 400, "invalid_request_error", "invalid_request_error"),
             E::UpstreamError => ("upstream_error", 502, "server_error", "api_error"),
             E::UpstreamRateLimited => ("upstream_rate_limited", 429, "rate_limit_error", "rate_limit_error"),
             E::UpstreamOverloaded => ("upstream_overloaded", 529, "server_error", "overloaded_error"),

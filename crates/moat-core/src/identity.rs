@@ -184,6 +184,9 @@ pub enum Action<'a> {
     ReadAudit,
     /// Set, change, reset or delete budgets and limits.
     ManageBudgets,
+    /// Set or clear a team's data policy. Not a team admin's: a policy binds the team to the
+    /// company's rules, so those it binds do not get to loosen it.
+    ManagePolicies,
 }
 
 /// Why an action is refused.
@@ -239,7 +242,9 @@ impl Actor {
                 allow(role.manages_org(), "needs the admin or owner role")?;
                 allow(*target <= role, "cannot change a user above your own role")
             }
-            Action::ManageTeams | Action::ManageBudgets => allow(role.manages_org(), "needs the admin or owner role"),
+            Action::ManageTeams | Action::ManageBudgets | Action::ManagePolicies => {
+                allow(role.manages_org(), "needs the admin or owner role")
+            }
             Action::ReadTeam(team) => {
                 allow(role.manages_org() || role == OrgRole::Viewer || self.in_team(team), "not a member of this team")
             }

@@ -273,6 +273,9 @@ mod tests {
             cache_hit: false,
             cost_micro_usd: 7,
             reference_cost_micro_usd: 30,
+            deployment_location: None,
+            secrets_found: Default::default(),
+            secrets_action: None,
         }
     }
 

@@ -53,6 +53,17 @@ pub struct UsageRecord {
     /// price, in micro-dollars (0 without a reference). Savings are this minus the cost.
     #[serde(default)]
     pub reference_cost_micro_usd: u64,
+    /// Where the serving deployment runs, when one was reached: the data policy's view of
+    /// whether the prompt left the company.
+    #[serde(default)]
+    pub deployment_location: Option<crate::Location>,
+    /// Credentials found in the request on its way to an external deployment, counted by kind
+    /// (`aws_access_key`, `github_token`…). Never a value.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub secrets_found: std::collections::BTreeMap<String, u32>,
+    /// What the data policy did about them, when any were found.
+    #[serde(default)]
+    pub secrets_action: Option<crate::SecretAction>,
 }
 
 /// The status recorded when the client disconnected before the response was complete

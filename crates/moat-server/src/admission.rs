@@ -324,8 +324,8 @@ impl Admission {
     }
 }
 
-/// Re-reads budgets and limits every `[admission] refresh_interval` until the gateway stops,
-/// so changes made through another replica apply here.
+/// Re-reads budgets, limits and teams' data policies every `[admission] refresh_interval`
+/// until the gateway stops, so changes made through another replica apply here.
 pub(crate) async fn refresh_loop(state: Arc<crate::state::AppState>) {
     loop {
         tokio::select! {
@@ -334,6 +334,9 @@ pub(crate) async fn refresh_loop(state: Arc<crate::state::AppState>) {
         }
         if let Err(error) = state.admission.refresh().await {
             tracing::warn!(%error, "could not re-read budgets and limits; the last ones read stay in force");
+        }
+        if let Err(error) = state.data_policies.refresh(&state.store).await {
+            tracing::warn!(%error, "could not re-read teams' data policies; the last ones read stay in force");
         }
     }
 }

@@ -11,6 +11,7 @@ mod admission;
 mod alerts;
 pub mod auth;
 pub mod config;
+mod data_policy;
 mod edge;
 mod error;
 mod fanout;

@@ -26,6 +26,12 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SecretLabels {
+    kind: &'static str,
+    action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
     model: String,
 }
@@ -73,6 +79,7 @@ pub(crate) struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     retries: Family<ModelLabels, Counter>,
+    secrets_found: Family<SecretLabels, Counter>,
     cache_lookups: Family<CacheLabels, Counter>,
     admissions: Family<AdmissionLabels, Counter>,
     counter_errors: Counter,
@@ -140,6 +147,12 @@ impl Metrics {
         );
         let retries = Family::<ModelLabels, Counter>::default();
         registry.register("upstream_retries", "Attempts after the first, by model", retries.clone());
+        let secrets_found = Family::<SecretLabels, Counter>::default();
+        registry.register(
+            "secrets_found",
+            "Credentials found in requests bound for external deployments, by kind and the policy's action",
+            secrets_found.clone(),
+        );
         let cache_lookups = Family::<CacheLabels, Counter>::default();
         registry.register(
             "response_cache_lookups",
@@ -204,6 +217,7 @@ impl Metrics {
             tokens,
             upstream_errors,
             retries,
+            secrets_found,
             cache_lookups,
             admissions,
             counter_errors,
@@ -268,6 +282,10 @@ impl Metrics {
 
     pub(crate) fn observe_upstream_error(&self, deployment: &str, code: &'static str) {
         self.upstream_errors.get_or_create(&UpstreamErrorLabels { deployment: deployment.to_owned(), code }).inc();
+    }
+
+    pub(crate) fn observe_secrets(&self, kind: &'static str, action: &'static str, n: u32) {
+        self.secrets_found.get_or_create(&SecretLabels { kind, action }).inc_by(u64::from(n));
     }
 
     pub(crate) fn observe_retry(&self, model: &str) {

@@ -110,6 +110,8 @@ impl Gateway {
         };
         let admission = crate::admission::Admission::new(counters, settings.admission.clone(), store.clone());
         admission.refresh().await?;
+        let data_policies = crate::data_policy::DataPolicies::new(settings.policy.clone());
+        data_policies.refresh(&store).await?;
         let (usage, writer) = UsageWriter::spawn(store.clone(), settings.usage_writer.clone())?;
         let state = Arc::new(AppState {
             routing: ArcSwap::from_pointee(routing),
@@ -132,6 +134,7 @@ impl Gateway {
             response_cache,
             price_catalog: settings.price_catalog.clone(),
             admission,
+            data_policies,
             alerts: crate::alerts::Alerts::new(settings.webhooks.clone()),
             references: settings.references.clone(),
             settings_summary: crate::config::summary::at_start(&settings),
@@ -304,6 +307,7 @@ impl Reloader {
         let routing = Routing::build(settings.catalog.clone(), &settings.deployments, settings.routing, Some(&current))
             .map_err(|(deployment, message)| StartError::Upstream { deployment, message })?;
         self.state.routing.store(Arc::new(routing));
+        self.state.data_policies.set_default(settings.policy.clone());
         Ok(())
     }
 }
@@ -342,6 +346,11 @@ fn admin_routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/teams", post(admin::create_team).get(admin::list_teams))
         .route("/admin/v1/teams/{id}", get(admin::get_team))
         .route("/admin/v1/teams/{id}/members", get(admin::list_members))
+        .route(
+            "/admin/v1/teams/{id}/policy",
+            get(admin::get_team_policy).put(admin::put_team_policy).delete(admin::delete_team_policy),
+        )
+        .route("/admin/v1/policy", get(admin::default_policy))
         .route("/admin/v1/teams/{id}/members/{user_id}", put(admin::put_member).delete(admin::remove_member))
         .route("/admin/v1/invitations", post(admin::create_invitation).get(admin::list_invitations))
         .route("/admin/v1/invitations/{id}", delete(admin::revoke_invitation))

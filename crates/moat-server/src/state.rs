@@ -39,6 +39,8 @@ pub(crate) struct AppState {
     pub(crate) price_catalog: crate::price_catalog::PriceCatalog,
     /// Budgets, limits and their counters.
     pub(crate) admission: crate::admission::Admission,
+    /// Which deployments each team's traffic may reach, and what happens to credentials in it.
+    pub(crate) data_policies: crate::data_policy::DataPolicies,
     /// The frontier models savings are measured against (`[savings]`).
     pub(crate) references: Vec<crate::price_catalog::Reference>,
     /// The start-time configuration without its secrets ([`crate::config::summary::at_start`]).

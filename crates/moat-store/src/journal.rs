@@ -241,6 +241,9 @@ mod tests {
             user_id: None,
             team_id: None,
             reference_cost_micro_usd: 0,
+            deployment_location: None,
+            secrets_found: Default::default(),
+            secrets_action: None,
         }
     }
 

@@ -13,6 +13,7 @@ mod identity;
 mod invitations;
 mod journal;
 mod keys;
+mod policies;
 mod postgres;
 mod sign_in;
 mod spool;

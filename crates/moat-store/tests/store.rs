@@ -103,6 +103,9 @@ fn record(id: &str, key: &str, model: &str, status: u16) -> UsageRecord {
         user_id: None,
         team_id: None,
         reference_cost_micro_usd: 0,
+        deployment_location: None,
+        secrets_found: Default::default(),
+        secrets_action: None,
     }
 }
 

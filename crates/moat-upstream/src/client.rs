@@ -220,8 +220,13 @@ impl UpstreamClient {
     }
 
     /// Counts the tokens of `text` with the deployment's tokenize endpoint, if it has one.
-    /// Accepts llama.cpp's (`{"tokens": [...]}`) and vLLM's (`{"count": n}`) answers.
+    /// Accepts llama.cpp's (`{"tokens": [...]}`) and vLLM's (`{"count": n}`) answers. Only
+    /// an internal deployment's: the text is the raw prompt, which the data policy may have
+    /// redacted on its way to an external deployment, and must not send there whole.
     pub async fn count_tokens(&self, text: &str) -> Option<u64> {
+        if self.spec.location != moat_core::Location::Internal {
+            return None;
+        }
         let uri = self.spec.tokenize_url.as_deref()?.parse::<Uri>().ok()?;
         let body = serde_json::json!({ "content": text, "prompt": text, "model": self.spec.upstream_model, "add_special": false });
         let mut headers = (*self.headers).clone();

@@ -53,6 +53,9 @@ pub struct DeploymentSpec {
     /// A tokenize endpoint (llama.cpp's or vLLM's `/tokenize`) to count tokens with when the
     /// upstream reports no usage.
     pub tokenize_url: Option<String>,
+    /// Whether it runs inside the company or at a third party: data policies keep traffic
+    /// off external deployments and scan what goes to them.
+    pub location: moat_core::Location,
 }
 
 /// TLS settings for one deployment, as PEM read at configuration time.

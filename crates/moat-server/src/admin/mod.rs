@@ -12,6 +12,7 @@ mod invitations;
 mod keys;
 mod names;
 mod people;
+mod policies;
 mod reports;
 mod usage;
 
@@ -26,6 +27,7 @@ pub(crate) use people::{
     create_team, create_user, get_team, get_user, list_members, list_teams, list_users, put_member, remove_member,
     set_password, update_user,
 };
+pub(crate) use policies::{default_policy, delete_team_policy, get_team_policy, put_team_policy};
 pub(crate) use reports::{chargeback, usage_report};
 pub(crate) use usage::{list_deployments, list_prices, list_usage, settings};
 

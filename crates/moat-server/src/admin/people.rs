@@ -312,7 +312,7 @@ pub(crate) async fn list_teams(State(state): State<Arc<AppState>>, caller: Calle
     Ok(Json(json!({ "data": visible })).into_response())
 }
 
-async fn visible_team(state: &AppState, caller: &Caller, id: &str) -> Result<TeamRecord, ApiError> {
+pub(super) async fn visible_team(state: &AppState, caller: &Caller, id: &str) -> Result<TeamRecord, ApiError> {
     if caller.actor.may(&Action::ReadTeam(id)).is_err() {
         return Err(not_found("team", id));
     }

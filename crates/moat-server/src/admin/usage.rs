@@ -69,6 +69,9 @@ fn usage_json(r: &UsageRecord) -> Value {
         "savings_micro_usd": i128::from(r.reference_cost_micro_usd) - i128::from(r.cost_micro_usd),
         "user_id": r.user_id,
         "team_id": r.team_id,
+        "deployment_location": r.deployment_location.map(|l| l.as_str()),
+        "secrets_found": r.secrets_found,
+        "secrets_action": r.secrets_action.map(|a| a.as_str()),
     })
 }
 
@@ -149,6 +152,7 @@ pub(crate) async fn list_deployments(State(state): State<Arc<AppState>>, caller:
                 "url": spec.base_url,
                 "dialects": spec.dialects.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
                 "upstream_model": spec.upstream_model,
+                "location": spec.location.as_str(),
                 "models": models,
                 "health": deployment.live.health(now).as_str(),
                 "consecutive_failures": deployment.live.consecutive_failures(),

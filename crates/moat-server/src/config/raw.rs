@@ -38,6 +38,10 @@ pub struct RawConfig {
     pub alerts: AlertsConfig,
     /// The frontier models savings are measured against.
     pub savings: SavingsConfig,
+    /// The organisation's default data policy: which deployments requests may reach, and what
+    /// happens to credentials in prompts bound outside. A team's own policy (admin API,
+    /// `PUT /admin/v1/teams/{id}/policy`) replaces it for that team.
+    pub policy: PolicyConfig,
     /// OpenTelemetry traces, sent over OTLP/HTTP to a collector (Jaeger, Tempo, Honeycomb…).
     pub telemetry: Option<TelemetryConfig>,
     /// Price catalog rows that replace the shipped row of the same model, provider and tier, or
@@ -275,6 +279,35 @@ pub struct DeploymentConfig {
     /// upstream reports no usage. Without it such counts are estimated from text length.
     #[serde(default)]
     pub tokenize_url: Option<String>,
+    /// Where the deployment runs: `internal` (the company's own servers; prompts stay inside)
+    /// or `external` (a third party's API; prompts are scanned for credentials on the way out,
+    /// and `internal_only` policies keep traffic off it). Default: `internal` when the URL's
+    /// host is a loopback, private or link-local address, a single-label name, or a name
+    /// under `.local`, `.internal`, `.lan`, `.svc` or `.cluster.local`; `external` otherwise.
+    #[serde(default)]
+    pub location: Option<String>,
+}
+
+/// `[policy]`: the default data policy.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Only `internal` deployments may serve requests.
+    pub internal_only: bool,
+    /// Only these deployments (by name) may serve requests; absent: any a model routes to.
+    pub deployments: Option<Vec<String>>,
+    /// What happens to a credential (private key, cloud or Git token, JWT, database password,
+    /// moat key, high-entropy secret assignment) found in a request bound for an `external`
+    /// deployment: `allow` (sent; the usage record counts it), `redact` (replaced by a
+    /// placeholder such as `[REDACTED:github_token:1]`), or `block` (the request is not sent
+    /// outside; 400 `secret_detected` if no internal deployment can serve it).
+    pub secrets: String,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig { internal_only: false, deployments: None, secrets: "redact".into() }
+    }
 }
 
 fn default_strategy() -> String {

@@ -81,6 +81,8 @@ pub struct Settings {
     pub webhooks: Vec<crate::alerts::Webhook>,
     /// The frontier models savings are measured against; the first is priced on every record.
     pub references: Vec<crate::price_catalog::Reference>,
+    /// The data policy of teams without their own.
+    pub policy: moat_core::Policy,
 }
 
 /// Retries and deployment health.
@@ -191,6 +193,8 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
             deployments.push(spec);
         }
     }
+
+    let policy = validate_policy(&raw.policy, &declared, &mut issues);
 
     let mut catalog = ModelCatalog::default();
     let mut model_names = HashSet::new();
@@ -428,7 +432,46 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         admission,
         webhooks,
         references,
+        policy,
     })
+}
+
+fn validate_policy(raw: &super::raw::PolicyConfig, declared: &HashSet<&str>, issues: &mut Issues) -> moat_core::Policy {
+    let secrets = match raw.secrets.as_str() {
+        "allow" => moat_core::SecretAction::Allow,
+        "redact" => moat_core::SecretAction::Redact,
+        "block" => moat_core::SecretAction::Block,
+        other => {
+            issues.add("policy.secrets", format!("`{other}` is not one of `allow`, `redact`, `block`"));
+            moat_core::SecretAction::Block
+        }
+    };
+    for (i, name) in raw.deployments.iter().flatten().enumerate() {
+        if !declared.contains(name.as_str()) {
+            issues.add(format!("policy.deployments[{i}]"), format!("no deployment is named `{name}`"));
+        }
+    }
+    moat_core::Policy {
+        internal_only: raw.internal_only,
+        deployments: raw.deployments.as_ref().map(|names| names.iter().cloned().collect()),
+        secrets,
+    }
+}
+
+/// Where a deployment runs: as configured, or presumed from its URL's host.
+fn deployment_location(raw: &DeploymentConfig, path: &str, issues: &mut Issues) -> moat_core::Location {
+    match raw.location.as_deref() {
+        Some("internal") => moat_core::Location::Internal,
+        Some("external") => moat_core::Location::External,
+        Some(other) => {
+            issues.add(format!("{path}.location"), format!("`{other}` is not one of `internal`, `external`"));
+            moat_core::Location::External
+        }
+        None => match raw.url.parse::<http::Uri>() {
+            Ok(uri) => uri.host().map_or(moat_core::Location::External, moat_core::Location::presumed_for_host),
+            Err(_) => moat_core::Location::External,
+        },
+    }
 }
 
 fn validate_telemetry(
@@ -726,6 +769,7 @@ fn validate_deployment(
         None => validate_price(raw.price.as_ref(), path, issues),
     };
     let tls = raw.tls.as_ref().map(|tls| validate_tls(tls, path, issues)).unwrap_or_default();
+    let location = deployment_location(raw, path, issues);
     if let Some(url) = &raw.tokenize_url {
         check_http_url(url, &format!("{path}.tokenize_url"), issues);
     }
@@ -755,6 +799,7 @@ fn validate_deployment(
         anthropic_beta: raw.anthropic_beta.clone(),
         reasoning_effort: raw.reasoning_effort,
         tokenize_url: raw.tokenize_url.clone(),
+        location,
     })
 }
 

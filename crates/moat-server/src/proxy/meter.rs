@@ -66,6 +66,8 @@ struct Pending {
     cache_hit: bool,
     /// What admission reserved on budgets and limits, settled with the actual usage.
     reservation: Option<crate::admission::Reservation>,
+    /// Credentials found on the way to an external deployment, by kind, and what was done.
+    secrets: Option<(std::collections::BTreeMap<String, u32>, moat_core::SecretAction)>,
 }
 
 impl Meter {
@@ -77,6 +79,7 @@ impl Meter {
             trace,
             cache_hit: false,
             reservation: None,
+            secrets: None,
             base,
             request_body,
             deployment: None,
@@ -107,6 +110,17 @@ impl Meter {
     pub(crate) fn hold(&mut self, reservation: Option<crate::admission::Reservation>) {
         if let Some(p) = &mut self.pending {
             p.reservation = reservation;
+        }
+    }
+
+    /// Notes credentials the data policy found in the request and what it did about them.
+    pub(crate) fn note_secrets(
+        &mut self,
+        found: std::collections::BTreeMap<String, u32>,
+        action: moat_core::SecretAction,
+    ) {
+        if let Some(p) = &mut self.pending {
+            p.secrets = Some((found, action));
         }
     }
 
@@ -217,6 +231,9 @@ impl Meter {
             // Priced now too, so a journaled record replayed after a crash carries its cost.
             cost_micro_usd: p.deployment.as_ref().map_or(0, |d| d.spec().price.cost(&p.usage.unwrap_or_default())),
             reference_cost_micro_usd: reference_cost(&self.state, &p.usage.unwrap_or_default()),
+            deployment_location: p.deployment.as_ref().map(|d| d.spec().location),
+            secrets_action: p.secrets.as_ref().map(|(_, action)| *action),
+            secrets_found: p.secrets.map(|(found, _)| found).unwrap_or_default(),
         };
         // Journaled now, synchronously, while the response is still open: a process killed
         // after the client has its answer still leaves this record on disk.

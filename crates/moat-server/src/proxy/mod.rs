@@ -12,6 +12,7 @@
 mod body;
 mod cache;
 mod count_tokens;
+mod guard;
 mod ingress;
 mod meter;
 mod relay;
@@ -138,7 +139,8 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
         &parts.headers,
     );
 
-    let hops = match route(&routing, &model, endpoint, body.len()) {
+    let mut guard = guard::Guard::new(state.data_policies.for_teams(&principal.teams));
+    let mut hops = match route(&routing, &model, endpoint, body.len(), &guard) {
         Ok(hops) => hops,
         Err(error) => return respond(meter.fail(error)),
     };
@@ -153,6 +155,9 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
         && let Some(answer) = cache::lookup(&state, &model, cache_use).await
     {
         return cache::answer(meter, endpoint, answer);
+    }
+    if let Err(error) = guard.screen(&body, &mut hops, &mut meter, &state.metrics) {
+        return respond(meter.fail(error));
     }
     let subject = Subject {
         key_id: principal.key_id.as_deref(),
@@ -216,6 +221,10 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
                     Err(error) => return respond(meter.fail(error)),
                 },
             };
+            match guard.outbound(deployment, std::mem::take(&mut outbound.body)) {
+                Some(body) => outbound.body = body,
+                None => continue,
+            }
             meter.propagate_trace(&mut outbound.headers);
             let input_tokens_hint = match (hop, stream) {
                 (Hop::Translate(Translation::MessagesToChat), true) => {
@@ -303,10 +312,12 @@ fn route(
     model: &str,
     endpoint: Endpoint,
     body_len: usize,
+    guard: &guard::Guard,
 ) -> Result<Vec<(Arc<Deployment>, Hop)>, ApiError> {
     let hop = |d: &Deployment| hop_for(endpoint, &d.spec().dialects, d.spec().native_responses);
+    let allowed = |d: &Deployment| if guard.allows(d) { hop(d) } else { None };
     let prompt_tokens = u64::try_from(body_len / 4).unwrap_or(u64::MAX);
-    let plan = routing.plan(model, prompt_tokens, &|d| hop(d).is_some()).map_err(|error| match error {
+    let plan = routing.plan(model, prompt_tokens, &|d| allowed(d).is_some()).map_err(|error| match error {
         PlanError::UnknownModel => {
             ApiError::new(ErrorCode::ModelNotFound, format!("the model `{model}` does not exist")).with_param("model")
         }
@@ -323,6 +334,11 @@ fn route(
             format!("the model `{model}` has no deployment that can serve {}", endpoint.client_path()),
         )
         .with_param("model"),
+        PlanError::AllDown if !any_deployment_serves(routing, model, &allowed) => ApiError::new(
+            ErrorCode::PolicyDenied,
+            format!("the data policy of this key's team keeps its requests off every deployment of `{model}`"),
+        )
+        .with_param("model"),
         PlanError::AllDown => {
             ApiError::new(ErrorCode::UpstreamUnavailable, format!("every deployment of `{model}` is down"))
                 .with_retry_after(Some(routing.settings.breaker.cooldown.as_secs().max(1)))
@@ -333,7 +349,7 @@ fn route(
         .into_iter()
         .filter_map(|id| {
             let deployment = routing.get(id)?;
-            Some((deployment.clone(), hop(deployment)?))
+            Some((deployment.clone(), allowed(deployment)?))
         })
         .collect())
 }

@@ -193,6 +193,35 @@ async fn every_admin_route_checks_role_and_scope() {
             expect: [201, 201, 403, 403, 403],
         },
         Case {
+            what: "read red's data policy",
+            method: Method::GET,
+            path: format!("teams/{red}/policy"),
+            body: None,
+            expect: [200, 200, 200, 200, 200],
+        },
+        Case {
+            what: "read blue's data policy",
+            method: Method::GET,
+            path: format!("teams/{blue}/policy"),
+            body: None,
+            expect: [200, 200, 404, 200, 404],
+        },
+        Case {
+            // A team admin is bound by their team's policy, not its author.
+            what: "set red's data policy",
+            method: Method::PUT,
+            path: format!("teams/{red}/policy"),
+            body: Some(json!({ "secrets": "allow" })),
+            expect: [200, 200, 403, 403, 403],
+        },
+        Case {
+            what: "read the default data policy",
+            method: Method::GET,
+            path: "policy".into(),
+            body: None,
+            expect: [200, 200, 403, 200, 403],
+        },
+        Case {
             what: "read blue",
             method: Method::GET,
             path: format!("teams/{blue}"),

@@ -10,6 +10,7 @@ mod cache;
 mod connections;
 mod console;
 mod console_keys;
+mod data_policy;
 mod errors;
 mod fanout;
 mod identity;

@@ -16,7 +16,8 @@ const KEY_COLUMNS: &str = "k.id, k.name, k.owner, k.user_id, k.team_id, k.role, 
 const KEYS_JOINED: &str = "keys k LEFT JOIN users u ON u.id = k.user_id";
 
 const USAGE_COLUMNS: &str = "id, created_at, key_id, model, deployment, endpoint, status, error_code, input_tokens, \
-    output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, estimated, streamed, latency_ms, ttft_ms, cache_hit, cost_micro_usd, user_id, team_id, reference_cost_micro_usd";
+    output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, estimated, streamed, latency_ms, ttft_ms, cache_hit, cost_micro_usd, user_id, team_id, reference_cost_micro_usd, \
+    deployment_location, secrets_found, secrets_action";
 
 impl<DB> SqlStore<DB>
 where
@@ -198,6 +199,9 @@ where
                     r.user_id.clone().into(),
                     r.team_id.clone().into(),
                     to_i64(r.reference_cost_micro_usd).into(),
+                    r.deployment_location.map(|l| l.as_str().to_owned()).into(),
+                    secrets_to_json(&r.secrets_found).into(),
+                    r.secrets_action.map(|a| a.as_str().to_owned()).into(),
                 ]);
             }
             // A record already stored (a replayed batch) is skipped: ids are unique per instant.
@@ -409,8 +413,32 @@ where
             user_id: row.try_get("user_id")?,
             team_id: row.try_get("team_id")?,
             reference_cost_micro_usd: to_u64(row.try_get("reference_cost_micro_usd")?),
+            deployment_location: row
+                .try_get::<Option<String>, _>("deployment_location")?
+                .map(|text| {
+                    serde_json::from_value(serde_json::Value::String(text.clone()))
+                        .map_err(|_| corrupt("usage_records", format!("deployment_location {text}")))
+                })
+                .transpose()?,
+            secrets_found: match row.try_get::<Option<String>, _>("secrets_found")? {
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| corrupt("usage_records", format!("secrets_found {text}: {e}")))?,
+                None => Default::default(),
+            },
+            secrets_action: row
+                .try_get::<Option<String>, _>("secrets_action")?
+                .map(|text| {
+                    serde_json::from_value(serde_json::Value::String(text.clone()))
+                        .map_err(|_| corrupt("usage_records", format!("secrets_action {text}")))
+                })
+                .transpose()?,
         })
     }
+}
+
+/// Findings by kind as stored: `NULL` for none, the common case, so the column costs nothing.
+fn secrets_to_json(found: &std::collections::BTreeMap<String, u32>) -> Option<String> {
+    if found.is_empty() { None } else { serde_json::to_string(found).ok() }
 }
 
 fn models_to_json(models: &ModelAccess) -> Option<String> {

@@ -12,6 +12,7 @@
 mod budgets;
 mod identity;
 mod keys;
+mod policies;
 pub(crate) mod rollups;
 mod sign_in;
 mod statement;
