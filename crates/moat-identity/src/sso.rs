@@ -78,6 +78,7 @@ pub struct Identity {
 #[derive(Debug)]
 pub struct Sso {
     config: SsoConfig,
+    egress: crate::egress::EgressPolicy,
     http: reqwest::Client,
     discovery: RwLock<Option<(Discovery, Instant)>>,
     keys: RwLock<Option<(JwkSet, Instant)>>,
@@ -97,13 +98,12 @@ pub struct Start {
 }
 
 impl Sso {
-    /// A client for `config`.
-    pub fn new(config: SsoConfig) -> Result<Self, SsoError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|e| fail(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Sso { config, http, discovery: RwLock::new(None), keys: RwLock::new(None) })
+    /// A client for `config`, connecting only where `egress` allows (the provider's
+    /// discovery document names the token and key endpoints, so they are checked as well).
+    pub fn new(config: SsoConfig, egress: crate::egress::EgressPolicy) -> Result<Self, SsoError> {
+        let http =
+            egress.client(Duration::from_secs(15)).map_err(|e| fail(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Sso { config, egress, http, discovery: RwLock::new(None), keys: RwLock::new(None) })
     }
 
     /// The configuration.
@@ -122,12 +122,17 @@ impl Sso {
         if doc.issuer.trim_end_matches('/') != self.config.issuer.trim_end_matches('/') {
             return Err(fail("the provider's discovery document names another issuer"));
         }
+        for endpoint in [&doc.token_endpoint, &doc.jwks_uri] {
+            self.egress.check_url(endpoint).map_err(fail)?;
+        }
         *self.discovery.write().await = Some((doc.clone(), Instant::now()));
         Ok(doc)
     }
 
     async fn get_json<T: for<'de> Deserialize<'de>>(&self, url: &str) -> Result<T, SsoError> {
-        let response = self.http.get(url).send().await.map_err(|_| fail("the identity provider cannot be reached"))?;
+        let response = self.http.get(url).send().await.map_err(|error| {
+            fail(crate::egress::refusal_in(&error).unwrap_or_else(|| "the identity provider cannot be reached".into()))
+        })?;
         if !response.status().is_success() {
             return Err(fail(format!("the identity provider answered {}", response.status())));
         }

@@ -48,15 +48,22 @@ pub struct Webhook {
 #[derive(Debug)]
 pub(crate) struct Alerts {
     webhooks: Vec<Webhook>,
-    client: reqwest::Client,
+    /// `None` when it could not be built (alerts are then logged as undeliverable).
+    client: Option<reqwest::Client>,
     /// (budget, period start, threshold) known to be claimed, so a budget past a threshold
     /// does not cost a database write per request.
     claimed: Mutex<HashSet<(String, i64, u32)>>,
 }
 
 impl Alerts {
-    pub(crate) fn new(webhooks: Vec<Webhook>) -> Alerts {
-        let client = reqwest::Client::builder().timeout(DELIVERY_TIMEOUT).build().unwrap_or_default();
+    /// Webhooks are called only where `egress` allows, and never through a redirect.
+    pub(crate) fn new(webhooks: Vec<Webhook>, egress: &moat_identity::egress::EgressPolicy) -> Alerts {
+        let client = egress
+            .client(DELIVERY_TIMEOUT)
+            .inspect_err(
+                |error| tracing::error!(%error, "the webhook client could not be built; alerts will not be delivered"),
+            )
+            .ok();
         Alerts { webhooks, client, claimed: Mutex::new(HashSet::new()) }
     }
 }
@@ -101,6 +108,10 @@ pub(crate) async fn notify(state: &Arc<AppState>, crossings: Vec<crate::admissio
 }
 
 async fn deliver(state: &AppState, crossing: &Crossing, threshold: u32) {
+    let Some(client) = &state.alerts.client else {
+        tracing::error!("a budget alert could not be delivered: no webhook client");
+        return;
+    };
     for webhook in &state.alerts.webhooks {
         let body = match webhook.format {
             Format::Json => event(crossing, threshold),
@@ -108,8 +119,7 @@ async fn deliver(state: &AppState, crossing: &Crossing, threshold: u32) {
         }
         .to_string();
         for attempt in 0..ATTEMPTS {
-            let mut request =
-                state.alerts.client.post(webhook.url.expose_secret()).header("content-type", "application/json");
+            let mut request = client.post(webhook.url.expose_secret()).header("content-type", "application/json");
             request = request.header("x-moat-event", "budget.threshold_reached");
             if let Some(secret) = &webhook.secret {
                 request = request.header("x-moat-signature", signature(secret, now_ms() / 1000, &body));
@@ -124,7 +134,11 @@ async fn deliver(state: &AppState, crossing: &Crossing, threshold: u32) {
                     )
                 }
                 // The error names the host, never a secret: webhook URLs hold none by rule.
-                Err(error) => tracing::warn!(error = %error.without_url(), attempt, "a budget alert webhook failed"),
+                Err(error) => {
+                    let refused = moat_identity::egress::refusal_in(&error);
+                    let error = error.without_url();
+                    tracing::warn!(%error, refused, attempt, "a budget alert webhook failed");
+                }
             }
             if attempt + 1 < ATTEMPTS {
                 tokio::time::sleep(Duration::from_secs(1 << (2 * attempt))).await;

@@ -135,7 +135,7 @@ impl Gateway {
             price_catalog: settings.price_catalog.clone(),
             admission,
             data_policies,
-            alerts: crate::alerts::Alerts::new(settings.webhooks.clone()),
+            alerts: crate::alerts::Alerts::new(settings.webhooks.clone(), &settings.egress),
             references: settings.references.clone(),
             settings_summary: crate::config::summary::at_start(&settings),
         });
@@ -154,8 +154,10 @@ impl Gateway {
             Arc::new(move || keys.invalidate()),
         );
         if let Some(sso) = settings.sso.clone() {
-            web =
-                web.with_sso(moat_identity::sso::Sso::new(sso).map_err(|e| StartError::Sso(format!("sso: {}", e.0)))?);
+            web = web.with_sso(
+                moat_identity::sso::Sso::new(sso, settings.egress.clone())
+                    .map_err(|e| StartError::Sso(format!("sso: {}", e.0)))?,
+            );
         }
         let gateway = Gateway {
             state,

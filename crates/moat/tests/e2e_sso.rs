@@ -97,6 +97,9 @@ listen = "127.0.0.1:{moat_port}"
 secure_cookies = false
 device_poll_interval = "1s"
 
+[egress]
+allowed_networks = ["127.0.0.0/8"]   # the identity provider runs on this machine
+
 [sso]
 issuer = "http://127.0.0.1:{oidc_port}"
 client_id = "moat"

@@ -343,4 +343,21 @@ deployments = []
         let missing = issues(&format!("{CONTRACT}{hooks}"), &[]);
         assert!(missing.iter().any(|(p, _)| p == "alerts.webhooks[0].url"), "{missing:?}");
     }
+
+    #[test]
+    fn outbound_urls_to_internal_addresses_need_their_network_allowed() {
+        let metadata = "\n[[alerts.webhooks]]\nurl = \"http://169.254.169.254/latest/meta-data/\"\n";
+        let found = issues(&format!("{CONTRACT}{metadata}"), &[]);
+        assert!(found.iter().any(|(p, m)| p == "alerts.webhooks[0].url" && m.contains("link-local")), "{found:?}");
+        let sso = "\n[sso]\nissuer = \"http://10.1.2.3:8080\"\nclient_id = \"moat\"\nredirect_url = \"https://moat.test/sso/callback\"\n";
+        let found = issues(&format!("{CONTRACT}{sso}"), &[]);
+        assert!(found.iter().any(|(p, m)| p == "sso.issuer" && m.contains("private")), "{found:?}");
+        let allowed = "\n[egress]\nallowed_networks = [\"10.0.0.0/8\", \"127.0.0.1\"]\n";
+        let settings =
+            load_from_str(&format!("{CONTRACT}{sso}{allowed}"), "allowed", &HashMap::new()).expect("accepted");
+        assert_eq!(settings.egress.refuses("10.9.9.9".parse().expect("ip")), None);
+        assert!(settings.egress.refuses("192.168.1.1".parse().expect("ip")).is_some());
+        let bad = issues(&format!("{CONTRACT}\n[egress]\nallowed_networks = [\"10.0.0.0/33\"]\n"), &[]);
+        assert!(bad.iter().any(|(p, _)| p == "egress.allowed_networks[0]"), "{bad:?}");
+    }
 }

@@ -42,6 +42,8 @@ pub struct RawConfig {
     /// happens to credentials in prompts bound outside. A team's own policy (admin API,
     /// `PUT /admin/v1/teams/{id}/policy`) replaces it for that team.
     pub policy: PolicyConfig,
+    /// Where moat's own outbound calls (sign-on, alert webhooks) may connect.
+    pub egress: EgressConfig,
     /// OpenTelemetry traces, sent over OTLP/HTTP to a collector (Jaeger, Tempo, Honeycomb…).
     pub telemetry: Option<TelemetryConfig>,
     /// Price catalog rows that replace the shipped row of the same model, provider and tier, or
@@ -286,6 +288,18 @@ pub struct DeploymentConfig {
     /// under `.local`, `.internal`, `.lan`, `.svc` or `.cluster.local`; `external` otherwise.
     #[serde(default)]
     pub location: Option<String>,
+}
+
+/// `[egress]`: the networks moat's own outbound calls may reach.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressConfig {
+    /// Networks (CIDR: `10.20.0.0/16`, `127.0.0.1/32`, `fd00::/8`) that the SSO provider's
+    /// endpoints and alert webhooks may resolve to besides public addresses. Without them,
+    /// loopback, private, link-local (cloud metadata), carrier-grade NAT and unique-local
+    /// addresses are refused, and redirects are never followed. Deployments are not subject
+    /// to this.
+    pub allowed_networks: Vec<String>,
 }
 
 /// `[policy]`: the default data policy.

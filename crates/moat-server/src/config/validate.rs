@@ -83,6 +83,8 @@ pub struct Settings {
     pub references: Vec<crate::price_catalog::Reference>,
     /// The data policy of teams without their own.
     pub policy: moat_core::Policy,
+    /// Where sign-on and alert webhooks may connect.
+    pub egress: moat_identity::egress::EgressPolicy,
 }
 
 /// Retries and deployment health.
@@ -195,6 +197,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
     }
 
     let policy = validate_policy(&raw.policy, &declared, &mut issues);
+    let egress = validate_egress(&raw.egress, &mut issues);
 
     let mut catalog = ModelCatalog::default();
     let mut model_names = HashSet::new();
@@ -281,7 +284,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
             issues.add(field, "must be longer than zero");
         }
     }
-    let sso = raw.sso.as_ref().and_then(|sso| validate_sso(sso, env, &mut issues));
+    let sso = raw.sso.as_ref().and_then(|sso| validate_sso(sso, env, &egress, &mut issues));
     let redis = raw.redis.as_ref().and_then(|redis| {
         if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
             issues.add("redis.url", "must start with `redis://` or `rediss://`");
@@ -372,6 +375,9 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
             let ok = url.starts_with("https://") || url.starts_with("http://");
             if !ok {
                 issues.add(format!("{path}.url"), "must be an `https://` or `http://` URL");
+            } else if let Err(refused) = egress.check_url(url) {
+                issues.add(format!("{path}.url"), refused);
+                return false;
             }
             ok
         });
@@ -433,7 +439,21 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         webhooks,
         references,
         policy,
+        egress,
     })
+}
+
+fn validate_egress(raw: &super::raw::EgressConfig, issues: &mut Issues) -> moat_identity::egress::EgressPolicy {
+    let mut allowed = Vec::new();
+    for (i, net) in raw.allowed_networks.iter().enumerate() {
+        match net.parse::<ipnet::IpNet>().or_else(|_| net.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)) {
+            Ok(net) => allowed.push(net),
+            Err(_) => {
+                issues.add(format!("egress.allowed_networks[{i}]"), format!("`{net}` is not a network (`10.0.0.0/8`)"))
+            }
+        }
+    }
+    moat_identity::egress::EgressPolicy::new(allowed)
 }
 
 fn validate_policy(raw: &super::raw::PolicyConfig, declared: &HashSet<&str>, issues: &mut Issues) -> moat_core::Policy {
@@ -521,10 +541,14 @@ fn validate_telemetry(
 fn validate_sso(
     raw: &super::raw::SsoConfig,
     env: &HashMap<String, String>,
+    egress: &moat_identity::egress::EgressPolicy,
     issues: &mut Issues,
 ) -> Option<moat_identity::sso::SsoConfig> {
     let before = issues.0.len();
     check_http_url(&raw.issuer, "sso.issuer", issues);
+    if let Err(refused) = egress.check_url(&raw.issuer) {
+        issues.add("sso.issuer", refused);
+    }
     check_http_url(&raw.redirect_url, "sso.redirect_url", issues);
     if raw.client_id.trim().is_empty() {
         issues.add("sso.client_id", "must not be empty");

@@ -305,7 +305,8 @@ async fn each_threshold_alerts_once_through_a_signed_webhook() {
     let (url, received) = webhook_receiver().await;
     let (slack_url, slack) = webhook_receiver().await;
     let hooks = format!(
-        "\n[[alerts.webhooks]]\nurl = \"{url}\"\nsecret = {{ env = \"FAKE_UPSTREAM_KEY\" }}\n\
+        "\n[egress]\nallowed_networks = [\"127.0.0.0/8\"]\n\
+         \n[[alerts.webhooks]]\nurl = \"{url}\"\nsecret = {{ env = \"FAKE_UPSTREAM_KEY\" }}\n\
          \n[[alerts.webhooks]]\nurl = \"{slack_url}\"\nformat = \"slack\"\n"
     );
     let gateway = TestGateway::start_with(&priced_config(&upstream, &hooks)).await;
