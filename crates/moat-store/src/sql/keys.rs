@@ -413,27 +413,24 @@ where
             user_id: row.try_get("user_id")?,
             team_id: row.try_get("team_id")?,
             reference_cost_micro_usd: to_u64(row.try_get("reference_cost_micro_usd")?),
-            deployment_location: row
-                .try_get::<Option<String>, _>("deployment_location")?
-                .map(|text| {
-                    serde_json::from_value(serde_json::Value::String(text.clone()))
-                        .map_err(|_| corrupt("usage_records", format!("deployment_location {text}")))
-                })
-                .transpose()?,
+            deployment_location: named(row.try_get("deployment_location")?, "deployment_location")?,
             secrets_found: match row.try_get::<Option<String>, _>("secrets_found")? {
                 Some(text) => serde_json::from_str(&text)
                     .map_err(|e| corrupt("usage_records", format!("secrets_found {text}: {e}")))?,
                 None => Default::default(),
             },
-            secrets_action: row
-                .try_get::<Option<String>, _>("secrets_action")?
-                .map(|text| {
-                    serde_json::from_value(serde_json::Value::String(text.clone()))
-                        .map_err(|_| corrupt("usage_records", format!("secrets_action {text}")))
-                })
-                .transpose()?,
+            secrets_action: named(row.try_get("secrets_action")?, "secrets_action")?,
         })
     }
+}
+
+/// A usage column holding one of an enum's names (`internal`, `redact`), read back into it.
+fn named<T: serde::de::DeserializeOwned>(text: Option<String>, column: &str) -> Result<Option<T>, StoreError> {
+    text.map(|text| {
+        serde_json::from_value(serde_json::Value::String(text.clone()))
+            .map_err(|_| corrupt("usage_records", format!("{column} {text}")))
+    })
+    .transpose()
 }
 
 /// Findings by kind as stored: `NULL` for none, the common case, so the column costs nothing.
