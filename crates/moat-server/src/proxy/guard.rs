@@ -99,7 +99,9 @@ impl Guard {
         let redacted = redact(&body, &findings);
         // The scanner keeps escapes whole, so this holds; checked because the alternative to
         // a malformed body is a leaked secret, not a bad request.
-        serde_json::from_slice::<serde::de::IgnoredAny>(&redacted).is_ok().then_some(redacted)
+        let valid = std::str::from_utf8(&redacted).is_ok()
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&redacted).is_ok();
+        valid.then_some(redacted)
     }
 }
 
