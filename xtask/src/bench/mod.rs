@@ -111,6 +111,21 @@ const CHAT_STREAM: &str =
     r#"{"model":"bench","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":16}"#;
 const CHAT_STREAM_DIRECT: &str = r#"{"model":"bench","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}],"max_tokens":16}"#;
 
+/// About 1.3 kB of a coding agent's prompt: source code and a config file, nothing secret in it.
+/// What the secret scanner reads on a request bound for an external deployment.
+macro_rules! agent_prompt {
+    () => {
+        "Why does this fail?\\n```rust\\nfn load(path: &Path) -> Result<Config, Error> {\\n    let text = std::fs::read_to_string(path)?;\\n    let table: toml::Table = text.parse()?;\\n    let listen = table.get(\\\"listen\\\").and_then(|v| v.as_str()).unwrap_or(\\\"127.0.0.1:4000\\\");\\n    let max_tokens = table.get(\\\"max_tokens\\\").and_then(|v| v.as_integer()).unwrap_or(4096);\\n    let api_key = std::env::var(\\\"OPENAI_API_KEY\\\").ok();\\n    Ok(Config { listen: listen.parse()?, max_tokens: max_tokens as u64, api_key })\\n}\\n```\\nconfig.toml:\\n```toml\\nlisten = \\\"0.0.0.0:4000\\\"\\nmax_tokens = 8192\\ntokenizer = \\\"meta-llama/Llama-3.1-8B-Instruct\\\"\\n[database]\\nurl = \\\"postgres://localhost:5432/app\\\"\\npool_size = 16\\n```\\nThe error is: invalid type: integer `8192`, expected u64 at line 2 column 14. I tried changing the type of max_tokens to i64 and casting but clippy complains about a possible truncation; what is the idiomatic way to read an integer from a toml table and keep it in a u64 field, and should the listen address be parsed at load time or later when the server binds? Also explain whether the environment variable should override the file, and how to test this function without touching the real filesystem (tempfile? a trait?)."
+    };
+}
+
+/// A whole answer to a 1.3 kB prompt through a deployment marked external, so moat scans it
+/// for credentials on the way out; the direct and nginx rows send the same prompt.
+const SCANNED: &str =
+    concat!(r#"{"model":"bench-external","max_tokens":16,"messages":[{"role":"user","content":""#, agent_prompt!(), r#""}]}"#);
+const SCANNED_DIRECT: &str =
+    concat!(r#"{"model":"bench","max_tokens":16,"messages":[{"role":"user","content":""#, agent_prompt!(), r#""}]}"#);
+
 pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "chat, whole answer",
@@ -138,6 +153,13 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
             r#"{"model":"bench","stream":true,"max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#,
         ),
         streamed: true,
+    },
+    Scenario {
+        name: "chat, whole answer, 1.3 kB prompt scanned for credentials (external deployment)",
+        moat: ("/v1/chat/completions", SCANNED),
+        direct: ("/v1/chat/completions", SCANNED_DIRECT),
+        litellm: ("/v1/chat/completions", SCANNED_DIRECT),
+        streamed: false,
     },
 ];
 
@@ -487,6 +509,19 @@ fn today() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_scenario_sends_json_and_the_scanned_one_a_clean_prompt() {
+        for scenario in SCENARIOS {
+            for (_, body) in [scenario.moat, scenario.direct, scenario.litellm] {
+                let parsed = serde_json::from_str::<serde_json::Value>(body);
+                assert!(parsed.is_ok(), "{}: {body}", scenario.name);
+            }
+        }
+        let findings = moat_wire::secret_scan::SecretScanner::shared().scan(SCANNED.as_bytes());
+        assert!(findings.is_empty(), "the benchmark measures the scan, not a redaction: {findings:?}");
+        assert!((1200..4000).contains(&SCANNED.len()), "{}", SCANNED.len());
+    }
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| (*s).to_owned()).collect()

@@ -102,6 +102,13 @@ dialects = ["openai"]
 upstream_model = "bench"
 
 [[deployments]]
+name = "upstream-external"
+url = "http://{UPSTREAM}/v1"
+dialects = ["openai"]
+upstream_model = "bench"
+location = "external"
+
+[[deployments]]
 name = "slow"
 url = "http://{SLOW_UPSTREAM}/v1"
 dialects = ["openai"]
@@ -115,6 +122,10 @@ deployments = ["upstream"]
 [[models]]
 name = "bench-openai"
 deployments = ["upstream-openai"]
+
+[[models]]
+name = "bench-external"
+deployments = ["upstream-external"]
 
 [[models]]
 name = "bench-slow"
@@ -242,7 +253,7 @@ mod tests {
         let text = moat_config(Path::new("/tmp/bench"));
         let settings = moat_server::config::load_from_str(&text, "bench", &std::collections::HashMap::new())
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(settings.catalog.names().count(), 3);
+        assert_eq!(settings.catalog.names().count(), 4);
     }
 
     #[test]
