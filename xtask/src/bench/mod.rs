@@ -121,8 +121,11 @@ macro_rules! agent_prompt {
 
 /// A whole answer to a 1.3 kB prompt through a deployment marked external, so moat scans it
 /// for credentials on the way out; the direct and nginx rows send the same prompt.
-const SCANNED: &str =
-    concat!(r#"{"model":"bench-external","max_tokens":16,"messages":[{"role":"user","content":""#, agent_prompt!(), r#""}]}"#);
+const SCANNED: &str = concat!(
+    r#"{"model":"bench-external","max_tokens":16,"messages":[{"role":"user","content":""#,
+    agent_prompt!(),
+    r#""}]}"#
+);
 const SCANNED_DIRECT: &str =
     concat!(r#"{"model":"bench","max_tokens":16,"messages":[{"role":"user","content":""#, agent_prompt!(), r#""}]}"#);
 
