@@ -15,6 +15,8 @@ mod journal;
 mod keys;
 mod policies;
 mod postgres;
+pub mod prompt_logs;
+pub mod sealing;
 mod sign_in;
 mod spool;
 mod sql;
@@ -26,6 +28,7 @@ pub use identity::{AuditFilter, Deactivation, Match, MemberRecord, NewUser, Team
 pub use invitations::Invitation;
 pub use journal::{JournalTicket, UsageJournal};
 pub use keys::{KeyFilter, KeyReader, KeyRecord, NewKey};
+pub use prompt_logs::{PromptLog, Rotation};
 pub use sign_in::{DeviceGrant, GrantStatus, SessionRecord, SsoLogin};
 pub use usage::{Dimension, UsageFilter};
 pub use usage_writer::{UsageSink, UsageWriter, UsageWriterConfig};
@@ -138,6 +141,9 @@ pub enum StoreError {
     /// The database could not be reached (the message has had any password removed).
     #[error("cannot connect to the database: {0}")]
     Connect(String),
+    /// An encrypted value or data key could not be opened.
+    #[error(transparent)]
+    Sealing(#[from] sealing::SealError),
     /// A stored value could not be read back (a corrupted row).
     #[error("corrupt row in `{table}`: {detail}")]
     Corrupt {

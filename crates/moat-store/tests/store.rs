@@ -12,60 +12,8 @@ use moat_store::{
     UsageWriter, UsageWriterConfig,
 };
 
-/// One backend's database for one test, and a folder for the files a test writes (spools).
-struct TestDb {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl TestDb {
-    async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}/nested/moat.db", dir.path().display());
-        TestDb { dir, url }
-    }
-
-    async fn postgres() -> Self {
-        TestDb { dir: tempfile::tempdir().expect("tempdir"), url: moat_testkit::fresh_postgres_schema().await }
-    }
-
-    fn is_postgres(&self) -> bool {
-        self.url.starts_with("postgres")
-    }
-
-    async fn open(&self) -> Store {
-        Store::open(&self.url).await.expect("open store")
-    }
-
-    /// Runs SQL on a connection of its own, behind the store's back (to break or inspect it).
-    async fn execute(&self, sql: &str) {
-        use sqlx::Connection;
-        if self.is_postgres() {
-            let mut c = sqlx::PgConnection::connect(&self.url).await.expect("connect");
-            sqlx::query(sql).execute(&mut c).await.expect(sql);
-        } else {
-            let mut c = sqlx::SqliteConnection::connect(&self.url).await.expect("connect");
-            sqlx::query(sql).execute(&mut c).await.expect(sql);
-        }
-    }
-}
-
-/// Runs each named test once per backend.
-macro_rules! on_both_backends {
-    ($($test:ident),* $(,)?) => {$(
-        mod $test {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$test(super::TestDb::sqlite().await).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                super::$test(super::TestDb::postgres().await).await;
-            }
-        }
-    )*};
-}
+mod common;
+use common::TestDb;
 
 fn new_key(id: &str, hash: u8, role: Role) -> NewKey {
     NewKey {

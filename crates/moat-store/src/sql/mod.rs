@@ -13,6 +13,7 @@ mod budgets;
 mod identity;
 mod keys;
 mod policies;
+mod prompt_logs;
 pub(crate) mod rollups;
 mod sign_in;
 mod statement;
