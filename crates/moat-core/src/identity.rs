@@ -187,6 +187,9 @@ pub enum Action<'a> {
     /// Set or clear a team's data policy. Not a team admin's: a policy binds the team to the
     /// company's rules, so those it binds do not get to loosen it.
     ManagePolicies,
+    /// Read a logged prompt and completion. Admins and owners only: content is more
+    /// sensitive than anything a viewer reads, and each read is audited.
+    ReadPrompts,
 }
 
 /// Why an action is refused.
@@ -242,7 +245,7 @@ impl Actor {
                 allow(role.manages_org(), "needs the admin or owner role")?;
                 allow(*target <= role, "cannot change a user above your own role")
             }
-            Action::ManageTeams | Action::ManageBudgets | Action::ManagePolicies => {
+            Action::ManageTeams | Action::ManageBudgets | Action::ManagePolicies | Action::ReadPrompts => {
                 allow(role.manages_org(), "needs the admin or owner role")
             }
             Action::ReadTeam(team) => {

@@ -29,7 +29,7 @@ pub use error_code::ErrorCode;
 pub use health::{BreakerPolicy, CircuitBreaker, HealthState};
 pub use identity::{Action, Actor, Denied, KeyOwner, OrgRole, TeamRole, UserKind};
 pub use period::{Period, Window as PeriodWindow};
-pub use policy::{Location, Policy, SecretAction};
+pub use policy::{Location, Policy, PromptLogging, SecretAction};
 pub use price::{CostModel, Price};
 pub use principal::{ModelAccess, Principal, Role};
 pub use routing::{DeploymentId, DeploymentView, Member, ModelCatalog, ModelRoute, PlanError, RoutePlan, Strategy};

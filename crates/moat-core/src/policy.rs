@@ -83,8 +83,40 @@ impl SecretAction {
     }
 }
 
+/// How much of a request moat keeps beyond forwarding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptLogging {
+    /// Only the usage ledger budgets and chargeback need (who, model, tokens, cost, status);
+    /// the request's trace spans are not exported either.
+    None,
+    /// The usage record and the request's trace spans: metadata, never content.
+    #[default]
+    Metadata,
+    /// Also the prompt and the completion, encrypted at rest, for the retention period.
+    Full,
+}
+
+impl PromptLogging {
+    /// The name used in config and API answers.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PromptLogging::None => "none",
+            PromptLogging::Metadata => "metadata",
+            PromptLogging::Full => "full",
+        }
+    }
+}
+
+/// Days a fully logged prompt is kept when a policy does not say.
+pub const DEFAULT_PROMPT_RETENTION_DAYS: u32 = 30;
+
+const fn default_prompt_retention_days() -> u32 {
+    DEFAULT_PROMPT_RETENTION_DAYS
+}
+
 /// One team's data policy, or the organisation's default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Only internal deployments may serve this traffic.
@@ -96,6 +128,24 @@ pub struct Policy {
     /// What happens to credentials in prompts bound for external deployments.
     #[serde(default)]
     pub secrets: SecretAction,
+    /// What is kept of each request: nothing but the ledger, metadata, or the full exchange.
+    #[serde(default)]
+    pub prompts: PromptLogging,
+    /// With `prompts = full`: days each exchange is kept before it is deleted.
+    #[serde(default = "default_prompt_retention_days")]
+    pub prompt_retention_days: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            internal_only: false,
+            deployments: None,
+            secrets: SecretAction::default(),
+            prompts: PromptLogging::default(),
+            prompt_retention_days: DEFAULT_PROMPT_RETENTION_DAYS,
+        }
+    }
 }
 
 impl Policy {
@@ -106,7 +156,7 @@ impl Policy {
     }
 
     /// The policy that honours both: internal-only if either is, only deployments both allow,
-    /// the stricter secrets action.
+    /// the stricter secrets action, the less kept of each request and the shorter retention.
     #[must_use]
     pub fn strictest(&self, other: &Policy) -> Policy {
         let deployments = match (&self.deployments, &other.deployments) {
@@ -118,6 +168,8 @@ impl Policy {
             internal_only: self.internal_only || other.internal_only,
             deployments,
             secrets: self.secrets.max(other.secrets),
+            prompts: self.prompts.min(other.prompts),
+            prompt_retention_days: self.prompt_retention_days.min(other.prompt_retention_days),
         }
     }
 }
@@ -181,24 +233,53 @@ mod tests {
     fn the_strictest_of_two_policies_honours_both() {
         let research =
             Policy { deployments: only(&["vllm", "fireworks"]), secrets: SecretAction::Allow, ..Policy::default() };
-        let finance =
-            Policy { internal_only: true, deployments: only(&["vllm", "sglang"]), secrets: SecretAction::Block };
+        let finance = Policy {
+            internal_only: true,
+            deployments: only(&["vllm", "sglang"]),
+            secrets: SecretAction::Block,
+            ..Policy::default()
+        };
         let both = research.strictest(&finance);
-        assert_eq!(both, Policy { internal_only: true, deployments: only(&["vllm"]), secrets: SecretAction::Block });
+        assert_eq!(
+            both,
+            Policy {
+                internal_only: true,
+                deployments: only(&["vllm"]),
+                secrets: SecretAction::Block,
+                ..Policy::default()
+            }
+        );
         assert_eq!(both, finance.strictest(&research));
         assert_eq!(Policy::default().strictest(&research).deployments, research.deployments);
+    }
+
+    #[test]
+    fn the_strictest_keeps_less_of_each_request_for_less_time() {
+        let audited = Policy { prompts: PromptLogging::Full, prompt_retention_days: 90, ..Policy::default() };
+        let brief = Policy { prompts: PromptLogging::Full, prompt_retention_days: 7, ..Policy::default() };
+        let private = Policy { prompts: PromptLogging::None, ..Policy::default() };
+        assert_eq!(audited.strictest(&brief).prompt_retention_days, 7);
+        assert_eq!(audited.strictest(&brief).prompts, PromptLogging::Full);
+        assert_eq!(audited.strictest(&Policy::default()).prompts, PromptLogging::Metadata);
+        assert_eq!(private.strictest(&audited).prompts, PromptLogging::None);
     }
 
     #[test]
     fn policies_read_as_admins_write_them_and_refuse_unknown_fields() {
         let policy: Policy =
             serde_json::from_str(r#"{"internal_only": true, "secrets": "block"}"#).expect("a valid policy");
-        assert_eq!(policy, Policy { internal_only: true, deployments: None, secrets: SecretAction::Block });
+        assert_eq!(policy, Policy { internal_only: true, secrets: SecretAction::Block, ..Policy::default() });
+        let full: Policy =
+            serde_json::from_str(r#"{"prompts": "full", "prompt_retention_days": 14}"#).expect("a valid policy");
+        assert_eq!((full.prompts, full.prompt_retention_days), (PromptLogging::Full, 14));
+        assert!(serde_json::from_str::<Policy>(r#"{"prompts": "everything"}"#).is_err());
         assert!(serde_json::from_str::<Policy>(r#"{"internal": true}"#).is_err());
         assert!(serde_json::from_str::<Policy>(r#"{"secrets": "warn"}"#).is_err());
         assert_eq!(
             serde_json::to_value(Policy::default()).ok(),
-            Some(serde_json::json!({"internal_only": false, "secrets": "redact"}))
+            Some(serde_json::json!({
+                "internal_only": false, "secrets": "redact", "prompts": "metadata", "prompt_retention_days": 30
+            }))
         );
     }
 }

@@ -338,6 +338,11 @@ pub(crate) async fn refresh_loop(state: Arc<crate::state::AppState>) {
         if let Err(error) = state.data_policies.refresh(&state.store).await {
             tracing::warn!(%error, "could not re-read teams' data policies; the last ones read stay in force");
         }
+        if let Some(vault) = &state.prompt_vault
+            && let Err(error) = vault.refresh(&state.store).await
+        {
+            tracing::warn!(%error, "could not re-read the data key in use; prompt logs keep the last one");
+        }
     }
 }
 

@@ -20,6 +20,7 @@ mod health_checks;
 mod metrics;
 mod ops;
 mod price_catalog;
+mod prompt_vault;
 mod proxy;
 mod response_cache;
 mod retention;

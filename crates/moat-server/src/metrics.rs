@@ -32,6 +32,11 @@ struct SecretLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PromptLogLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
     model: String,
 }
@@ -80,6 +85,7 @@ pub(crate) struct Metrics {
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     retries: Family<ModelLabels, Counter>,
     secrets_found: Family<SecretLabels, Counter>,
+    prompt_logs: Family<PromptLogLabels, Counter>,
     cache_lookups: Family<CacheLabels, Counter>,
     admissions: Family<AdmissionLabels, Counter>,
     counter_errors: Counter,
@@ -153,6 +159,12 @@ impl Metrics {
             "Credentials found in requests bound for external deployments, by kind and the policy's action",
             secrets_found.clone(),
         );
+        let prompt_logs = Family::<PromptLogLabels, Counter>::default();
+        registry.register(
+            "prompt_logs",
+            "Exchanges logged in full under a data policy, by result (stored, or lost after retries)",
+            prompt_logs.clone(),
+        );
         let cache_lookups = Family::<CacheLabels, Counter>::default();
         registry.register(
             "response_cache_lookups",
@@ -218,6 +230,7 @@ impl Metrics {
             upstream_errors,
             retries,
             secrets_found,
+            prompt_logs,
             cache_lookups,
             admissions,
             counter_errors,
@@ -286,6 +299,10 @@ impl Metrics {
 
     pub(crate) fn observe_secrets(&self, kind: &'static str, action: &'static str, n: u32) {
         self.secrets_found.get_or_create(&SecretLabels { kind, action }).inc_by(u64::from(n));
+    }
+
+    pub(crate) fn observe_prompt_log(&self, stored: bool) {
+        self.prompt_logs.get_or_create(&PromptLogLabels { result: if stored { "stored" } else { "lost" } }).inc();
     }
 
     pub(crate) fn observe_retry(&self, model: &str) {

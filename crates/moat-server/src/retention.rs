@@ -1,6 +1,6 @@
 //! Usage housekeeping: this month's and next month's partitions made ahead of need, records
-//! older than `usage.retention` and hourly rollups older than `usage.rollup_retention`
-//! removed. Runs on every replica; each pass is idempotent, so replicas doing the same work at
+//! older than `usage.retention`, hourly rollups older than `usage.rollup_retention` and prompt
+//! logs past their policy's retention removed. Runs on every replica; each pass is idempotent, so replicas doing the same work at
 //! once is harmless.
 
 use std::sync::Arc;
@@ -17,6 +17,7 @@ pub(crate) async fn run(state: Arc<AppState>, retention: Option<Duration>, rollu
     loop {
         pass(&state, retention).await;
         prune_rollups(&state, rollup_retention).await;
+        prune_prompt_logs(&state).await;
         tokio::select! {
             () = tokio::time::sleep(EVERY) => {}
             () = state.stopping.cancelled() => return,
@@ -31,6 +32,18 @@ async fn prune_rollups(state: &AppState, retention: Option<Duration>) {
         Ok(0) => {}
         Ok(rows) => tracing::info!(rows, "old usage rollups removed"),
         Err(error) => tracing::warn!(%error, "usage rollup retention pass failed; the next one retries"),
+    }
+}
+
+/// Deletes logged exchanges whose retention has ended (reads already hide them).
+async fn prune_prompt_logs(state: &AppState) {
+    if state.prompt_vault.is_none() {
+        return;
+    }
+    match state.store.prune_prompt_logs(now_ms()).await {
+        Ok(0) => {}
+        Ok(rows) => tracing::info!(rows, "expired prompt logs removed"),
+        Err(error) => tracing::warn!(%error, "prompt log retention pass failed; the next one retries"),
     }
 }
 

@@ -112,6 +112,10 @@ impl Gateway {
         admission.refresh().await?;
         let data_policies = crate::data_policy::DataPolicies::new(settings.policy.clone());
         data_policies.refresh(&store).await?;
+        let prompt_vault = match settings.encryption.clone() {
+            Some(keys) => Some(crate::prompt_vault::PromptVault::open(&store, keys).await?),
+            None => None,
+        };
         let (usage, writer) = UsageWriter::spawn(store.clone(), settings.usage_writer.clone())?;
         let state = Arc::new(AppState {
             routing: ArcSwap::from_pointee(routing),
@@ -135,6 +139,7 @@ impl Gateway {
             price_catalog: settings.price_catalog.clone(),
             admission,
             data_policies,
+            prompt_vault,
             alerts: crate::alerts::Alerts::new(settings.webhooks.clone(), &settings.egress),
             references: settings.references.clone(),
             settings_summary: crate::config::summary::at_start(&settings),
@@ -339,6 +344,7 @@ fn admin_routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/keys", post(admin::create_key).get(admin::list_keys))
         .route("/admin/v1/keys/{id}", get(admin::get_key).delete(admin::revoke_key))
         .route("/admin/v1/usage", get(admin::list_usage))
+        .route("/admin/v1/usage/{id}/prompt", get(admin::get_prompt))
         .route("/admin/v1/deployments", get(admin::list_deployments))
         .route("/admin/v1/prices", get(admin::list_prices))
         .route("/admin/v1/settings", get(admin::settings))

@@ -47,6 +47,8 @@ pub(crate) struct AppState {
     pub(crate) settings_summary: serde_json::Value,
     /// Budget alert webhooks.
     pub(crate) alerts: crate::alerts::Alerts,
+    /// Seals the full exchanges of teams whose policy logs them, when `[encryption]` is set.
+    pub(crate) prompt_vault: Option<crate::prompt_vault::PromptVault>,
     /// Request spans, when `[telemetry]` is configured.
     pub(crate) telemetry: crate::telemetry::Telemetry,
 }

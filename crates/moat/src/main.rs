@@ -8,6 +8,7 @@ mod credentials;
 mod logging;
 mod login;
 mod report_cli;
+mod secrets_cli;
 mod serve;
 mod setup;
 
@@ -42,6 +43,11 @@ enum Command {
         /// Configuration file (TOML), for the store's URL.
         #[arg(long, short, env = "MOAT_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// The master key for encryption at rest: make one, or rotate to a new one.
+    Secrets {
+        #[command(subcommand)]
+        command: secrets_cli::SecretsCommand,
     },
     /// Work with configuration files.
     Config {
@@ -141,6 +147,7 @@ fn main() -> ExitCode {
             Command::Serve { config } => serve::run(config.as_deref()).await,
             Command::Migrate { config } => serve::migrate(config.as_deref()).await,
             Command::Config { command: ConfigCommand::Check { file } } => serve::check(&file),
+            Command::Secrets { command } => secrets_cli::run(command).await,
             Command::Keys { server, command } => admin_client::keys(&server, command).await,
             Command::Budgets { server, command } => budgets_cli::budgets(&server, command).await,
             Command::Report { server, args } => report_cli::report(&server, args).await,

@@ -11,7 +11,7 @@ use moat_server::{Gateway, Reloader};
 /// The environment variable holding the bootstrap admin key.
 pub(crate) const ADMIN_KEY_ENV: &str = "MOAT_ADMIN_KEY";
 
-fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
+pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
     let env: HashMap<String, String> = std::env::vars().collect();
     Ok(config::load(path, &env)?)
 }

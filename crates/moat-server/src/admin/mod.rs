@@ -13,6 +13,7 @@ mod keys;
 mod names;
 mod people;
 mod policies;
+mod prompts;
 mod reports;
 mod usage;
 
@@ -28,6 +29,7 @@ pub(crate) use people::{
     set_password, update_user,
 };
 pub(crate) use policies::{default_policy, delete_team_policy, get_team_policy, put_team_policy};
+pub(crate) use prompts::get_prompt;
 pub(crate) use reports::{chargeback, usage_report};
 pub(crate) use usage::{list_deployments, list_prices, list_usage, settings};
 

@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use moat_core::{Action, Policy};
+use moat_core::{Action, Policy, PromptLogging};
 use serde_json::{Value, json};
 
 use super::caller::Caller;
@@ -42,7 +42,9 @@ pub(crate) async fn get_team_policy(
 
 /// `PUT /admin/v1/teams/{id}/policy`: sets the team's own policy, replacing the default for
 /// it. Body: `{"internal_only": bool, "deployments": [names] | absent, "secrets": "allow" |
-/// "redact" | "block"}`; unknown fields and unknown deployment names are refused.
+/// "redact" | "block", "prompts": "none" | "metadata" | "full", "prompt_retention_days": n}`;
+/// unknown fields and unknown deployment names are refused, and so is `full` without a
+/// master key to encrypt with.
 pub(crate) async fn put_team_policy(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -57,6 +59,15 @@ pub(crate) async fn put_team_policy(
         policy.deployments.iter().flatten().find(|name| !routing.deployments.iter().any(|d| d.spec().name == **name))
     {
         return Err(invalid(format!("no deployment is named `{unknown}`"), "deployments"));
+    }
+    if policy.prompts == PromptLogging::Full && state.prompt_vault.is_none() {
+        return Err(invalid(
+            "`full` stores prompts, which are stored only encrypted: set [encryption] key in the config first",
+            "prompts",
+        ));
+    }
+    if policy.prompt_retention_days == 0 {
+        return Err(invalid("`prompt_retention_days` must be at least 1", "prompt_retention_days"));
     }
     let before = state.data_policies.team(&id).map(|p| json!(*p));
     if !state.store.set_team_policy(&id, Some(&policy), now_ms()).await.map_err(store_failed)? {

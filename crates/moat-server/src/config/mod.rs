@@ -8,8 +8,10 @@
 mod env;
 mod load;
 pub mod raw;
+mod raw_security;
 pub mod summary;
 mod validate;
+mod validate_security;
 
 pub use load::{ConfigError, ConfigIssue, load, load_from_str};
 pub use raw::RawConfig;

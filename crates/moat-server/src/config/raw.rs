@@ -7,6 +7,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::raw_security::{EgressConfig, EncryptionConfig, PolicyConfig};
+
 /// moat's configuration file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -44,6 +46,8 @@ pub struct RawConfig {
     pub policy: PolicyConfig,
     /// Where moat's own outbound calls (sign-on, alert webhooks) may connect.
     pub egress: EgressConfig,
+    /// The master key that encrypts what moat keeps at rest (logged prompts and completions).
+    pub encryption: EncryptionConfig,
     /// OpenTelemetry traces, sent over OTLP/HTTP to a collector (Jaeger, Tempo, Honeycomb…).
     pub telemetry: Option<TelemetryConfig>,
     /// Price catalog rows that replace the shipped row of the same model, provider and tier, or
@@ -288,40 +292,6 @@ pub struct DeploymentConfig {
     /// under `.local`, `.internal`, `.lan`, `.svc` or `.cluster.local`; `external` otherwise.
     #[serde(default)]
     pub location: Option<String>,
-}
-
-/// `[egress]`: the networks moat's own outbound calls may reach.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct EgressConfig {
-    /// Networks (CIDR: `10.20.0.0/16`, `127.0.0.1/32`, `fd00::/8`) that the SSO provider's
-    /// endpoints and alert webhooks may resolve to besides public addresses. Without them,
-    /// loopback, private, link-local (cloud metadata), carrier-grade NAT and unique-local
-    /// addresses are refused, and redirects are never followed. Deployments are not subject
-    /// to this.
-    pub allowed_networks: Vec<String>,
-}
-
-/// `[policy]`: the default data policy.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct PolicyConfig {
-    /// Only `internal` deployments may serve requests.
-    pub internal_only: bool,
-    /// Only these deployments (by name) may serve requests; absent: any a model routes to.
-    pub deployments: Option<Vec<String>>,
-    /// What happens to a credential (private key, cloud or Git token, JWT, database password,
-    /// moat key, high-entropy secret assignment) found in a request bound for an `external`
-    /// deployment: `allow` (sent; the usage record counts it), `redact` (replaced by a
-    /// placeholder such as `[REDACTED:github_token:1]`), or `block` (the request is not sent
-    /// outside; 400 `secret_detected` if no internal deployment can serve it).
-    pub secrets: String,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        PolicyConfig { internal_only: false, deployments: None, secrets: "redact".into() }
-    }
 }
 
 fn default_strategy() -> String {

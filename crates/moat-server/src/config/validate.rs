@@ -85,6 +85,8 @@ pub struct Settings {
     pub policy: moat_core::Policy,
     /// Where sign-on and alert webhooks may connect.
     pub egress: moat_identity::egress::EgressPolicy,
+    /// The master keys for encryption at rest, when configured.
+    pub encryption: Option<moat_store::sealing::MasterKeys>,
 }
 
 /// Retries and deployment health.
@@ -118,10 +120,10 @@ impl Default for RoutingSettings {
     }
 }
 
-struct Issues(Vec<ConfigIssue>);
+pub(super) struct Issues(Vec<ConfigIssue>);
 
 impl Issues {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(ConfigIssue { path: path.into(), message: message.into() });
     }
 }
@@ -196,8 +198,9 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         }
     }
 
-    let policy = validate_policy(&raw.policy, &declared, &mut issues);
-    let egress = validate_egress(&raw.egress, &mut issues);
+    let encryption = super::validate_security::encryption(&raw.encryption, env, &mut issues);
+    let policy = super::validate_security::policy(&raw.policy, &declared, encryption.is_some(), &mut issues);
+    let egress = super::validate_security::egress(&raw.egress, &mut issues);
 
     let mut catalog = ModelCatalog::default();
     let mut model_names = HashSet::new();
@@ -440,42 +443,8 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         references,
         policy,
         egress,
+        encryption,
     })
-}
-
-fn validate_egress(raw: &super::raw::EgressConfig, issues: &mut Issues) -> moat_identity::egress::EgressPolicy {
-    let mut allowed = Vec::new();
-    for (i, net) in raw.allowed_networks.iter().enumerate() {
-        match net.parse::<ipnet::IpNet>().or_else(|_| net.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)) {
-            Ok(net) => allowed.push(net),
-            Err(_) => {
-                issues.add(format!("egress.allowed_networks[{i}]"), format!("`{net}` is not a network (`10.0.0.0/8`)"))
-            }
-        }
-    }
-    moat_identity::egress::EgressPolicy::new(allowed)
-}
-
-fn validate_policy(raw: &super::raw::PolicyConfig, declared: &HashSet<&str>, issues: &mut Issues) -> moat_core::Policy {
-    let secrets = match raw.secrets.as_str() {
-        "allow" => moat_core::SecretAction::Allow,
-        "redact" => moat_core::SecretAction::Redact,
-        "block" => moat_core::SecretAction::Block,
-        other => {
-            issues.add("policy.secrets", format!("`{other}` is not one of `allow`, `redact`, `block`"));
-            moat_core::SecretAction::Block
-        }
-    };
-    for (i, name) in raw.deployments.iter().flatten().enumerate() {
-        if !declared.contains(name.as_str()) {
-            issues.add(format!("policy.deployments[{i}]"), format!("no deployment is named `{name}`"));
-        }
-    }
-    moat_core::Policy {
-        internal_only: raw.internal_only,
-        deployments: raw.deployments.as_ref().map(|names| names.iter().cloned().collect()),
-        secrets,
-    }
 }
 
 /// Where a deployment runs: as configured, or presumed from its URL's host.
@@ -838,7 +807,7 @@ fn check_http_url(url: &str, path: &str, issues: &mut Issues) {
     }
 }
 
-fn resolve_secret(
+pub(super) fn resolve_secret(
     secret: &SecretRef,
     path: &str,
     env: &HashMap<String, String>,

@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use moat_core::estimate::estimate_tokens;
 use moat_core::usage_record::STATUS_CLIENT_CLOSED;
-use moat_core::{Dialect, Usage, UsageRecord};
+use moat_core::{Dialect, PromptLogging, Usage, UsageRecord};
 use moat_wire::response_view::ResponseView;
 
 use super::Endpoint;
@@ -68,14 +68,28 @@ struct Pending {
     reservation: Option<crate::admission::Reservation>,
     /// Credentials found on the way to an external deployment, by kind, and what was done.
     secrets: Option<(std::collections::BTreeMap<String, u32>, moat_core::SecretAction)>,
+    /// Days the full exchange is kept, when the caller's policy logs it.
+    prompt_retention_days: Option<u32>,
 }
 
 impl Meter {
-    /// Starts metering (and, when tracing is on, the request's span: `headers` may carry the
-    /// caller's `traceparent`).
-    pub(crate) fn new(state: Arc<AppState>, base: RecordBase, request_body: Bytes, headers: &HeaderMap) -> Self {
-        let trace = state.telemetry.request(headers, &base);
+    /// Starts metering (and, when tracing is on and `policy` lets metadata be kept, the
+    /// request's span: `headers` may carry the caller's `traceparent`).
+    pub(crate) fn new(
+        state: Arc<AppState>,
+        base: RecordBase,
+        request_body: Bytes,
+        headers: &HeaderMap,
+        policy: &moat_core::Policy,
+    ) -> Self {
+        let trace = match policy.prompts {
+            PromptLogging::None => None,
+            PromptLogging::Metadata | PromptLogging::Full => state.telemetry.request(headers, &base),
+        };
+        let prompt_retention_days = (policy.prompts == PromptLogging::Full && state.prompt_vault.is_some())
+            .then_some(policy.prompt_retention_days);
         let pending = Pending {
+            prompt_retention_days,
             trace,
             cache_hit: false,
             reservation: None,
@@ -251,6 +265,7 @@ impl Meter {
             ticket,
             trace: p.trace.map(|trace| (trace, settled_at)),
             reservation: p.reservation,
+            prompt_retention_days: p.prompt_retention_days,
         };
         self.state.tasks.spawn(settlement.run(self.state.clone()));
     }
@@ -282,6 +297,8 @@ struct Settlement {
     trace: Option<(RequestTrace, SystemTime)>,
     /// Its budget and limit reservation, settled here with the actual cost and tokens.
     reservation: Option<crate::admission::Reservation>,
+    /// Days the full exchange is kept, when the caller's policy logs it.
+    prompt_retention_days: Option<u32>,
 }
 
 impl Settlement {
@@ -317,7 +334,12 @@ impl Settlement {
         }
         let reservation = self.reservation.take();
         let cost = self.record.cost_micro_usd;
+        let prompt_log = self.prompt_log();
         state.usage.record_journaled(self.record, self.ticket).await;
+        if let (Some(log), Some(vault)) = (prompt_log, &state.prompt_vault) {
+            let kept = vault.keep(&state.store, &log).await;
+            state.metrics.observe_prompt_log(kept);
+        }
         // After the record is queued: a budget counter seeded from the ledger meanwhile then
         // misses this request by at most the writer's batching delay.
         if let Some(reservation) = reservation {
@@ -326,6 +348,19 @@ impl Settlement {
             let crossings = state.admission.settle(&state.metrics, reservation, cost, tokens, alerting).await;
             crate::alerts::notify(&state, crossings).await;
         }
+    }
+
+    /// The exchange to keep, when the caller's policy logs it in full.
+    fn prompt_log(&self) -> Option<moat_store::PromptLog> {
+        let days = self.prompt_retention_days?;
+        Some(moat_store::PromptLog {
+            request_id: self.record.id.clone(),
+            team_id: self.record.team_id.clone(),
+            created_at_ms: self.record.created_at_ms,
+            expires_at_ms: self.record.created_at_ms.saturating_add(i64::from(days) * 86_400_000),
+            request: String::from_utf8_lossy(&self.request_body).into_owned(),
+            completion: self.generated.clone(),
+        })
     }
 
     /// Counts input and output tokens with the deployment's tokenizer, or estimates them.

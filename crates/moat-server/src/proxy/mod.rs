@@ -122,6 +122,7 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
     let routing = state.routing.load_full();
     let model = routing.catalog.resolve(&requested).unwrap_or(&requested).to_owned();
     let stream = decoded.stream() && endpoint.can_stream();
+    let policy = state.data_policies.for_teams(&principal.teams);
     let mut meter = Meter::new(
         state.clone(),
         RecordBase {
@@ -137,9 +138,10 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
         },
         body.clone(),
         &parts.headers,
+        &policy,
     );
 
-    let mut guard = guard::Guard::new(state.data_policies.for_teams(&principal.teams));
+    let mut guard = guard::Guard::new(policy);
     let mut hops = match route(&routing, &model, endpoint, body.len(), &guard) {
         Ok(hops) => hops,
         Err(error) => return respond(meter.fail(error)),

@@ -178,7 +178,10 @@ async fn a_teams_policy_keeps_its_traffic_on_the_deployments_it_allows() {
 
     let current: Value = admin(Method::GET, None).await.expect("send").json().await.expect("json");
     assert_eq!(current["source"], "default");
-    assert_eq!(current["policy"], json!({ "internal_only": false, "secrets": "redact" }));
+    assert_eq!(
+        current["policy"],
+        json!({ "internal_only": false, "secrets": "redact", "prompts": "metadata", "prompt_retention_days": 30 })
+    );
 
     let set = admin(Method::PUT, Some(json!({ "internal_only": true, "secrets": "block" }))).await.expect("send");
     assert_eq!(set.status(), 200);

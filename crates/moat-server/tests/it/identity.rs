@@ -215,6 +215,15 @@ async fn every_admin_route_checks_role_and_scope() {
             expect: [200, 200, 403, 403, 403],
         },
         Case {
+            // Content is for admins and owners; there is none here (no master key), so they
+            // get a 404 where everyone else is refused first.
+            what: "read a logged prompt",
+            method: Method::GET,
+            path: "usage/req_unknown/prompt".into(),
+            body: None,
+            expect: [404, 404, 403, 403, 403],
+        },
+        Case {
             what: "read the default data policy",
             method: Method::GET,
             path: "policy".into(),

@@ -18,6 +18,7 @@ mod invitations;
 mod lifecycle;
 mod messages;
 mod ops;
+mod prompt_logs;
 mod proxy;
 mod reports;
 mod resilience;

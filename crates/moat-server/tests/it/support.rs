@@ -16,6 +16,9 @@ pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 pub const UPSTREAM_SECRET: &str = "upstream-secret-value-42";
 /// The token tests send to trace collectors as `[telemetry] headers`; it must never reach a span.
 pub const OTLP_TOKEN: &str = "otlp-token-for-tests-0123456789";
+/// The master key tests configure as `[encryption] key = { env = "MOAT_TEST_ENCRYPTION_KEY" }`
+/// (32 bytes, base64); it must never appear in logs, metrics or answers.
+pub const ENCRYPTION_KEY: &str = "c2VjcmV0LW1hc3Rlci1rZXktZm9yLXRlc3RzLTAxMjM=";
 /// The SCIM token tests configure as `[scim] token = { env = "MOAT_TEST_SCIM_TOKEN" }`.
 pub const SCIM_TOKEN: &str = "scim-token-for-tests-0123456789";
 
@@ -123,6 +126,7 @@ impl TestGateway {
             ("FAKE_UPSTREAM_KEY".to_string(), UPSTREAM_SECRET.to_string()),
             ("MOAT_TEST_SCIM_TOKEN".to_string(), SCIM_TOKEN.to_string()),
             ("MOAT_TEST_OTLP_TOKEN".to_string(), OTLP_TOKEN.to_string()),
+            ("MOAT_TEST_ENCRYPTION_KEY".to_string(), ENCRYPTION_KEY.to_string()),
             ("MOAT__STORE__URL".to_string(), format!("\"{store_url}\"")),
             ("MOAT__USAGE__SPOOL".to_string(), format!("\"{}/usage-spool.jsonl\"", dir.path().display())),
             ("MOAT__USAGE__JOURNAL".to_string(), format!("\"{}/usage-journal\"", dir.path().display())),

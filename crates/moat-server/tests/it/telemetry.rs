@@ -207,3 +207,44 @@ async fn spans_still_waiting_are_sent_at_shutdown() {
     let spans = receiver.spans();
     assert_eq!(spans.iter().filter(|s| s.kind == SERVER).count(), 1, "{spans:#?}");
 }
+
+#[tokio::test]
+async fn a_team_whose_policy_keeps_nothing_exports_no_spans() {
+    let upstream = FakeUpstream::start().await;
+    let receiver = OtlpReceiver::start().await;
+    let gateway = TestGateway::start_with(&config(&upstream, &receiver, "")).await;
+    let team = gateway.admin_post("teams", json!({ "name": "hr" })).await.json::<serde_json::Value>().await;
+    let team_id = team.expect("json")["id"].as_str().expect("id").to_owned();
+    let put = gateway
+        .http
+        .put(format!("{}/admin/v1/teams/{team_id}/policy", gateway.url))
+        .bearer_auth(crate::support::ADMIN_KEY)
+        .json(&json!({ "prompts": "none" }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(put.status(), 200);
+    let (_, private) = gateway.create_key(json!({ "name": "hr-app", "team_id": team_id })).await;
+    let other = gateway.client_key().await;
+
+    // The private request first, in the caller's trace; then another caller's, in a trace
+    // of its own. Spans leave in the order they end, so once the second request's spans
+    // have arrived the first's would have too.
+    upstream.push(Reply::chat("hi", None));
+    assert_eq!(post_in_callers_trace(&gateway, &private).await.status(), 200);
+    upstream.push(Reply::chat("hi", None));
+    let later = "0af7651916cd43dd8448eb211c80319c";
+    let response = gateway
+        .http
+        .post(format!("{}/v1/chat/completions", gateway.url))
+        .bearer_auth(&other)
+        .header("traceparent", format!("00-{later}-b7ad6b7169203331-01"))
+        .json(&chat("m"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    assert_eq!(spans_of_trace(&receiver, later, 2).await.len(), 2);
+    let private_spans: Vec<_> = receiver.spans().into_iter().filter(|s| s.trace_id == CALLER_TRACE).collect();
+    assert!(private_spans.is_empty(), "{private_spans:#?}");
+}
