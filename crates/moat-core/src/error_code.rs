@@ -14,6 +14,8 @@ pub enum ErrorCode {
     InvalidRequest,
     /// The body exceeds `server.max_body_bytes`.
     BodyTooLarge,
+    /// The client took longer than `server.body_read_timeout` to send the body.
+    RequestTimeout,
     /// No key was presented in `Authorization: Bearer` or `x-api-key`.
     MissingApiKey,
     /// The presented key is not one moat issued.
@@ -88,6 +90,7 @@ pub const ALL_ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::InvalidJson,
     ErrorCode::InvalidRequest,
     ErrorCode::BodyTooLarge,
+    ErrorCode::RequestTimeout,
     ErrorCode::MissingApiKey,
     ErrorCode::InvalidApiKey,
     ErrorCode::KeyRevoked,
@@ -141,6 +144,7 @@ impl ErrorCode {
             E::InvalidJson => ("invalid_json", 400, "invalid_request_error", "invalid_request_error"),
             E::InvalidRequest => ("invalid_request", 400, "invalid_request_error", "invalid_request_error"),
             E::BodyTooLarge => ("body_too_large", 413, "invalid_request_error", "request_too_large"),
+            E::RequestTimeout => ("request_timeout", 408, "invalid_request_error", "invalid_request_error"),
             E::MissingApiKey => ("missing_api_key", 401, "authentication_error", "authentication_error"),
             E::InvalidApiKey => ("invalid_api_key", 401, "authentication_error", "authentication_error"),
             E::KeyRevoked => ("key_revoked", 401, "authentication_error", "authentication_error"),

@@ -1,4 +1,5 @@
-//! The edge middleware: request id, access log and HTTP metrics for every request.
+//! The edge middleware: request id, access log, HTTP metrics and, over TLS, HSTS for every
+//! request.
 //!
 //! The request id is always generated here (a client-supplied `x-request-id` is replaced),
 //! because it becomes the usage record's primary key and must be unique.
@@ -26,7 +27,11 @@ pub(crate) async fn edge(State(state): State<Arc<AppState>>, mut request: Reques
     let method = request.method().clone();
     let route = route_name(request.uri().path());
     let path = request.uri().path().to_owned();
+    let over_tls = request.extensions().get::<crate::listener::OverTls>().is_some();
     let mut response = next.run(request).await;
+    if let (true, Some(hsts)) = (over_tls, &state.hsts) {
+        response.headers_mut().insert(axum::http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
     response.headers_mut().insert(ANTHROPIC_REQUEST_ID, id_header.clone());
     response.headers_mut().insert(REQUEST_ID, id_header);
     let elapsed = started.elapsed();

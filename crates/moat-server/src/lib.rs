@@ -17,6 +17,7 @@ mod error;
 mod fanout;
 mod fleet;
 mod health_checks;
+pub mod listener;
 mod metrics;
 mod ops;
 mod price_catalog;

@@ -74,6 +74,15 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 18))
 }
 
+/// One open client connection, counted in `moat_connections_open` while it lives.
+pub(crate) struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Every metric moat exports, in one registry.
 pub(crate) struct Metrics {
     registry: Registry,
@@ -94,6 +103,8 @@ pub(crate) struct Metrics {
     deployment_in_flight: Family<DeploymentLabels, Gauge>,
     deployment_opened: Family<DeploymentLabels, Gauge>,
     usage_records_written: Counter,
+    connections_open: Gauge,
+    connections_refused: Counter,
     usage_write_failures: Counter,
     usage_spooled: Gauge,
     /// The usage writer's own counts, mirrored into the counters above at each scrape.
@@ -220,8 +231,18 @@ impl Metrics {
             "Usage records waiting in the on-disk spool for the database (alert when it stays above 0)",
             usage_spooled.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register("connections_open", "Client connections open now", connections_open.clone());
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Client connections closed on arrival because server.max_connections were open",
+            connections_refused.clone(),
+        );
         Metrics {
             registry,
+            connections_open,
+            connections_refused,
             http_requests,
             http_duration,
             model_duration,
@@ -299,6 +320,16 @@ impl Metrics {
 
     pub(crate) fn observe_secrets(&self, kind: &'static str, action: &'static str, n: u32) {
         self.secrets_found.get_or_create(&SecretLabels { kind, action }).inc_by(u64::from(n));
+    }
+
+    pub(crate) fn observe_connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    /// Counts a connection as open until the returned guard is dropped.
+    pub(crate) fn connection_opened(&self) -> OpenConnection {
+        self.connections_open.inc();
+        OpenConnection(self.connections_open.clone())
     }
 
     pub(crate) fn observe_prompt_log(&self, stored: bool) {

@@ -52,6 +52,9 @@ pub enum StartError {
     /// The trace exporter could not be built.
     #[error("{0}")]
     Telemetry(String),
+    /// The TLS certificate could not be loaded.
+    #[error("server.tls: {0}")]
+    Tls(String),
 }
 
 /// The running gateway's shared state and background writer.
@@ -71,6 +74,10 @@ pub struct Gateway {
     usage_retention: Option<Duration>,
     /// How long hourly rollups are kept.
     rollup_retention: Option<Duration>,
+    /// Connection limits.
+    listener: crate::listener::ListenerSettings,
+    /// The certificate served, with TLS.
+    certificate: Option<Arc<crate::listener::tls::ServedCertificate>>,
 }
 
 impl Gateway {
@@ -112,6 +119,10 @@ impl Gateway {
         admission.refresh().await?;
         let data_policies = crate::data_policy::DataPolicies::new(settings.policy.clone());
         data_policies.refresh(&store).await?;
+        let certificate = match settings.listener.tls.clone() {
+            Some(tls) => Some(Arc::new(crate::listener::tls::ServedCertificate::load(tls).map_err(StartError::Tls)?)),
+            None => None,
+        };
         let prompt_vault = match settings.encryption.clone() {
             Some(keys) => Some(crate::prompt_vault::PromptVault::open(&store, keys).await?),
             None => None,
@@ -129,6 +140,8 @@ impl Gateway {
             }),
             tasks: TaskTracker::new(),
             max_body_bytes: settings.max_body_bytes,
+            body_read_timeout: settings.body_read_timeout,
+            hsts: certificate.as_ref().and_then(|c| c.hsts()),
             stream_keepalive: settings.stream_keepalive,
             draining: AtomicBool::new(false),
             hard_stop: CancellationToken::new(),
@@ -174,13 +187,15 @@ impl Gateway {
             redis: settings.redis.clone(),
             usage_retention: settings.usage_retention,
             rollup_retention: settings.rollup_retention,
+            listener: settings.listener.clone(),
+            certificate,
         };
         Ok((gateway, bootstrap_secret))
     }
 
     /// A handle that swaps in a new configuration while the gateway serves.
     pub fn reloader(&self) -> Reloader {
-        Reloader { state: self.state.clone() }
+        Reloader { state: self.state.clone(), certificate: self.certificate.clone() }
     }
 
     /// The HTTP application.
@@ -245,6 +260,9 @@ impl Gateway {
                 Err(error) => tracing::error!(%error, "redis fan-out is off"),
             }
         }
+        if let Some(certificate) = &self.certificate {
+            state.tasks.spawn(certificate.clone().watch(state.stopping.clone()));
+        }
         let (begun_tx, mut begun) = watch::channel(false);
         let signal_state = state.clone();
         let drain_delay = self.drain_delay;
@@ -262,17 +280,22 @@ impl Gateway {
             tracing::info!("shutdown begun: no new connections; finishing in-flight requests");
             let _ = begun_tx.send(true);
         };
-        let app = self.router().into_make_service_with_connect_info::<std::net::SocketAddr>();
-        // Stream frames are small writes: without TCP_NODELAY, Nagle's algorithm holds each
-        // one back until the client acknowledges the last (tens of milliseconds per frame
-        // with delayed acknowledgements).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "TCP_NODELAY could not be set");
-            }
-        });
-        let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
-        let mut server = std::pin::pin!(server.into_future());
+        let tls = match &self.certificate {
+            Some(certificate) => Some(tokio_rustls::TlsAcceptor::from(
+                certificate.server_config().map_err(|e| std::io::Error::other(format!("server.tls: {e}")))?,
+            )),
+            None => None,
+        };
+        let stop_accepting = CancellationToken::new();
+        let stop = stop_accepting.clone();
+        let graceful = async move {
+            graceful.await;
+            stop.cancel();
+        };
+        let serving =
+            crate::listener::serve(listener, self.router(), self.listener.clone(), tls, state.clone(), stop_accepting);
+        let server = async move { tokio::join!(serving, graceful).0 };
+        let mut server = std::pin::pin!(server);
         let grace = self.shutdown_grace;
         let served = tokio::select! {
             result = &mut server => result,
@@ -299,11 +322,13 @@ impl Gateway {
 
 /// Applies a new configuration to a running gateway: its `[[deployments]]`, `[[models]]` and
 /// `[routing]`. Requests in flight finish on the configuration they started with; what is known
-/// of a deployment (health, load, latency) carries over when it keeps its name. Other sections
-/// (listener, store, logs) take effect at the next start.
+/// of a deployment (health, load, latency) carries over when it keeps its name; the data
+/// policy default too, and the TLS certificate is re-read. Other sections (listener, store,
+/// logs) take effect at the next start.
 #[derive(Debug, Clone)]
 pub struct Reloader {
     state: Arc<AppState>,
+    certificate: Option<Arc<crate::listener::tls::ServedCertificate>>,
 }
 
 impl Reloader {
@@ -315,6 +340,9 @@ impl Reloader {
             .map_err(|(deployment, message)| StartError::Upstream { deployment, message })?;
         self.state.routing.store(Arc::new(routing));
         self.state.data_policies.set_default(settings.policy.clone());
+        if let Some(certificate) = &self.certificate {
+            certificate.reload();
+        }
         Ok(())
     }
 }

@@ -23,6 +23,10 @@ pub(crate) struct AppState {
     /// Background work that must finish before shutdown completes (usage settlement).
     pub(crate) tasks: TaskTracker,
     pub(crate) max_body_bytes: usize,
+    /// Longest a client may take to send a model request's body.
+    pub(crate) body_read_timeout: std::time::Duration,
+    /// `Strict-Transport-Security`, sent on responses over TLS when configured.
+    pub(crate) hsts: Option<http::HeaderValue>,
     /// Silence after which a stream gets a keep-alive comment.
     pub(crate) stream_keepalive: std::time::Duration,
     /// Set when shutdown begins: `/readyz` fails so load balancers stop sending traffic.

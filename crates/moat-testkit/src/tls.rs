@@ -24,6 +24,8 @@ pub struct TestPki {
     pub client_key_pem: String,
     server_cert: CertificateDer<'static>,
     server_key: Vec<u8>,
+    /// The server certificate and key as PEM.
+    server_pem: (String, String),
     ca_der: CertificateDer<'static>,
 }
 
@@ -55,10 +57,27 @@ impl TestPki {
             ca_pem: ca.pem(),
             client_cert_pem: client.pem(),
             client_key_pem: client_key.serialize_pem(),
+            server_pem: (server.pem(), server_key.serialize_pem()),
             server_cert: server.der().clone(),
             server_key: server_key.serialize_der(),
             ca_der: ca.der().clone(),
         }
+    }
+
+    /// The server certificate (for `localhost` and `127.0.0.1`), as PEM, for a server under
+    /// test to serve.
+    pub fn server_cert_pem(&self) -> String {
+        self.server_pem.0.clone()
+    }
+
+    /// The server certificate's private key, as PKCS#8 PEM.
+    pub fn server_key_pem(&self) -> String {
+        self.server_pem.1.clone()
+    }
+
+    /// The server certificate, DER-encoded: what a client sees as the peer's certificate.
+    pub fn server_cert_der(&self) -> Vec<u8> {
+        self.server_cert.to_vec()
     }
 
     /// A rustls server configuration with this PKI's server certificate, offering h2 and

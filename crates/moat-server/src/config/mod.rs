@@ -9,6 +9,7 @@ mod env;
 mod load;
 pub mod raw;
 mod raw_security;
+mod raw_server;
 pub mod summary;
 mod validate;
 mod validate_security;

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use super::raw_security::{EgressConfig, EncryptionConfig, PolicyConfig};
+pub use super::raw_server::{ServerConfig, ServerTlsConfig};
 
 /// moat's configuration file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
@@ -57,47 +58,6 @@ pub struct RawConfig {
     pub deployments: Vec<DeploymentConfig>,
     /// Public model names clients ask for, each served by one or more deployments.
     pub models: Vec<ModelConfig>,
-}
-
-/// `[server]`: the HTTP listener.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Address and port to listen on. Loopback by default; use `0.0.0.0:4000` to accept
-    /// connections from other machines.
-    pub listen: String,
-    /// Largest request body accepted, in bytes. Coding agents send multi-megabyte
-    /// conversations, so the default is generous (32 MiB).
-    pub max_body_bytes: u64,
-    /// After this long without a byte from the upstream, a stream gets an SSE comment line
-    /// (`: keep-alive`), which every client ignores, so proxies and load balancers between
-    /// moat and the client do not drop it while a long prompt is processed.
-    #[serde(with = "humantime_serde")]
-    #[schemars(with = "String", extend("format" = "duration"))]
-    pub stream_keepalive: Duration,
-    /// On shutdown, how long in-flight requests and streams may run before they are cut.
-    #[serde(with = "humantime_serde")]
-    #[schemars(with = "String", extend("format" = "duration"))]
-    pub shutdown_grace: Duration,
-    /// On shutdown, how long moat keeps accepting requests while `/readyz` already answers
-    /// 503, so a load balancer takes it out of rotation before it stops accepting (no client
-    /// then meets a refused or reset connection). Set it to the balancer's health-check
-    /// interval times its failure threshold; behind none, leave it at zero.
-    #[serde(with = "humantime_serde")]
-    #[schemars(with = "String", extend("format" = "duration"))]
-    pub drain_delay: Duration,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: "127.0.0.1:4000".into(),
-            max_body_bytes: 32 * 1024 * 1024,
-            stream_keepalive: Duration::from_secs(15),
-            shutdown_grace: Duration::from_secs(30),
-            drain_delay: Duration::ZERO,
-        }
-    }
 }
 
 /// `[store]`: where state lives.

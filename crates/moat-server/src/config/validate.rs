@@ -85,6 +85,10 @@ pub struct Settings {
     pub policy: moat_core::Policy,
     /// Where sign-on and alert webhooks may connect.
     pub egress: moat_identity::egress::EgressPolicy,
+    /// Connection limits and TLS.
+    pub listener: crate::listener::ListenerSettings,
+    /// Longest a client may take to send a request body.
+    pub body_read_timeout: Duration,
     /// The master keys for encryption at rest, when configured.
     pub encryption: Option<moat_store::sealing::MasterKeys>,
 }
@@ -198,6 +202,7 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         }
     }
 
+    let listener = super::validate_security::listener(&raw.server, &mut issues);
     let encryption = super::validate_security::encryption(&raw.encryption, env, &mut issues);
     let policy = super::validate_security::policy(&raw.policy, &declared, encryption.is_some(), &mut issues);
     let egress = super::validate_security::egress(&raw.egress, &mut issues);
@@ -444,6 +449,8 @@ pub(super) fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<
         policy,
         egress,
         encryption,
+        listener,
+        body_read_timeout: raw.server.body_read_timeout,
     })
 }
 

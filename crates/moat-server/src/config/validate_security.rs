@@ -1,4 +1,5 @@
-//! Checks of the data policy, egress and encryption sections.
+//! Checks of the sections that guard the company's data: data policy, egress, encryption at
+//! rest, and the listener's limits and TLS.
 
 use std::collections::{HashMap, HashSet};
 
@@ -6,7 +7,7 @@ use moat_core::{Policy, PromptLogging, SecretAction};
 use moat_store::sealing::{MasterKey, MasterKeys};
 use secrecy::ExposeSecret as _;
 
-use super::raw::{EgressConfig, EncryptionConfig, PolicyConfig};
+use super::raw::{EgressConfig, EncryptionConfig, PolicyConfig, ServerConfig};
 use super::validate::{Issues, resolve_secret};
 
 /// The networks outbound calls may reach besides public ones.
@@ -90,4 +91,43 @@ pub(super) fn encryption(
         .filter_map(|(i, secret)| read(secret, format!("encryption.previous_keys[{i}]")))
         .collect();
     Some(MasterKeys::new(current?, previous))
+}
+
+/// The listener's limits, and its certificate (loaded once here, so a bad file is reported
+/// with the rest of the config's problems).
+pub(super) fn listener(raw: &ServerConfig, issues: &mut Issues) -> crate::listener::ListenerSettings {
+    if raw.max_connections == 0 {
+        issues.add("server.max_connections", "must be at least 1");
+    }
+    if raw.max_headers == 0 {
+        issues.add("server.max_headers", "must be at least 1");
+    }
+    if raw.max_header_bytes < 8192 {
+        issues.add("server.max_header_bytes", "must be at least 8192");
+    }
+    for (path, value) in
+        [("server.header_read_timeout", raw.header_read_timeout), ("server.body_read_timeout", raw.body_read_timeout)]
+    {
+        if value.is_zero() {
+            issues.add(path, "must be longer than zero");
+        }
+    }
+    let tls = raw.tls.as_ref().map(|tls| crate::listener::TlsSettings {
+        cert_file: tls.cert_file.clone().into(),
+        key_file: tls.key_file.clone().into(),
+        reload_interval: tls.reload_interval.max(std::time::Duration::from_secs(1)),
+        hsts_max_age: tls.hsts_max_age,
+    });
+    if let Some(tls) = &tls
+        && let Err(error) = crate::listener::tls::read(&tls.cert_file, &tls.key_file)
+    {
+        issues.add("server.tls", error);
+    }
+    crate::listener::ListenerSettings {
+        max_connections: raw.max_connections,
+        header_read_timeout: raw.header_read_timeout,
+        max_headers: raw.max_headers,
+        max_header_bytes: raw.max_header_bytes,
+        tls,
+    }
 }

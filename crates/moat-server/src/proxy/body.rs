@@ -1,5 +1,7 @@
 //! Reading a request body under the configured size limit.
 
+use std::time::Duration;
+
 use axum::body::{Body, Bytes};
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_LENGTH;
@@ -7,8 +9,10 @@ use moat_core::ErrorCode;
 
 use crate::error::ApiError;
 
-/// The body, or `body_too_large` when it exceeds `limit` bytes.
-pub(crate) async fn read(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+/// The body, or `body_too_large` when it exceeds `limit` bytes, or `request_timeout` when the
+/// client takes longer than `timeout` to send it (a slow sender cannot hold a connection and
+/// a request slot forever).
+pub(crate) async fn read(body: Body, headers: &HeaderMap, limit: usize, timeout: Duration) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorCode::BodyTooLarge,
@@ -19,7 +23,16 @@ pub(crate) async fn read(body: Body, headers: &HeaderMap, limit: usize) -> Resul
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!(
+                "the request body took longer than {} to arrive (server.body_read_timeout)",
+                humantime::format_duration(timeout)
+            ),
+        )
+    })?;
+    read.map_err(|error| {
         if is_length_limit(&error) {
             too_large()
         } else {

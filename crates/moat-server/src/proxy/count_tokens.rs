@@ -32,7 +32,7 @@ pub(crate) async fn count_tokens(State(state): State<Arc<AppState>>, request: Re
 
 async fn count(state: &Arc<AppState>, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let body = body::read(body, &parts.headers, state.max_body_bytes).await?;
+    let body = body::read(body, &parts.headers, state.max_body_bytes, state.body_read_timeout).await?;
     let principal = state.keys.authenticate(&parts.headers, now_ms()).await?;
     let decoded = Decoded::parse(Endpoint::Messages, &body)?;
     let requested = decoded.model().to_owned();

@@ -103,7 +103,7 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
     let (parts, body) = request.into_parts();
     let request_id = parts.headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
 
-    let body = match body::read(body, &parts.headers, state.max_body_bytes).await {
+    let body = match body::read(body, &parts.headers, state.max_body_bytes, state.body_read_timeout).await {
         Ok(body) => body,
         Err(error) => return respond(error),
     };

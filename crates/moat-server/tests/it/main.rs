@@ -16,6 +16,7 @@ mod fanout;
 mod identity;
 mod invitations;
 mod lifecycle;
+mod listener;
 mod messages;
 mod ops;
 mod prompt_logs;

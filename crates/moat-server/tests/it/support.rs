@@ -156,6 +156,13 @@ impl TestGateway {
         }
     }
 
+    /// Applies a new configuration to the running gateway, or says why it was refused (the
+    /// running configuration then stays), as a config-file reload does.
+    pub fn try_reload(&self, config: &str) -> Result<(), String> {
+        let settings = load_from_str(config, "reloaded test config", &self.env).map_err(|e| e.to_string())?;
+        self.reloader.apply(&settings).map_err(|e| e.to_string())
+    }
+
     /// Applies a new configuration to the running gateway, as a config-file reload does.
     pub fn reload(&self, config: &str) {
         let settings = load_from_str(config, "reloaded test config", &self.env).unwrap_or_else(|e| panic!("{e}"));
