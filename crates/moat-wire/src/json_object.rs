@@ -20,6 +20,49 @@ pub enum RequestError {
     InvalidField(String),
 }
 
+/// The deepest nesting of arrays and objects a request body may have: serde_json's own
+/// recursion limit. Members moat does not read are kept as raw text, which serde_json checks
+/// for validity but not for depth; this bound keeps a hostile body from reaching upstreams
+/// (and from costing moat a deep parse when it does read a member).
+pub const MAX_JSON_DEPTH: usize = 128;
+
+/// Whether `body` nests arrays and objects no deeper than `max`. Brackets inside strings do
+/// not count; the body is not otherwise validated (the parse that follows does that). Strings
+/// are skipped with `memchr`, so the pass costs little on bodies that are mostly text.
+pub fn nesting_within(body: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(&byte) = body.get(i) {
+        match byte {
+            b'"' => {
+                i += 1;
+                loop {
+                    let Some(rest) = body.get(i..) else { return true };
+                    let Some(offset) = memchr::memchr2(b'"', b'\\', rest) else { return true };
+                    let at = i + offset;
+                    if body[at] == b'\\' {
+                        i = at + 2;
+                    } else {
+                        i = at + 1;
+                        break;
+                    }
+                }
+                continue;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    true
+}
+
 /// The top-level members of a JSON object, values unparsed.
 #[derive(Debug)]
 pub struct JsonObject<'a> {
@@ -27,8 +70,12 @@ pub struct JsonObject<'a> {
 }
 
 impl<'a> JsonObject<'a> {
-    /// Parses the top level of `body`, which must be a JSON object.
+    /// Parses the top level of `body`, which must be a JSON object nested no deeper than
+    /// [`MAX_JSON_DEPTH`].
     pub fn parse(body: &'a [u8]) -> Result<Self, RequestError> {
+        if !nesting_within(body, MAX_JSON_DEPTH) {
+            return Err(RequestError::InvalidJson(format!("it is nested deeper than {MAX_JSON_DEPTH} levels")));
+        }
         let members = serde_json::from_slice(body).map_err(|e| RequestError::InvalidJson(e.to_string()))?;
         Ok(JsonObject { members })
     }
@@ -159,6 +206,31 @@ fn collect_text(value: &serde_json::Value, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_measured_outside_strings_only() {
+        let nested = |depth: usize| format!("{{\"a\": {}1{}}}", "[".repeat(depth - 1), "]".repeat(depth - 1));
+        assert!(nesting_within(nested(128).as_bytes(), 128));
+        assert!(!nesting_within(nested(129).as_bytes(), 128));
+        let brackets_in_text = format!("{{\"content\": \"{}\\\" {}\"}}", "[{".repeat(500), "]]".repeat(9));
+        assert!(nesting_within(brackets_in_text.as_bytes(), 2), "{brackets_in_text}");
+        // Unterminated strings and escapes at the very end are left to the parser.
+        for truncated in [&b"{\"a\": \"abc"[..], b"{\"a\": \"abc\\", b"[[[", b""] {
+            assert!(nesting_within(truncated, 128));
+        }
+        let deep = format!("{{\"model\": \"m\", \"metadata\": {}1{}}}", "{\"a\":".repeat(5000), "}".repeat(5000));
+        let error = JsonObject::parse(deep.as_bytes()).expect_err("refused");
+        assert!(matches!(error, RequestError::InvalidJson(ref m) if m.contains("128 levels")), "{error:?}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_depth_check_agrees_with_a_full_parse(depth in 1usize..300, text in "[\\[\\]{}\"\\\\a ]{0,20}") {
+            let value = (0..depth).fold(serde_json::Value::String(text), |inner, _| serde_json::json!([inner]));
+            let body = serde_json::to_vec(&value).expect("json");
+            proptest::prop_assert_eq!(nesting_within(&body, 128), depth <= 128);
+        }
+    }
     use expect_test::expect;
 
     #[test]

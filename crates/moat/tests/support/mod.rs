@@ -89,6 +89,12 @@ pub async fn wait_healthy(http: &reqwest::Client, url: &str) {
 }
 
 pub fn start_moat(dir: &Path, config: &Path) -> (Guard, String) {
+    let (guard, url, _log) = start_moat_logged(dir, config);
+    (guard, url)
+}
+
+/// [`start_moat`], and the rest of its log (JSON lines) as it comes.
+pub fn start_moat_logged(dir: &Path, config: &Path) -> (Guard, String, mpsc::Receiver<String>) {
     let mut child = Command::new(MOAT)
         .args(["serve", "--config", config.to_str().expect("utf-8")])
         .current_dir(dir)
@@ -111,7 +117,7 @@ pub fn start_moat(dir: &Path, config: &Path) -> (Guard, String) {
         let line = rx.recv_timeout(Duration::from_secs(60)).expect("moat starts");
         if line.contains("moat is listening") {
             let json: Value = serde_json::from_str(&line).expect("json log");
-            return (guard, format!("http://{}", json["listen"].as_str().expect("listen")));
+            return (guard, format!("http://{}", json["listen"].as_str().expect("listen")), rx);
         }
     }
 }
