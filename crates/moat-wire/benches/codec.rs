@@ -229,5 +229,20 @@ fn secret_scan(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sse, translate, secret_scan);
+/// The depth check every model request's body goes through before its top level is parsed.
+fn json_depth(c: &mut Criterion) {
+    use moat_wire::json_object::{JsonObject, MAX_JSON_DEPTH, nesting_within};
+    let body = agent_request(None);
+    let mut group = c.benchmark_group("json_depth");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("depth check of a 100 kB agent request", |b| {
+        b.iter(|| nesting_within(black_box(&body), MAX_JSON_DEPTH))
+    });
+    group.bench_function("top-level parse of a 100 kB agent request, depth check included", |b| {
+        b.iter(|| JsonObject::parse(black_box(&body)).map(|o| o.required_string("model").is_ok()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, sse, translate, secret_scan, json_depth);
 criterion_main!(benches);

@@ -35,15 +35,17 @@ pub fn nesting_within(body: &[u8], max: usize) -> bool {
     while let Some(&byte) = body.get(i) {
         match byte {
             b'"' => {
+                // To the closing quote: the next one not escaped, that is, not preceded by an
+                // odd run of backslashes. Escapes (`\\n` on every line of pasted code) need no
+                // stop of their own; each run is counted once, so the pass stays linear.
                 i += 1;
                 loop {
                     let Some(rest) = body.get(i..) else { return true };
-                    let Some(offset) = memchr::memchr2(b'"', b'\\', rest) else { return true };
+                    let Some(offset) = memchr::memchr(b'"', rest) else { return true };
                     let at = i + offset;
-                    if body[at] == b'\\' {
-                        i = at + 2;
-                    } else {
-                        i = at + 1;
+                    let backslashes = body[i..at].iter().rev().take_while(|&&b| b == b'\\').count();
+                    i = at + 1;
+                    if backslashes % 2 == 0 {
                         break;
                     }
                 }
