@@ -61,7 +61,14 @@ fn no_source_file_grows_past_a_thousand_lines() {
 #[test]
 fn scripts_parse() {
     let root = project_root();
-    for script in ["scripts/test", "scripts/quickstart", "scripts/install-e2e-deps", "scripts/fuzz", ".ci/run"] {
+    for script in [
+        "scripts/test",
+        "scripts/quickstart",
+        "scripts/install-e2e-deps",
+        "scripts/fuzz",
+        "scripts/check-log-capture",
+        ".ci/run",
+    ] {
         let status = std::process::Command::new("bash").arg("-n").arg(root.join(script)).status().expect("bash");
         assert!(status.success(), "{script} has a syntax error");
     }

@@ -47,9 +47,25 @@ fn log_buffer() -> Arc<Mutex<Vec<u8>>> {
 
 struct SharedWriter(Arc<Mutex<Vec<u8>>>);
 
+/// The file every log line of the suite is also appended to, when `MOAT_TEST_LOG_CAPTURE`
+/// names one: `scripts/test` greps it afterwards for keys, credentials and scanned secrets
+/// (`scripts/check-log-capture`).
+fn capture_file() -> Option<&'static Mutex<std::fs::File>> {
+    static FILE: OnceLock<Option<Mutex<std::fs::File>>> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let path = std::env::var_os("MOAT_TEST_LOG_CAPTURE")?;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path);
+        Some(Mutex::new(file.unwrap_or_else(|e| panic!("MOAT_TEST_LOG_CAPTURE: {e}"))))
+    })
+    .as_ref()
+}
+
 impl Write for SharedWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        if let Some(file) = capture_file() {
+            file.lock().unwrap_or_else(std::sync::PoisonError::into_inner).write_all(buf)?;
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
