@@ -483,3 +483,139 @@ async fn every_change_is_in_the_audit_log_with_who_what_and_before_after() {
     assert_eq!(verified["ok"], true, "{verified}");
     assert_eq!(verified["records"].as_u64(), Some(actions.len() as u64));
 }
+
+/// Strings that break a query built by concatenation (SQLite and PostgreSQL flavours).
+const INJECTIONS: [&str; 7] = [
+    "' OR '1'='1",
+    "'; DROP TABLE keys; --",
+    "\" OR \"\"=\"",
+    "x'; SELECT pg_sleep(10); --",
+    "%' OR 1=1 --",
+    "\\'; DELETE FROM users; --",
+    "red' UNION SELECT id, secret_hash FROM keys --",
+];
+
+#[tokio::test]
+async fn no_field_of_the_admin_api_raises_anyones_role() {
+    let (_upstream, org) = Org::start().await;
+    let (member, admin, owner, lead) = (org.id("member"), org.id("admin"), org.id("owner"), org.id("lead"));
+    let (red, blue) = (org.red.as_str(), org.blue.as_str());
+    let attempts: Vec<(&str, Method, String, Value, u16)> = vec![
+        ("member", Method::PATCH, format!("users/{member}"), json!({ "org_role": "admin" }), 403),
+        ("member", Method::PATCH, format!("users/{member}"), json!({ "name": "Mallory", "org_role": "owner" }), 403),
+        ("member", Method::PATCH, format!("users/{member}"), json!({ "is_admin": true }), 400),
+        ("member", Method::PATCH, format!("users/{member}"), json!({ "org_role": "superuser" }), 400),
+        ("admin", Method::PATCH, format!("users/{admin}"), json!({ "org_role": "owner" }), 403),
+        ("admin", Method::PATCH, format!("users/{owner}"), json!({ "org_role": "member" }), 403),
+        ("admin", Method::POST, "users".into(), json!({ "email": "boss@acme.test", "org_role": "owner" }), 403),
+        ("member", Method::POST, "keys".into(), json!({ "name": "k", "user_id": member, "role": "admin" }), 403),
+        ("member", Method::POST, "keys".into(), json!({ "name": "k", "user_id": owner }), 403),
+        ("member", Method::POST, "keys".into(), json!({ "name": "k", "team_id": blue }), 403),
+        ("member", Method::POST, "keys".into(), json!({ "name": "k", "admin": true }), 400),
+        ("lead", Method::PUT, format!("teams/{red}/members/{lead}"), json!({ "role": "team-admin" }), 403),
+        ("lead", Method::PUT, format!("teams/{red}/members/{member}"), json!({ "role": "owner" }), 400),
+        ("member", Method::PUT, format!("teams/{red}/members/{member}"), json!({ "role": "team-admin" }), 403),
+        ("member", Method::POST, "invitations".into(), json!({ "email": "x@acme.test", "org_role": "owner" }), 403),
+        ("lead", Method::PUT, format!("teams/{red}/policy"), json!({ "secrets": "allow" }), 403),
+    ];
+    for (label, method, path, body, expected) in attempts {
+        let response = org.call(org.key(label), method.clone(), &path, Some(body.clone())).await;
+        assert_eq!(response.status().as_u16(), expected, "{label} {method} {path} {body}");
+    }
+    // Nothing changed: roles, names, memberships and keys are as they were.
+    let paths: Vec<String> = [member, admin, owner].iter().map(|id| format!("users/{id}")).collect();
+    let read = |i: usize| org.call(org.key("owner"), Method::GET, &paths[i], None);
+    let member_now: Value = read(0).await.json().await.expect("json");
+    assert_eq!(
+        (member_now["org_role"].as_str(), member_now["name"].as_str()),
+        (Some("member"), Some("member")),
+        "{member_now}"
+    );
+    for (i, role) in [(1, "admin"), (2, "owner")] {
+        assert_eq!(read(i).await.json::<Value>().await.expect("json")["org_role"], role);
+    }
+    let members: Value = org
+        .call(org.key("owner"), Method::GET, &format!("teams/{red}/members"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let roles: Vec<(&str, &str)> = members["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| Some((m["user_id"].as_str()?, m["role"].as_str()?)))
+        .collect();
+    assert!(roles.contains(&(member, "member")) && roles.contains(&(lead, "team-admin")), "{members}");
+    let keys: Value = org
+        .call(org.key("owner"), Method::GET, &format!("keys?user_id={member}"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(keys["data"].as_array().map(Vec::len), Some(1), "only the fixture's key: {keys}");
+}
+
+#[tokio::test]
+async fn sql_injection_strings_in_filters_and_names_are_only_data() {
+    let (_upstream, org) = Org::start().await;
+    let owner = org.key("owner");
+    let keys_before: Value = org.call(owner, Method::GET, "keys?limit=1000", None).await.json().await.expect("json");
+    let keys_before = keys_before["data"].as_array().map(Vec::len);
+    for injection in INJECTIONS {
+        let q: String = injection.bytes().map(|b| format!("%{b:02X}")).collect();
+        for path in [
+            format!("usage?key_id={q}"),
+            format!("usage?user_id={q}"),
+            format!("usage?model={q}"),
+            format!("usage?deployment={q}"),
+            format!("usage?id={q}"),
+            format!("keys?user_id={q}"),
+            format!("keys?team_id={q}"),
+            format!("users?email={q}"),
+            format!("audit?actor={q}"),
+            format!("audit?action={q}"),
+            format!("audit?target_type={q}&target_id={q}"),
+            format!("reports/usage?by={q}"),
+            format!("reports/usage?team={q}&model={q}&user={q}"),
+            format!("users/{q}"),
+            format!("teams/{q}/policy"),
+            format!("keys/{q}"),
+            format!("budgets/{q}"),
+            // Cursors compare as text: rows may follow, but never more than a page, never a 5xx.
+            format!("usage?before={q}"),
+            format!("keys?before={q}"),
+            format!("users?after={q}"),
+            format!("teams?after={q}"),
+        ] {
+            let cursor = path.contains("before=") || path.contains("after=");
+            for label in ["owner", "member"] {
+                let response = org.call(org.key(label), Method::GET, &path, None).await;
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                assert!(status < 500, "{label} GET {path}: {status} {body}");
+                if status == 200
+                    && !cursor
+                    && let Some(rows) = body["data"].as_array()
+                {
+                    assert!(rows.is_empty(), "{label} GET {path} matched rows: {body}");
+                }
+            }
+        }
+        // Names are data: stored and shown exactly as written.
+        let team = org.gateway.admin_post("teams", json!({ "name": format!("team {injection}") })).await;
+        let team = created(team).await;
+        assert_eq!(team["name"], format!("team {injection}"));
+        let key =
+            created(org.gateway.admin_post("keys", json!({ "name": injection, "user_id": org.id("member") })).await)
+                .await;
+        assert_eq!(key["name"], injection);
+    }
+    // Every table is still there, with what it had.
+    let keys_after: Value = org.call(owner, Method::GET, "keys?limit=1000", None).await.json().await.expect("json");
+    assert_eq!(keys_after["data"].as_array().map(Vec::len), keys_before.map(|n| n + INJECTIONS.len()));
+    let users: Value = org.call(owner, Method::GET, "users", None).await.json().await.expect("json");
+    assert_eq!(users["data"].as_array().map(Vec::len), Some(5), "{users}");
+    let verify: Value = org.call(owner, Method::GET, "audit/verify", None).await.json().await.expect("json");
+    assert_eq!(verify["ok"], true, "the audit chain is intact: {verify}");
+}
