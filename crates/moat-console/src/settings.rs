@@ -120,6 +120,20 @@ pub(crate) async fn show(State(state): State<Arc<ConsoleState>>, visit: Visit) -
             ]))
             p { "Each model's routing policy is on the " a href="/ui/models#policies" { "models page" } "." }
         }
+        section #security {
+            h2 { "Security and data" }
+            @let server = &s["server"];
+            (facts(&[
+                ("TLS", if server["tls"].is_null() { "off: plain HTTP (keep moat behind a TLS-terminating proxy)".to_owned() } else { format!("on, certificate {} re-read every {}, HSTS {}", shown(&server["tls"]["cert_file"]), shown(&server["tls"]["reload_interval"]), shown(&server["tls"]["hsts_max_age"])) }),
+                ("Connections open at most", shown(&server["max_connections"])),
+                ("Request heads", format!("at most {} headers, {} bytes, within {}", shown(&server["max_headers"]), shown(&server["max_header_bytes"]), shown(&server["header_read_timeout"]))),
+                ("Request bodies", format!("at most {} bytes, within {}", shown(&server["max_body_bytes"]), shown(&server["body_read_timeout"]))),
+                ("Sign-on and webhooks may also reach", s["egress"]["allowed_networks"].as_array().filter(|n| !n.is_empty()).map_or_else(|| "public addresses only".to_owned(), |nets| nets.iter().map(shown).collect::<Vec<_>>().join(", "))),
+                ("Encryption at rest", if s["encryption"].is_null() { "no master key: prompts cannot be logged in full".to_owned() } else { format!("master key {} ({} previous)", shown(&s["encryption"]["master_key"]), shown(&s["encryption"]["previous_keys"])) }),
+                ("Default data policy", format!("{}; credentials bound outside: {}; prompts kept: {}", if s["policy"]["internal_only"] == true { "internal deployments only" } else { "any deployment" }, shown(&s["policy"]["secrets"]), shown(&s["policy"]["prompts"]))),
+            ]))
+            p { "Teams' own policies are on each team's page and at " code { "/admin/v1/teams/{id}/policy" } "." }
+        }
         section #replicas {
             h2 { "Replicas and tracing" }
             (facts(&[

@@ -33,6 +33,11 @@ impl EgressPolicy {
         EgressPolicy { allowed }
     }
 
+    /// The networks allowed besides public ones, as configured (for the settings view).
+    pub fn allowed(&self) -> &[IpNet] {
+        &self.allowed
+    }
+
     /// Why a call may not connect to `ip`, or `None` when it may.
     pub fn refuses(&self, ip: IpAddr) -> Option<&'static str> {
         if self.allowed.iter().any(|net| net.contains(&ip)) {

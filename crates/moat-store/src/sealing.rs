@@ -109,6 +109,11 @@ impl MasterKeys {
         &self.current
     }
 
+    /// How many previous keys are still configured.
+    pub fn previous_count(&self) -> usize {
+        self.previous.len()
+    }
+
     fn by_id(&self, id: &str) -> Option<&MasterKey> {
         std::iter::once(&self.current).chain(&self.previous).find(|key| key.id == id)
     }

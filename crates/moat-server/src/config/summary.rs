@@ -30,7 +30,8 @@ fn span(duration: Duration) -> String {
 }
 
 /// The sections that take effect at start: sign-in, SSO, SCIM, mail, Redis, admission, alerts,
-/// savings, retention and tracing.
+/// savings, retention, tracing, the listener's limits and TLS, egress, encryption at rest (the
+/// master key's fingerprint, never the key) and the default data policy.
 pub fn at_start(settings: &Settings) -> Value {
     let sign_in = &settings.sign_in;
     let sso = settings.sso.as_ref().map(|sso| {
@@ -66,7 +67,29 @@ pub fn at_start(settings: &Settings) -> Value {
         super::raw::FailMode::Open => "open",
         super::raw::FailMode::Closed => "closed",
     };
+    let listener = &settings.listener;
+    let server = json!({
+        "max_body_bytes": settings.max_body_bytes,
+        "body_read_timeout": span(settings.body_read_timeout),
+        "header_read_timeout": span(listener.header_read_timeout),
+        "max_headers": listener.max_headers,
+        "max_header_bytes": listener.max_header_bytes,
+        "max_connections": listener.max_connections,
+        "tls": listener.tls.as_ref().map(|tls| json!({
+            "cert_file": tls.cert_file.display().to_string(),
+            "reload_interval": span(tls.reload_interval),
+            "hsts_max_age": span(tls.hsts_max_age),
+        })),
+    });
+    let encryption = settings
+        .encryption
+        .as_ref()
+        .map(|keys| json!({ "master_key": keys.current().id(), "previous_keys": keys.previous_count() }));
     json!({
+        "server": server,
+        "egress": { "allowed_networks": settings.egress.allowed().iter().map(ToString::to_string).collect::<Vec<_>>() },
+        "encryption": encryption,
+        "policy": settings.policy,
         "sign_in": {
             "session_idle": span(sign_in.session_idle),
             "session_lifetime": span(sign_in.session_lifetime),

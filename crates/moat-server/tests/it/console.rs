@@ -101,6 +101,15 @@ secret = { env = "MOAT_TEST_SCIM_TOKEN" }
 
 [usage]
 retention = "90d"
+
+[policy]
+secrets = "block"
+
+[egress]
+allowed_networks = ["10.20.0.0/16"]
+
+[encryption]
+key = { env = "MOAT_TEST_ENCRYPTION_KEY" }
 "#;
     let gateway = TestGateway::start_with(&config(&upstream, extra)).await;
     person_with_role(&gateway, "ada@example.com", "admin").await;
@@ -118,11 +127,19 @@ retention = "90d"
         "fail open",
         "slack webhook, signed",
         "<dd>90d</dd>",
+        "off: plain HTTP",
+        "<dd>10000</dd>",
+        "at most 100 headers, 65536 bytes, within 30s",
+        "10.20.0.0/16",
+        "master key mk_",
+        "credentials bound outside: block; prompts kept: metadata",
     ] {
         assert!(html.contains(shown), "`{shown}` in {html}");
     }
     let api = gateway.admin_get("settings").await.text().await.expect("text");
-    for secret in [crate::support::UPSTREAM_SECRET, crate::support::SCIM_TOKEN, "xyzzy-hook-path"] {
+    for secret in
+        [crate::support::UPSTREAM_SECRET, crate::support::SCIM_TOKEN, crate::support::ENCRYPTION_KEY, "xyzzy-hook-path"]
+    {
         assert!(!html.contains(secret) && !api.contains(secret), "a secret leaked: {api}");
     }
     let member = sign_in(&gateway, "mo@example.com", PASSWORD).await.expect("signed in");
