@@ -17,14 +17,7 @@ const ENCRYPTED: &str = "\n[encryption]\nkey = { env = \"MOAT_TEST_ENCRYPTION_KE
 async fn team_with_policy(gateway: &TestGateway, name: &str, policy: Value) -> (String, String) {
     let team = gateway.admin_post("teams", json!({ "name": name })).await.json::<Value>().await.expect("json");
     let team_id = team["id"].as_str().expect("id").to_owned();
-    let put = gateway
-        .http
-        .put(format!("{}/admin/v1/teams/{team_id}/policy", gateway.url))
-        .bearer_auth(ADMIN_KEY)
-        .json(&policy)
-        .send()
-        .await
-        .expect("send");
+    let put = gateway.put_team_policy(&team_id, &policy).await;
     assert_eq!(put.status(), 200, "{}", put.text().await.unwrap_or_default());
     let (_, key) = gateway.create_key(json!({ "name": format!("{name}-app"), "team_id": team_id })).await;
     (team_id, key)
@@ -132,14 +125,7 @@ async fn full_logging_is_refused_without_a_master_key() {
         (json!({ "prompts": "full" }), "prompts"),
         (json!({ "prompts": "metadata", "prompt_retention_days": 0 }), "prompt_retention_days"),
     ] {
-        let put = gateway
-            .http
-            .put(format!("{}/admin/v1/teams/{team_id}/policy", gateway.url))
-            .bearer_auth(ADMIN_KEY)
-            .json(&body)
-            .send()
-            .await
-            .expect("send");
+        let put = gateway.put_team_policy(team_id, &body).await;
         let error = assert_openai_error(put, 400, "invalid_request").await;
         assert_eq!(error["error"]["param"], param, "{error}");
     }

@@ -222,6 +222,12 @@ impl TestGateway {
     }
 
     /// POSTs a JSON body to a model endpoint with a bearer key.
+    /// `PUT /admin/v1/teams/{team_id}/policy` as the break-glass admin.
+    pub async fn put_team_policy(&self, team_id: &str, policy: &Value) -> reqwest::Response {
+        let url = format!("{}/admin/v1/teams/{team_id}/policy", self.url);
+        self.http.put(url).bearer_auth(ADMIN_KEY).json(policy).send().await.expect("send")
+    }
+
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> reqwest::Response {
         self.http.post(format!("{}{path}", self.url)).bearer_auth(key).json(body).send().await.expect("send")
     }

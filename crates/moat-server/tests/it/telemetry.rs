@@ -215,14 +215,7 @@ async fn a_team_whose_policy_keeps_nothing_exports_no_spans() {
     let gateway = TestGateway::start_with(&config(&upstream, &receiver, "")).await;
     let team = gateway.admin_post("teams", json!({ "name": "hr" })).await.json::<serde_json::Value>().await;
     let team_id = team.expect("json")["id"].as_str().expect("id").to_owned();
-    let put = gateway
-        .http
-        .put(format!("{}/admin/v1/teams/{team_id}/policy", gateway.url))
-        .bearer_auth(crate::support::ADMIN_KEY)
-        .json(&json!({ "prompts": "none" }))
-        .send()
-        .await
-        .expect("send");
+    let put = gateway.put_team_policy(&team_id, &json!({ "prompts": "none" })).await;
     assert_eq!(put.status(), 200);
     let (_, private) = gateway.create_key(json!({ "name": "hr-app", "team_id": team_id })).await;
     let other = gateway.client_key().await;
