@@ -59,9 +59,12 @@ impl EgressPolicy {
     }
 
     /// An HTTP client under this policy: each resolved address checked, no redirects, and
-    /// `timeout` on every call.
+    /// `timeout` on every call. It never goes through a proxy named in the environment
+    /// (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`): the proxy would resolve the target's name
+    /// itself, out of reach of the address check, and could be led to a metadata service.
     pub fn client(&self, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
         reqwest::Client::builder()
+            .no_proxy()
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(CheckedResolver { policy: self.clone() }))

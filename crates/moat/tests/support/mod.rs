@@ -95,8 +95,14 @@ pub fn start_moat(dir: &Path, config: &Path) -> (Guard, String) {
 
 /// [`start_moat`], and the rest of its log (JSON lines) as it comes.
 pub fn start_moat_logged(dir: &Path, config: &Path) -> (Guard, String, mpsc::Receiver<String>) {
+    start_moat_with_env(dir, config, &[])
+}
+
+/// [`start_moat_logged`] with extra environment variables.
+pub fn start_moat_with_env(dir: &Path, config: &Path, env: &[(&str, &str)]) -> (Guard, String, mpsc::Receiver<String>) {
     let mut child = Command::new(MOAT)
         .args(["serve", "--config", config.to_str().expect("utf-8")])
+        .envs(env.iter().copied())
         .current_dir(dir)
         .env("MOAT_ADMIN_KEY", ADMIN_KEY)
         .env("MOAT__LOG__FORMAT", "json")
