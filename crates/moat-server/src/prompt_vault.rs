@@ -13,8 +13,12 @@ use arc_swap::ArcSwap;
 use moat_store::sealing::{DataKey, MasterKeys};
 use moat_store::{PromptLog, Store, StoreError};
 
-/// Attempts to store one exchange before it is given up (and counted) as lost.
-const ATTEMPTS: u32 = 3;
+/// Attempts to store one exchange before it is given up (and counted) as lost: with the
+/// backoff doubling from [`FIRST_BACKOFF`], about eight seconds of a database that is down
+/// (a failover, a restart), well inside shutdown's drain deadline.
+const ATTEMPTS: u32 = 6;
+/// The wait after the first failed attempt.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 /// The master keys and the data key exchanges are sealed with now.
 #[derive(Debug)]
@@ -40,9 +44,10 @@ impl PromptVault {
         Ok(())
     }
 
-    /// Seals and stores one exchange, retrying briefly if the database is unavailable.
-    /// Whether it was stored.
+    /// Seals and stores one exchange, retrying with backoff while the database is
+    /// unavailable. Whether it was stored.
     pub(crate) async fn keep(&self, store: &Store, log: &PromptLog) -> bool {
+        let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=ATTEMPTS {
             let key = self.active.load_full();
             match store.insert_prompt_log(&key, log).await {
@@ -52,7 +57,8 @@ impl PromptVault {
                 }
                 Err(error) => {
                     tracing::warn!(request_id = %log.request_id, %error, "storing a prompt log failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
                 }
             }
         }

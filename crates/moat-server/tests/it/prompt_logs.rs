@@ -146,3 +146,35 @@ async fn full_logging_is_refused_without_a_master_key() {
     assert!(error.contains("encryption.key") && error.contains("32 random bytes"), "{error}");
     assert!(!error.contains("dG9vIHNob3J0"), "the key's text is never echoed: {error}");
 }
+
+/// Runs `sql` on the gateway's database behind its back.
+async fn execute(gateway: &TestGateway, sql: &str) {
+    use sqlx::Connection as _;
+    if gateway.store_url.starts_with("postgres") {
+        let mut connection = sqlx::PgConnection::connect(&gateway.store_url).await.expect("connect");
+        sqlx::query(sql).execute(&mut connection).await.expect(sql);
+    } else {
+        let mut connection = sqlx::SqliteConnection::connect(&gateway.store_url).await.expect("connect");
+        sqlx::query(sql).execute(&mut connection).await.expect(sql);
+    }
+}
+
+#[tokio::test]
+async fn an_exchange_logged_while_the_database_is_briefly_away_is_stored_when_it_is_back() {
+    let upstream = FakeUpstream::start().await;
+    let gateway = TestGateway::start_with(&format!("{}{ENCRYPTED}", default_config(&upstream))).await;
+    let (_, key) = team_with_policy(&gateway, "audit", json!({ "prompts": "full" })).await;
+    execute(&gateway, "ALTER TABLE prompt_logs RENAME TO prompt_logs_away").await;
+    upstream.push(Reply::chat("logged late", None));
+    let response = gateway.post("/v1/chat/completions", &key, &ask("kept through an outage")).await;
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    execute(&gateway, "ALTER TABLE prompt_logs_away RENAME TO prompt_logs").await;
+    let log = logged(&gateway, &request_id).await;
+    assert_eq!(log["completion"], "logged late");
+    let metrics = gateway.http.get(format!("{}/metrics", gateway.url)).send().await.expect("send");
+    let metrics = metrics.text().await.expect("text");
+    assert!(metrics.contains(r#"moat_prompt_logs_total{result="stored"} 1"#), "{metrics}");
+    assert!(!metrics.contains(r#"result="lost""#), "{metrics}");
+}
