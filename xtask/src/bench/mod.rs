@@ -280,10 +280,14 @@ pub(crate) fn run(plan: &Plan) -> Result<PathBuf, String> {
     let root = project_root();
     setup::which("wrk").ok_or("wrk is not installed (Debian: apt-get install wrk)")?;
     let mut build = Command::new(env!("CARGO"));
-    build.args(["build", "-p", "moat", "-p", "moat-bench-upstream"]).current_dir(&root);
-    if !plan.smoke {
-        build.arg("--release");
+    if plan.smoke {
+        // The test suite's feature set (dev-dependencies on, every member), so that after
+        // `cargo test --workspace` nothing is compiled again: only the binaries are linked.
+        build.args(["build", "--workspace", "--tests", "--bins"]);
+    } else {
+        build.args(["build", "--release", "-p", "moat", "-p", "moat-bench-upstream"]);
     }
+    build.current_dir(&root);
     if !build.status().map_err(|e| format!("cargo build: {e}"))?.success() {
         return Err("the build failed".into());
     }
