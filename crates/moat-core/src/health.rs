@@ -117,6 +117,15 @@ impl CircuitBreaker {
         }
     }
 
+    /// A claimed request was never sent (moat itself declined it, say a body it could not
+    /// redact safely): says nothing about the deployment, so a claimed probe slot is freed at
+    /// once rather than after a cooldown.
+    pub fn release(&mut self) {
+        if let State::HalfOpen { probe_until: Some(_) } = self.state {
+            self.state = State::HalfOpen { probe_until: None };
+        }
+    }
+
     /// A request succeeded: a probe's success closes the breaker.
     pub fn on_success(&mut self) {
         if self.state != State::Closed {
@@ -173,6 +182,25 @@ mod tests {
 
     fn policy() -> BreakerPolicy {
         BreakerPolicy { consecutive_failures: 3, cooldown: Duration::from_secs(10), ..BreakerPolicy::default() }
+    }
+
+    #[test]
+    fn a_released_probe_frees_its_slot_and_changes_nothing_else() {
+        let t0 = Instant::now();
+        let mut breaker = CircuitBreaker::new(policy());
+        breaker.release();
+        assert_eq!(breaker.state(t0), HealthState::Up, "releasing while closed changes nothing");
+        for _ in 0..3 {
+            breaker.on_failure(t0);
+        }
+        let later = t0 + Duration::from_secs(10);
+        assert!(breaker.try_acquire(later), "the probe");
+        assert!(!breaker.try_acquire(later), "only one probe at a time");
+        breaker.release();
+        assert_eq!(breaker.state(later), HealthState::Probing);
+        assert!(breaker.try_acquire(later), "the slot is free again without waiting a cooldown");
+        assert_eq!(breaker.times_opened(), 1, "a released probe is neither a success nor a failure");
+        assert_eq!(breaker.consecutive_failures(), 3);
     }
 
     #[test]

@@ -94,6 +94,11 @@ impl Live {
         self.breaker().try_acquire(now)
     }
 
+    /// A claimed request that was never sent: frees the probe slot if it held it.
+    pub(crate) fn release(&self) {
+        self.breaker().release();
+    }
+
     pub(crate) fn succeeded(&self) {
         self.breaker().on_success();
     }

@@ -220,12 +220,18 @@ async fn handle(state: Arc<AppState>, endpoint: Endpoint, request: Request) -> R
                 ),
                 Hop::Translate(translation) => match translate::outbound(translation, &body, &parts.headers, spec) {
                     Ok(outbound) => outbound,
-                    Err(error) => return respond(meter.fail(error)),
+                    Err(error) => {
+                        deployment.live.release();
+                        return respond(meter.fail(error));
+                    }
                 },
             };
             match guard.outbound(deployment, std::mem::take(&mut outbound.body)) {
                 Some(body) => outbound.body = body,
-                None => continue,
+                None => {
+                    deployment.live.release();
+                    continue;
+                }
             }
             meter.propagate_trace(&mut outbound.headers);
             let input_tokens_hint = match (hop, stream) {
