@@ -1,7 +1,7 @@
 //! Usage housekeeping: this month's and next month's partitions made ahead of need, records
 //! older than `usage.retention`, hourly rollups older than `usage.rollup_retention` and prompt
-//! logs past their policy's retention removed. Runs on every replica; each pass is idempotent, so replicas doing the same work at
-//! once is harmless.
+//! logs past their policy's retention removed. Runs on every replica; each pass is
+//! idempotent, so replicas doing the same work at once is harmless.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,6 +4,8 @@
 //! is sealed (see [`crate::sealing`]) before it is written, kept until its retention ends, and
 //! opened only for an admin who asks for that request.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::sealing::{DataKey, MasterKeys};
@@ -26,11 +28,12 @@ pub struct PromptLog {
     pub completion: String,
 }
 
-/// What is sealed: the content, apart from the columns that say when and whose.
+/// What is sealed: the content, apart from the columns that say when and whose. Borrowed
+/// when sealed (a request may be megabytes), owned when opened.
 #[derive(Serialize, Deserialize)]
-pub(crate) struct Content {
-    pub(crate) request: String,
-    pub(crate) completion: String,
+pub(crate) struct Content<'a> {
+    pub(crate) request: Cow<'a, str>,
+    pub(crate) completion: Cow<'a, str>,
 }
 
 /// What `moat secrets rotate` did.

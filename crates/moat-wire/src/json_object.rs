@@ -208,6 +208,7 @@ fn collect_text(value: &serde_json::Value, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use expect_test::expect;
 
     #[test]
     fn nesting_is_measured_outside_strings_only() {
@@ -233,7 +234,6 @@ mod tests {
             proptest::prop_assert_eq!(nesting_within(&body, 128), depth <= 128);
         }
     }
-    use expect_test::expect;
 
     #[test]
     fn rewrites_in_place_and_appends_new_members() {

@@ -336,10 +336,6 @@ impl Settlement {
         let cost = self.record.cost_micro_usd;
         let prompt_log = self.prompt_log();
         state.usage.record_journaled(self.record, self.ticket).await;
-        if let (Some(log), Some(vault)) = (prompt_log, &state.prompt_vault) {
-            let kept = vault.keep(&state.store, &log).await;
-            state.metrics.observe_prompt_log(kept);
-        }
         // After the record is queued: a budget counter seeded from the ledger meanwhile then
         // misses this request by at most the writer's batching delay.
         if let Some(reservation) = reservation {
@@ -348,10 +344,17 @@ impl Settlement {
             let crossings = state.admission.settle(&state.metrics, reservation, cost, tokens, alerting).await;
             crate::alerts::notify(&state, crossings).await;
         }
+        // Last: storing it may wait out a database outage, which must not hold the
+        // reservation above (and with it the caller's budget headroom) meanwhile.
+        if let (Some(log), Some(vault)) = (prompt_log, &state.prompt_vault) {
+            let kept = vault.keep(&state.store, &log).await;
+            state.metrics.observe_prompt_log(kept);
+        }
     }
 
-    /// The exchange to keep, when the caller's policy logs it in full.
-    fn prompt_log(&self) -> Option<moat_store::PromptLog> {
+    /// The exchange to keep, when the caller's policy logs it in full (the generated text
+    /// moves into it: nothing reads it after this).
+    fn prompt_log(&mut self) -> Option<moat_store::PromptLog> {
         let days = self.prompt_retention_days?;
         Some(moat_store::PromptLog {
             request_id: self.record.id.clone(),
@@ -359,7 +362,7 @@ impl Settlement {
             created_at_ms: self.record.created_at_ms,
             expires_at_ms: self.record.created_at_ms.saturating_add(i64::from(days) * 86_400_000),
             request: String::from_utf8_lossy(&self.request_body).into_owned(),
-            completion: self.generated.clone(),
+            completion: std::mem::take(&mut self.generated),
         })
     }
 

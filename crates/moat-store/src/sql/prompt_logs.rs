@@ -70,7 +70,7 @@ where
     }
 
     pub(crate) async fn insert_prompt_log(&self, key: &DataKey, log: &PromptLog) -> Result<(), StoreError> {
-        let content = Content { request: log.request.clone(), completion: log.completion.clone() };
+        let content = Content { request: log.request.as_str().into(), completion: log.completion.as_str().into() };
         let plaintext =
             serde_json::to_vec(&content).map_err(|e| corrupt("prompt_logs", format!("{}: {e}", log.request_id)))?;
         sqlx::query(
@@ -106,15 +106,15 @@ where
             (row.try_get("key_id")?, row.try_get("master_key_id")?, row.try_get("wrapped")?);
         let key = keys.unwrap(&key_id, &master, &wrapped)?;
         let sealed: Vec<u8> = row.try_get("sealed")?;
-        let content: Content = serde_json::from_slice(&key.open(&context(request_id), &sealed)?)
+        let content: Content<'static> = serde_json::from_slice(&key.open(&context(request_id), &sealed)?)
             .map_err(|e| corrupt("prompt_logs", format!("{request_id}: {e}")))?;
         Ok(Some(PromptLog {
             request_id: row.try_get("request_id")?,
             team_id: row.try_get("team_id")?,
             created_at_ms: row.try_get("created_at_ms")?,
             expires_at_ms: row.try_get("expires_at_ms")?,
-            request: content.request,
-            completion: content.completion,
+            request: content.request.into_owned(),
+            completion: content.completion.into_owned(),
         }))
     }
 
@@ -127,7 +127,7 @@ where
     pub(crate) async fn rotate_data_keys(&self, keys: &MasterKeys, now_ms: i64) -> Result<Rotation, StoreError> {
         // Every existing key must unwrap before anything changes: a missing previous master
         // key stops the rotation here, with nothing half done.
-        let existing = self.all_data_keys(keys).await?;
+        let mut existing = self.all_data_keys(keys).await?;
         let fresh = DataKey::generate();
         self.insert_data_key(keys, &fresh, now_ms).await?;
         sqlx::query("UPDATE data_keys SET retired_at_ms = $1 WHERE retired_at_ms IS NULL AND id <> $2")
@@ -151,22 +151,19 @@ where
             for row in rows {
                 let (request_id, key_id, sealed): (String, String, Vec<u8>) =
                     (row.try_get("request_id")?, row.try_get("data_key_id")?, row.try_get("sealed")?);
-                // A key written by a gateway after `existing` was read: fetch it too.
-                let key = match existing.get(&key_id) {
-                    Some((key, _)) => key.clone(),
-                    None => self
-                        .all_data_keys(keys)
-                        .await?
-                        .remove(&key_id)
-                        .map(|(key, _)| key)
-                        .ok_or_else(|| corrupt("prompt_logs", format!("{request_id}: no data key {key_id}")))?,
-                };
-                let plaintext = key.open(&context(&request_id), &sealed)?;
+                // A key written by a gateway after `existing` was read: read them all again.
+                if !existing.contains_key(&key_id) {
+                    existing = self.all_data_keys(keys).await?;
+                }
+                let (key, _) = existing
+                    .get(&key_id)
+                    .ok_or_else(|| corrupt("prompt_logs", format!("{request_id}: no data key {key_id}")))?;
+                let resealed = fresh.seal(&context(&request_id), &key.open(&context(&request_id), &sealed)?);
                 sqlx::query(
                     "UPDATE prompt_logs SET data_key_id = $1, sealed = $2 WHERE request_id = $3 AND data_key_id = $4",
                 )
                 .bind(fresh.id())
-                .bind(fresh.seal(&context(&request_id), &plaintext))
+                .bind(resealed)
                 .bind(request_id.as_str())
                 .bind(key_id.as_str())
                 .execute(&self.pool)
